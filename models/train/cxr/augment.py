@@ -1,0 +1,143 @@
+"""Camera-style augmentation: a phone/camera looking at a film on a light box.
+
+`camera_augment(img, rng)` works on a decoded gray float32 image in [0, 255] (before the
+cxr-area-v1 resize) and returns another float32 image in [0, 255] (size may change).
+It is used for training (rng = np.random.default_rng([seed, epoch, position])) and, with a
+fixed seed per test image, for the robustness report. Deterministic given the rng.
+
+Effects (each with some probability): light-box border + perspective + rotation (+-25 deg)
++ crop/zoom + aspect change, brightness/contrast/gamma, uneven light / vignetting, glare blobs,
+defocus or motion blur, sensor noise, JPEG re-compression. No inversion (the app handles
+negatives itself).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def _homography(dst, src):
+    """Coefficients for PIL PERSPECTIVE: maps output (dst) points to input (src) points."""
+    a = []
+    b = []
+    for (x, y), (u, v) in zip(dst, src):
+        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        b += [u, v]
+    return np.linalg.solve(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+
+
+def _geometry(img, rng, strength, out_side=None):
+    h, w = img.shape
+    # output size: keep roughly the input area, random aspect change (hides size/aspect cues)
+    asp = float(np.exp(rng.uniform(-0.15, 0.15)))
+    if out_side:  # camera resolution relative to the network input (cheaper than full size)
+        side = float(out_side) * rng.uniform(1.0, 1.6)
+    else:
+        side = float(np.sqrt(h * w)) * rng.uniform(0.8, 1.1)
+    ow = int(np.clip(round(side * np.sqrt(asp)), 64, 400))
+    oh = int(np.clip(round(side / np.sqrt(asp)), 64, 400))
+    # source quad: crop/zoom (negative = film smaller than frame, shows light box)
+    zoom = rng.uniform(0.85, 1.2) if rng.random() < 0.8 else 1.0
+    cx = w / 2 + rng.uniform(-0.06, 0.06) * w
+    cy = h / 2 + rng.uniform(-0.06, 0.06) * h
+    hw, hh = w / 2 * zoom, h / 2 * zoom
+    ang = np.deg2rad(rng.uniform(-25, 25) * strength) if rng.random() < 0.8 else 0.0
+    ca, sa = np.cos(ang), np.sin(ang)
+    pj = 0.08 * strength
+    src = []
+    for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+        px = sx * hw + rng.uniform(-pj, pj) * w
+        py = sy * hh + rng.uniform(-pj, pj) * h
+        src.append((cx + ca * px - sa * py, cy + sa * px + ca * py))
+    dst = [(0, 0), (ow, 0), (ow, oh), (0, oh)]
+    coeffs = _homography(dst, src)
+    # light box (bright) most of the time, sometimes a dark surround
+    fill = float(rng.uniform(190, 255)) if rng.random() < 0.7 else float(rng.uniform(0, 60))
+    pim = Image.fromarray(img.astype(np.float32), mode="F")
+    out = pim.transform((ow, oh), Image.Transform.PERSPECTIVE, tuple(coeffs),
+                        resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    return np.asarray(out, dtype=np.float32).copy()
+
+
+def _blur(img, rng):
+    if rng.random() < 0.5:  # defocus: gaussian-ish via PIL
+        r = float(rng.uniform(0.5, 2.0))
+        u8 = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+        from PIL import ImageFilter
+        return np.asarray(u8.filter(ImageFilter.GaussianBlur(r)), dtype=np.float32)
+    # motion: average of shifted copies along a random direction
+    n = int(rng.integers(3, 10))
+    th = rng.uniform(0, np.pi)
+    dx, dy = np.cos(th), np.sin(th)
+    pad = n
+    p = np.pad(img, pad, mode="edge")
+    acc = np.zeros_like(img)
+    h, w = img.shape
+    for t in np.linspace(-(n - 1) / 2, (n - 1) / 2, n):
+        ox, oy = int(round(t * dx)), int(round(t * dy))
+        acc += p[pad + oy: pad + oy + h, pad + ox: pad + ox + w]
+    return acc / n
+
+
+def camera_augment(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0,
+                   out_side: int | None = None) -> np.ndarray:
+    x = img.astype(np.float32)
+    # geometry (always some, it also hides the source's size and borders)
+    x = _geometry(x, rng, strength, out_side)
+    h, w = x.shape
+    v = x / 255.0
+    # brightness / contrast / gamma
+    if rng.random() < 0.8:
+        g = float(np.exp(rng.uniform(-0.4, 0.4)))
+        v = np.clip(v, 0, 1) ** g
+        c = rng.uniform(0.7, 1.25)
+        b = rng.uniform(-0.12, 0.12)
+        v = (v - 0.5) * c + 0.5 + b
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy /= h
+    xx /= w
+    # uneven light (gradient) and vignetting
+    if rng.random() < 0.5:
+        ang = rng.uniform(0, 2 * np.pi)
+        grad = (np.cos(ang) * (xx - 0.5) + np.sin(ang) * (yy - 0.5))
+        v = v * (1 + rng.uniform(0.1, 0.5) * grad)
+    if rng.random() < 0.5:
+        r2 = ((xx - 0.5 - rng.uniform(-0.15, 0.15)) ** 2 + (yy - 0.5 - rng.uniform(-0.15, 0.15)) ** 2)
+        v = v * (1 - rng.uniform(0.2, 0.7) * r2 * 2)
+    # glare blobs (specular reflections)
+    if rng.random() < 0.35:
+        for _ in range(int(rng.integers(1, 4))):
+            gx, gy = rng.uniform(0, 1), rng.uniform(0, 1)
+            s = rng.uniform(0.03, 0.2)
+            amp = rng.uniform(0.15, 0.8)
+            v = v + amp * np.exp(-(((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * s * s)))
+    x = np.clip(v * 255.0, 0, 255).astype(np.float32)
+    if rng.random() < 0.5:
+        x = _blur(x, rng)
+    # sensor noise (signal dependent + read noise)
+    if rng.random() < 0.6:
+        sig = rng.uniform(1, 8)
+        x = x + rng.standard_normal(x.shape).astype(np.float32) * np.float32(sig) * np.sqrt(np.maximum(x, 16) / 128).astype(np.float32)
+    x = np.clip(x, 0, 255)
+    # JPEG re-compression
+    if rng.random() < 0.6:
+        q = int(rng.integers(25, 95))
+        buf = io.BytesIO()
+        Image.fromarray(np.round(x).astype(np.uint8)).save(buf, format="JPEG", quality=q)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            x = np.asarray(im.convert("L"), dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def light_augment(img: np.ndarray, rng: np.random.Generator, out_side: int | None = None) -> np.ndarray:
+    """Mild digital-only augmentation (small rotation/crop, contrast) for 'clean' samples."""
+    x = _geometry(img.astype(np.float32), rng, 0.3, out_side)
+    if rng.random() < 0.5:
+        c = rng.uniform(0.85, 1.15)
+        b = rng.uniform(-10, 10)
+        x = (x - 127.5) * c + 127.5 + b
+    return np.clip(x, 0, 255).astype(np.float32)

@@ -1,0 +1,102 @@
+"""Manifest loading, in-memory image cache, training dataset (deterministic augmentation)."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import LABELS
+from .augment import camera_augment, light_augment
+from .preprocess import decode, to_tensor
+
+DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
+
+
+def load_manifest(root: Path = DATA_ROOT):
+    with open(root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["y"] = LABELS.index(r["label"])
+        r["abspath"] = str(root / r["path"])
+    return rows
+
+
+def split_rows(rows, split):
+    return [r for r in rows if r["split"] == split]
+
+
+def subset_rows(rows, n, seed):
+    """Stratified (by label) deterministic subset of about n rows."""
+    if n is None or n >= len(rows):
+        return rows
+    rng = np.random.default_rng([seed, 777])
+    out = []
+    for y in range(len(LABELS)):
+        idx = [i for i, r in enumerate(rows) if r["y"] == y]
+        k = max(2, int(round(n * len(idx) / len(rows))))
+        sel = sorted(rng.choice(len(idx), size=min(k, len(idx)), replace=False).tolist())
+        out += [rows[idx[i]] for i in sel]
+    return sorted(out, key=lambda r: r["path"])
+
+
+def load_images(rows):
+    """Decode every image once (float32 [0,255] would be 4x bigger; keep uint8-exact copies).
+    Training data are 8-bit gray, so uint8 storage is lossless."""
+    imgs = []
+    for r in rows:
+        g = decode(r["abspath"])
+        imgs.append(np.round(g).astype(np.uint8))
+    return imgs
+
+
+class TrainSet:
+    """Item key = (epoch, position, row index); rng = default_rng([seed, epoch, position])."""
+
+    def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2):
+        self.rows, self.imgs = rows, imgs
+        self.size, self.mean, self.std, self.seed = size, mean, std, seed
+        self.p_clean = p_clean
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        epoch, pos, i = key
+        rng = np.random.default_rng([self.seed, epoch, pos])
+        img = self.imgs[i].astype(np.float32)
+        if rng.random() < self.p_clean:
+            img = light_augment(img, rng, self.size)
+        else:
+            img = camera_augment(img, rng, out_side=self.size)
+        x = to_tensor(img, self.size, self.mean, self.std)[0]
+        return x, self.rows[i]["y"]
+
+
+class BalancedSampler:
+    """Per epoch: len(rows) draws, classes equally likely, deterministic from (seed, epoch)."""
+
+    def __init__(self, rows, seed, n_per_epoch=None, power=1.0):
+        self.y = np.array([r["y"] for r in rows])
+        self.seed = seed
+        self.n = n_per_epoch or len(rows)
+        counts = np.bincount(self.y, minlength=len(LABELS)).astype(np.float64)
+        w = 1.0 / np.maximum(counts[self.y], 1) ** power
+        self.p = w / w.sum()
+        self.epoch = 0
+
+    def set_epoch(self, e):
+        self.epoch = e
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, 99, self.epoch])
+        idx = rng.choice(len(self.y), size=self.n, replace=True, p=self.p)
+        return iter([(self.epoch, pos, int(i)) for pos, i in enumerate(idx)])
+
+
+def clean_tensors(rows, imgs, size, mean, std):
+    return np.concatenate([to_tensor(im.astype(np.float32), size, mean, std) for im in imgs], 0)

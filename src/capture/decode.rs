@@ -1,0 +1,248 @@
+//! Safe image decoding: every limit is checked before memory is committed, so a hostile or
+//! broken file costs a clear error and never the process.
+
+use std::fmt;
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use super::Frame;
+
+/// Caps applied to every decoded image.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest file read into memory.
+    pub max_file_bytes: u64,
+    /// Largest width or height.
+    pub max_side: u32,
+    /// Largest pixel count (width x height); guards against decompression bombs.
+    pub max_pixels: u64,
+    /// Largest allocation the decoder may make.
+    pub max_alloc: u64,
+    /// Smallest width or height that still carries a film worth classifying.
+    pub min_side: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 128 << 20,
+            max_side: 16_384,
+            max_pixels: 64_000_000,
+            max_alloc: 512 << 20,
+            min_side: 32,
+        }
+    }
+}
+
+/// Why a file could not become a [`Frame`]. Each message says what was wrong with the file,
+/// not what the decoder was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("file is empty")]
+    Empty,
+    #[error("file is {size} bytes, larger than the {limit}-byte limit")]
+    FileTooLarge { size: u64, limit: u64 },
+    #[error("not a supported image (PNG, JPEG, BMP or TIFF expected; content was checked, not the name)")]
+    UnknownFormat,
+    #[error("{format} image of {width}x{height} pixels exceeds the limit ({limit}); refusing to decode it")]
+    TooLarge { format: Fmt, width: u32, height: u32, limit: String },
+    #[error("image is only {width}x{height} pixels; at least {min}x{min} is needed")]
+    TooSmall { width: u32, height: u32, min: u32 },
+    #[error("{format} data is corrupt or truncated: {detail}")]
+    Corrupt { format: Fmt, detail: String },
+    #[error("{format} pixel layout {layout} is not supported")]
+    Unsupported { format: Fmt, layout: String },
+}
+
+/// Image format name for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Fmt(pub ImageFormat);
+
+impl fmt::Display for Fmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.0.extensions_str().first().copied().unwrap_or("image");
+        write!(f, "{}", name.to_uppercase())
+    }
+}
+
+/// Read at most `limit` bytes of a regular file; larger files are refused without reading them.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DecodeError> {
+    // Check before opening: opening a FIFO or a device could block forever.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(DecodeError::NotAFile);
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.len() > limit {
+        return Err(DecodeError::FileTooLarge { size: meta.len(), limit });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size can change between stat and read; `take` keeps the cap honest anyway.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(DecodeError::FileTooLarge { size: bytes.len() as u64, limit });
+    }
+    Ok(bytes)
+}
+
+/// Decode image bytes (format sniffed from the content) into a gray [`Frame`].
+///
+/// Gray conversion is the contract shared with the training pipeline ("cxr-area-v1"):
+/// 8-bit gray as is, 16-bit divided by 257, colour as 0.299 R + 0.587 G + 0.114 B, alpha ignored.
+pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(DecodeError::Io)?;
+    let format = Fmt(reader.format().ok_or(DecodeError::UnknownFormat)?);
+    let corrupt = |e: image::ImageError| classify_image_error(format, e);
+    // The JPEG decoder pads a truncated scan with grey and reports success; a film with its
+    // bottom half missing must not be classified as if it were whole.
+    if format.0 == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        let detail = "the file ends before the end-of-image marker".to_string();
+        return Err(DecodeError::Corrupt { format, detail });
+    }
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = width as u64 * height as u64;
+    if width > limits.max_side || height > limits.max_side {
+        let limit = format!("{} pixels per side", limits.max_side);
+        return Err(DecodeError::TooLarge { format, width, height, limit });
+    }
+    if pixels > limits.max_pixels {
+        let limit = format!("{} megapixels", limits.max_pixels / 1_000_000);
+        return Err(DecodeError::TooLarge { format, width, height, limit });
+    }
+    if width < limits.min_side || height < limits.min_side {
+        return Err(DecodeError::TooSmall { width, height, min: limits.min_side });
+    }
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
+    l.max_alloc = Some(limits.max_alloc);
+    decoder.set_limits(l).map_err(corrupt)?;
+    let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    to_frame(img, format)
+}
+
+/// True when an end-of-image marker follows the last start-of-scan marker. Inside entropy-coded
+/// data 0xFF is always stuffed (0xFF00) or a restart marker, so 0xFFD9 there is the real end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
+fn classify_image_error(format: Fmt, e: image::ImageError) -> DecodeError {
+    use image::error::ImageError as E;
+    match e {
+        E::Limits(l) => DecodeError::TooLarge {
+            format,
+            width: 0,
+            height: 0,
+            limit: format!("decoder memory limit: {l}"),
+        },
+        E::Unsupported(u) => DecodeError::Unsupported { format, layout: u.to_string() },
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Corrupt { format, detail: "unexpected end of data".into() }
+        }
+        other => DecodeError::Corrupt { format, detail: other.to_string() },
+    }
+}
+
+fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let rgb = |r: f32, g: f32, b: f32| 0.299f32 * r + 0.587f32 * g + 0.114f32 * b;
+    let data: Vec<f32> = match img {
+        DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().map(f32::from).collect(),
+        DynamicImage::ImageLumaA8(b) => b.pixels().map(|p| p.0[0] as f32).collect(),
+        DynamicImage::ImageLuma16(b) => b.into_raw().into_iter().map(|v| v as f32 / 257.0).collect(),
+        DynamicImage::ImageLumaA16(b) => b.pixels().map(|p| p.0[0] as f32 / 257.0).collect(),
+        DynamicImage::ImageRgb8(b) => {
+            b.pixels().map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32)).collect()
+        }
+        DynamicImage::ImageRgba8(b) => {
+            b.pixels().map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32)).collect()
+        }
+        DynamicImage::ImageRgb16(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0] as f32 / 257.0, p.0[1] as f32 / 257.0, p.0[2] as f32 / 257.0))
+            .collect(),
+        DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0] as f32 / 257.0, p.0[1] as f32 / 257.0, p.0[2] as f32 / 257.0))
+            .collect(),
+        DynamicImage::ImageRgb32F(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0], p.0[1], p.0[2]).clamp(0.0, 1.0) * 255.0)
+            .collect(),
+        DynamicImage::ImageRgba32F(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0], p.0[1], p.0[2]).clamp(0.0, 1.0) * 255.0)
+            .collect(),
+        other => {
+            return Err(DecodeError::Unsupported { format, layout: format!("{:?}", other.color()) })
+        }
+    };
+    Ok(Frame::new(w, h, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(img: DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn sixteen_bit_gray_is_scaled_to_8_bit_range() {
+        let img = image::ImageBuffer::from_fn(40, 40, |x, _| image::Luma([if x < 20 { 0u16 } else { 65535 }]));
+        let f = decode_image(&png(DynamicImage::ImageLuma16(img)), &Limits::default()).unwrap();
+        assert_eq!(f.pixel(0, 0), 0.0);
+        assert_eq!(f.pixel(39, 0), 255.0);
+    }
+
+    #[test]
+    fn colour_uses_bt601_weights() {
+        let img = image::RgbImage::from_pixel(40, 40, image::Rgb([200, 100, 50]));
+        let f = decode_image(&png(DynamicImage::ImageRgb8(img)), &Limits::default()).unwrap();
+        let want = 0.299 * 200.0 + 0.587 * 100.0 + 0.114 * 50.0;
+        assert!((f.pixel(3, 3) - want).abs() < 1e-4);
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused_but_trailing_bytes_are_fine() {
+        let img = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([(x * 3 + y) as u8]));
+        let mut jpg = Vec::new();
+        DynamicImage::ImageLuma8(img).write_to(&mut Cursor::new(&mut jpg), ImageFormat::Jpeg).unwrap();
+        assert!(decode_image(&jpg, &Limits::default()).is_ok());
+        let mut padded = jpg.clone();
+        padded.extend_from_slice(&[0, 0, 0, 0]);
+        assert!(decode_image(&padded, &Limits::default()).is_ok());
+        let e = decode_image(&jpg[..jpg.len() - 40], &Limits::default()).unwrap_err();
+        assert!(matches!(e, DecodeError::Corrupt { .. }), "{e}");
+    }
+
+    #[test]
+    fn tiny_and_empty_inputs_are_refused() {
+        let img = image::GrayImage::from_pixel(1, 1, image::Luma([7]));
+        let e = decode_image(&png(DynamicImage::ImageLuma8(img)), &Limits::default()).unwrap_err();
+        assert!(matches!(e, DecodeError::TooSmall { width: 1, height: 1, .. }), "{e}");
+        assert!(matches!(decode_image(&[], &Limits::default()), Err(DecodeError::Empty)));
+        let e = decode_image(b"hello, world, not an image at all", &Limits::default()).unwrap_err();
+        assert!(matches!(e, DecodeError::UnknownFormat), "{e}");
+    }
+}

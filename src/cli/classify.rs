@@ -1,0 +1,248 @@
+//! `cxr-edge classify`: a batch of inputs in, one record per input out, in input order.
+//!
+//! Each input is handled on its own: a broken file becomes a record with an `error`, never a
+//! crash and never the end of the batch. Workers share one optimised network.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::output::{Summary, TableWriter};
+use super::{ClassifyArgs, EXIT_OK, EXIT_SOME_FAILED};
+use crate::capture::{self, decode_image, expand_inputs, read_limited, Input, InputSource, Limits};
+use crate::explain::heatmap_image;
+use crate::film::{self, Warning};
+use crate::model::{label_words, manifest::locate_manifest, Classifier, Decision, ModelId};
+
+/// The JSON record of one input (also the row of the table).
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    pub path: String,
+    /// A manifest label, or `null` when the input failed.
+    pub label: Option<String>,
+    /// The label in words (`other` reads "not a chest X-ray").
+    pub result: Option<String>,
+    /// Calibrated probability per label, in manifest order.
+    pub probs: Option<serde_json::Map<String, serde_json::Value>>,
+    pub decision: Option<Decision>,
+    pub quality: Vec<Warning>,
+    pub model: ModelId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<String>,
+    pub error: Option<String>,
+    pub notice: &'static str,
+    pub elapsed_ms: f64,
+}
+
+pub struct BatchOptions {
+    pub limits: Limits,
+    pub heatmap_dir: Option<PathBuf>,
+    pub jobs: usize,
+}
+
+fn round4(p: f32) -> serde_json::Value {
+    serde_json::json!(((p as f64) * 1e6).round() / 1e6)
+}
+
+fn process(input: &Input, clf: &Classifier, opts: &BatchOptions, heatmap_path: Option<&Path>) -> Record {
+    let start = Instant::now();
+    let mut rec = Record {
+        path: input.display.clone(),
+        label: None,
+        result: None,
+        probs: None,
+        decision: None,
+        quality: Vec::new(),
+        model: clf.id(),
+        heatmap: None,
+        error: None,
+        notice: crate::NOTICE,
+        elapsed_ms: 0.0,
+    };
+    if let Err(e) = analyse(input, clf, opts, heatmap_path, &mut rec) {
+        rec.error = Some(format!("{e:#}"));
+    }
+    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    rec
+}
+
+fn analyse(
+    input: &Input,
+    clf: &Classifier,
+    opts: &BatchOptions,
+    heatmap_path: Option<&Path>,
+    rec: &mut Record,
+) -> Result<()> {
+    let frame = match &input.source {
+        InputSource::Problem(why) => anyhow::bail!("{why}"),
+        InputSource::File(p) => decode_image(&read_limited(p, opts.limits.max_file_bytes)?, &opts.limits)?,
+        InputSource::Sample(s) => decode_image(s.bytes, &opts.limits)?,
+    };
+    rec.quality = film::assess(&frame);
+    let pred = clf.classify(&frame).context("inference failed")?;
+    let m = &clf.manifest;
+    let label = pred.label(m).to_string();
+    rec.probs = Some(m.labels.iter().cloned().zip(pred.probs.iter().map(|&p| round4(p))).collect());
+    let not_chest = pred.decision.flags.iter().any(|f| f == "other") || label == "other";
+    if not_chest {
+        rec.quality.push(Warning::new(
+            "not_chest_xray",
+            "This does not look like a frontal chest X-ray; no result about the lungs is given.",
+        ));
+    }
+    // `label` stays the most probable class; the words follow the operating points, so an
+    // image that reaches the `other` threshold never reads like a finding.
+    rec.result = Some(if not_chest { label_words("other") } else { label_words(&label) }.to_string());
+    rec.label = Some(label);
+    rec.decision = Some(pred.decision.clone());
+    if let Some(path) = heatmap_path {
+        let caption = format!("map: {} {:.0}%", label_words(&m.labels[pred.top]), 100.0 * pred.probs[pred.top]);
+        let img = heatmap_image(&frame, &pred.cam, pred.top, &caption);
+        write_png_atomically(&img, path)
+            .with_context(|| format!("result computed, but the heatmap could not be written to {}", path.display()))?;
+        rec.heatmap = Some(path.display().to_string());
+    }
+    Ok(())
+}
+
+/// Write to a temporary name in the same directory, then rename: a reader never sees half a PNG.
+pub fn write_png_atomically(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("png.partial");
+    img.save_with_format(&tmp, image::ImageFormat::Png)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
+}
+
+/// Heatmap file names: the input's stem, made unique within the batch.
+fn heatmap_names(inputs: &[Input], dir: &Path) -> Vec<Option<PathBuf>> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    inputs
+        .iter()
+        .map(|i| {
+            let stem = match &i.source {
+                InputSource::File(p) => p.file_stem()?.to_string_lossy().into_owned(),
+                InputSource::Sample(s) => Path::new(s.name).file_stem()?.to_string_lossy().into_owned(),
+                InputSource::Problem(_) => return None,
+            };
+            let n = seen.entry(stem.clone()).or_insert(0);
+            *n += 1;
+            let name = if *n == 1 { format!("{stem}.heatmap.png") } else { format!("{stem}-{n}.heatmap.png") };
+            Some(dir.join(name))
+        })
+        .collect()
+}
+
+/// Classify `inputs` on `opts.jobs` threads; `sink` receives records in input order.
+pub fn classify_inputs(
+    inputs: &[Input],
+    clf: &Classifier,
+    opts: &BatchOptions,
+    mut sink: impl FnMut(Record),
+) {
+    let names = match &opts.heatmap_dir {
+        Some(dir) => heatmap_names(inputs, dir),
+        None => vec![None; inputs.len()],
+    };
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Record)>();
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.clamp(1, inputs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, names) = (&next, &names);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= inputs.len() {
+                    break;
+                }
+                let rec = process(&inputs[i], clf, opts, names[i].as_deref());
+                if tx.send((i, rec)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Re-order: print as soon as the next record in input order is ready.
+        let mut pending: HashMap<usize, Record> = HashMap::new();
+        let mut want = 0;
+        for (i, rec) in rx {
+            pending.insert(i, rec);
+            while let Some(r) = pending.remove(&want) {
+                sink(r);
+                want += 1;
+            }
+        }
+    });
+}
+
+pub fn run(args: ClassifyArgs) -> Result<i32> {
+    let inputs = if args.paths.is_empty() {
+        let s = capture::sample_inputs();
+        anyhow::ensure!(!s.is_empty(), "no paths given and this build has no bundled sample films");
+        s
+    } else {
+        expand_inputs(&args.paths)
+    };
+    if let Some(dir) = &args.heatmap {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
+    }
+    let manifest_path = locate_manifest(args.model.model.as_deref())?;
+    let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = BatchOptions { limits: Limits::default(), heatmap_dir: args.heatmap.clone(), jobs };
+
+    let progress = if inputs.len() > 1 {
+        indicatif::ProgressBar::new(inputs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} films  {elapsed} (eta {eta})")
+            .expect("static template"),
+    );
+    let mut summary = Summary::new(&clf.manifest.labels);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut table = (!args.json).then(|| TableWriter::new(&clf.manifest.labels, &clf.id()));
+    let mut write_err: Option<std::io::Error> = None;
+    if let Some(t) = table.as_mut() {
+        progress.suspend(|| t.header(&mut out)).ok();
+    }
+    classify_inputs(&inputs, &clf, &opts, |rec| {
+        summary.add(&rec);
+        let res = progress.suspend(|| -> std::io::Result<()> {
+            match table.as_mut() {
+                Some(t) => t.row(&mut out, &rec)?,
+                None => writeln!(out, "{}", serde_json::to_string(&rec).expect("record serialises"))?,
+            }
+            // Stream results when nobody is watching a progress bar (pipes, logs).
+            out.flush()
+        });
+        if let Err(e) = res {
+            write_err.get_or_insert(e);
+        }
+        progress.inc(1);
+    });
+    progress.finish_and_clear();
+    if let Some(e) = write_err {
+        // A closed pipe (e.g. `| head`) is not worth a scary message, but is still a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cxr-edge: error: cannot write results: {e}");
+        }
+        return Ok(super::EXIT_FATAL);
+    }
+    if args.json {
+        eprintln!("{}", summary.render());
+    } else {
+        writeln!(out, "\n{}", summary.render())?;
+        out.flush()?;
+    }
+    Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
+}

@@ -1,0 +1,77 @@
+//! The `cxr-edge` command line. Each subcommand lives in its own module; `main` only parses
+//! arguments and turns errors into exit codes.
+
+mod classify;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use classify::{classify_inputs, BatchOptions, Record};
+
+/// Exit codes: 0 everything worked, 1 some inputs failed, 2 the command could not run at all.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_SOME_FAILED: i32 = 1;
+pub const EXIT_FATAL: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cxr-edge",
+    version,
+    about = "Chest X-ray film classifier for edge boards. Research use only - not a diagnosis.",
+    after_help = "Every result is for research use only and is not a diagnosis."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Classify image files, directories or globs (the bundled sample films when none given).
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model manifest (TOML). Default: $CXR_EDGE_MODEL, ./models/cxr-net.toml, then the
+    /// installed models.
+    #[arg(long, value_name = "MANIFEST")]
+    pub model: Option<PathBuf>,
+    /// Model variant from the manifest (e.g. int8, f32). Default: the manifest's choice.
+    #[arg(long)]
+    pub variant: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// Image files (PNG, JPEG, BMP, TIFF), directories (searched recursively) or glob patterns.
+    pub paths: Vec<String>,
+    /// One JSON object per line on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write each film with its class-activation heatmap as a PNG into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub heatmap: Option<PathBuf>,
+    /// Images analysed in parallel (default: the number of CPUs).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Parse the process arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Classify(args) => classify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cxr-edge: error: {e:#}");
+            EXIT_FATAL
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! An `embedded-graphics` draw target over an in-memory RGB image, so the same drawing code
+//! serves PNG output, tests and (later) real panels.
+
+use std::convert::Infallible;
+
+use embedded_graphics::{pixelcolor::Rgb888, prelude::*};
+use image::RgbImage;
+
+pub struct Canvas<'a> {
+    img: &'a mut RgbImage,
+}
+
+impl<'a> Canvas<'a> {
+    pub fn new(img: &'a mut RgbImage) -> Self {
+        Canvas { img }
+    }
+}
+
+impl OriginDimensions for Canvas<'_> {
+    fn size(&self) -> Size {
+        Size::new(self.img.width(), self.img.height())
+    }
+}
+
+impl DrawTarget for Canvas<'_> {
+    type Color = Rgb888;
+    type Error = Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+        let (w, h) = (self.img.width() as i32, self.img.height() as i32);
+        for Pixel(p, c) in pixels {
+            if (0..w).contains(&p.x) && (0..h).contains(&p.y) {
+                self.img.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+            }
+        }
+        Ok(())
+    }
+}

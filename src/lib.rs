@@ -1,0 +1,22 @@
+//! cxr-edge: a research-only chest X-ray film classifier for small ARM boards.
+//!
+//! The modules follow the data path of the device:
+//!
+//! * [`capture`]: where pixels come from (image files, bundled samples; cameras later) and
+//!   safe decoding with size and memory caps;
+//! * [`film`]: checks on the film image itself (quality warnings);
+//! * [`model`]: the model manifest, the preprocessing shared with the training pipeline,
+//!   inference in `tract` and the calibrated result;
+//! * [`explain`]: class-activation heatmaps drawn over the film;
+//! * [`cli`]: the commands of the `cxr-edge` binary.
+//!
+//! Nothing here is a medical device. Every result carries [`NOTICE`].
+
+pub mod capture;
+pub mod cli;
+pub mod explain;
+pub mod film;
+pub mod model;
+
+/// Shown with every result, on every output: the device must never look like a diagnosis.
+pub const NOTICE: &str = "Research use only - not a diagnosis.";

@@ -1,0 +1,84 @@
+//! Inference in tract: load once, fix the input shape, optimise once, then run many times.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use anyhow::{ensure, Context, Result};
+use tract_onnx::prelude::*;
+
+use super::manifest::Manifest;
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// Raw network outputs for one image.
+#[derive(Clone, Debug)]
+pub struct RawOutput {
+    pub logits: Vec<f32>,
+    pub cam: Cam,
+}
+
+/// Class activation maps, `[classes, height, width]`, straight from the graph.
+#[derive(Clone, Debug)]
+pub struct Cam {
+    pub classes: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f32>,
+}
+
+impl Cam {
+    pub fn map(&self, class: usize) -> &[f32] {
+        let n = self.height * self.width;
+        &self.data[class * n..(class + 1) * n]
+    }
+}
+
+/// A loaded, optimised network. Cheap to share between threads: `run` takes `&self`.
+pub struct Engine {
+    plan: Plan,
+    width: usize,
+    height: usize,
+    classes: usize,
+}
+
+impl Engine {
+    /// Build the plan from verified model bytes.
+    pub fn load(manifest: &Manifest, onnx_bytes: &[u8]) -> Result<Engine> {
+        let (w, h) = (manifest.input.width, manifest.input.height);
+        let classes = manifest.labels.len();
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(onnx_bytes))
+            .context("the ONNX file could not be parsed")?;
+        let plan = model
+            .with_input_names([manifest.input.name.as_str()])
+            .with_context(|| format!("the model has no input named `{}`", manifest.input.name))?
+            .with_input_fact(0, f32::fact([1, 1, h, w]).into())?
+            .with_outputs_by_name([manifest.outputs.logits.as_str(), manifest.outputs.cam.as_str()])
+            .context("the model lacks the outputs named in the manifest")?
+            .into_optimized()
+            .context("tract could not optimise the model")?
+            .into_runnable()?;
+        let engine = Engine { plan, width: w, height: h, classes };
+        // One run on a blank image proves the shapes before the first real film arrives.
+        let probe = engine.run(&vec![0.0; w * h]).context("the model failed its first run")?;
+        ensure!(probe.logits.len() == classes, "model gives {} logits for {} labels", probe.logits.len(), classes);
+        Ok(engine)
+    }
+
+    pub fn run(&self, input: &[f32]) -> Result<RawOutput> {
+        ensure!(input.len() == self.width * self.height, "input tensor has the wrong size");
+        let tensor = Tensor::from_shape(&[1, 1, self.height, self.width], input)?;
+        let out = self.plan.run(tvec!(tensor.into()))?;
+        let logits = out[0].to_plain_array_view::<f32>().context("logits are not f32")?;
+        let logits: Vec<f32> = logits.iter().copied().collect();
+        let cam_view = out[1].to_plain_array_view::<f32>().context("cam is not f32")?;
+        let shape = cam_view.shape().to_vec();
+        ensure!(
+            shape.len() == 4 && shape[0] == 1 && shape[1] == self.classes,
+            "cam output has shape {shape:?}, expected [1, {}, h, w]",
+            self.classes
+        );
+        let cam = Cam { classes: shape[1], height: shape[2], width: shape[3], data: cam_view.iter().copied().collect() };
+        Ok(RawOutput { logits, cam })
+    }
+}

@@ -1,0 +1,189 @@
+//! The model manifest: models are data, and this TOML file is the contract between the training
+//! pipeline (`models/train/`) and the device. Everything the Rust side needs to reproduce the
+//! training-time preprocessing and to turn logits into an honest answer is written there.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The only preprocessing this build implements (see [`super::preprocess`]).
+pub const PREPROCESS_ID: &str = "cxr-area-v1";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub notice: Option<String>,
+    pub labels: Vec<String>,
+    pub default_variant: String,
+    pub input: InputSpec,
+    pub outputs: OutputSpec,
+    pub calibration: Calibration,
+    pub thresholds: BTreeMap<String, f32>,
+    pub variants: BTreeMap<String, Variant>,
+    /// Directory the manifest was read from; variant files are relative to it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: String,
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub layout: String,
+    pub preprocess: String,
+    pub mean: f32,
+    pub std: f32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    pub logits: String,
+    pub cam: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    pub temperature: f32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub file: String,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Read and validate a manifest. Errors name the file and the field at fault.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read model manifest {}", path.display()))?;
+        let mut m: Manifest = toml::from_str(&text)
+            .with_context(|| format!("model manifest {} is not valid", path.display()))?;
+        m.dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        m.validate().with_context(|| format!("model manifest {} is not usable", path.display()))?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<()> {
+        ensure!(!self.labels.is_empty(), "`labels` is empty");
+        for (i, l) in self.labels.iter().enumerate() {
+            ensure!(!self.labels[..i].contains(l), "label `{l}` appears twice");
+            let t = self.thresholds.get(l).with_context(|| format!("no threshold for label `{l}`"))?;
+            ensure!((0.0..=1.0).contains(t), "threshold for `{l}` is {t}, outside [0, 1]");
+        }
+        for k in self.thresholds.keys() {
+            ensure!(self.labels.contains(k), "threshold for unknown label `{k}`");
+        }
+        let i = &self.input;
+        ensure!(i.channels == 1, "input.channels is {}, only 1 (gray) is supported", i.channels);
+        ensure!(i.layout == "NCHW", "input.layout is {}, only NCHW is supported", i.layout);
+        ensure!(
+            i.preprocess == PREPROCESS_ID,
+            "input.preprocess is `{}`, this build implements `{PREPROCESS_ID}` only",
+            i.preprocess
+        );
+        ensure!((16..=2048).contains(&i.width) && (16..=2048).contains(&i.height), "input size {}x{} is out of range", i.width, i.height);
+        ensure!(i.std.is_finite() && i.std > 0.0, "input.std must be > 0");
+        ensure!(i.mean.is_finite(), "input.mean must be finite");
+        let t = self.calibration.temperature;
+        ensure!(t.is_finite() && t > 0.0, "calibration.temperature must be > 0 (is {t})");
+        ensure!(
+            self.variants.contains_key(&self.default_variant),
+            "default_variant `{}` is not among the variants ({})",
+            self.default_variant,
+            self.variants.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        for (name, v) in &self.variants {
+            ensure!(
+                v.sha256.len() == 64 && v.sha256.chars().all(|c| c.is_ascii_hexdigit()),
+                "variant `{name}`: sha256 must be 64 hex digits"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn label_index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+
+    /// The variant to use: the one asked for, or the manifest's default.
+    pub fn variant(&self, name: Option<&str>) -> Result<(&str, &Variant)> {
+        let name = name.unwrap_or(&self.default_variant);
+        match self.variants.get_key_value(name) {
+            Some((k, v)) => Ok((k.as_str(), v)),
+            None => bail!(
+                "model {} has no variant `{name}` (available: {})",
+                self.name,
+                self.variants.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Read a variant's file and check it against the manifest's sha256.
+    pub fn read_verified(&self, variant: &Variant) -> Result<Vec<u8>> {
+        let path = self.dir.join(&variant.file);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read model file {}", path.display()))?;
+        let got = sha256_hex(&bytes);
+        if !got.eq_ignore_ascii_case(&variant.sha256) {
+            bail!(
+                "model file {} does not match its manifest (sha256 {} expected, {} found): \
+                 the file is corrupt or was replaced; reinstall the model or point --model at a \
+                 matching manifest",
+                path.display(),
+                &variant.sha256[..12],
+                &got[..12]
+            );
+        }
+        Ok(bytes)
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where to look for the default manifest when `--model` is not given, in order.
+pub fn default_manifest_candidates() -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = std::env::var_os("CXR_EDGE_MODEL") {
+        c.push(PathBuf::from(p));
+    }
+    c.push(PathBuf::from("models/cxr-net.toml"));
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(bin) = exe.parent() {
+            c.push(bin.join("../share/cxr-edge/models/cxr-net.toml"));
+        }
+    }
+    c.push(PathBuf::from("/usr/share/cxr-edge/models/cxr-net.toml"));
+    // A binary built from a checkout (cargo run, cargo test) finds the checkout's models.
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml"));
+    c
+}
+
+/// Find the manifest to use: the explicit one, else the first default candidate that exists.
+pub fn locate_manifest(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let candidates = default_manifest_candidates();
+    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    bail!(
+        "no model manifest found; looked in {} (use --model PATH or set CXR_EDGE_MODEL)",
+        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )
+}

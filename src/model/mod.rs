@@ -1,0 +1,154 @@
+//! The model: its manifest, the shared preprocessing, inference and the calibrated answer.
+
+mod engine;
+pub mod manifest;
+pub mod preprocess;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+pub use engine::{Cam, Engine, RawOutput};
+pub use manifest::Manifest;
+
+use crate::capture::Frame;
+
+/// A ready-to-run classifier: manifest, chosen variant and optimised network.
+pub struct Classifier {
+    pub manifest: Manifest,
+    pub variant: String,
+    pub sha256: String,
+    engine: Engine,
+}
+
+/// Identifies the model behind a result, as printed in every output.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelId {
+    pub name: String,
+    pub version: String,
+    pub variant: String,
+    /// First 12 hex digits of the model file's sha256.
+    pub sha256: String,
+}
+
+impl Classifier {
+    /// Load the manifest at `path`, verify the variant's file, build the network.
+    pub fn load(path: &Path, variant: Option<&str>) -> Result<Classifier> {
+        let manifest = Manifest::load(path)?;
+        let (name, v) = manifest.variant(variant)?;
+        let (name, v) = (name.to_string(), v.clone());
+        let bytes = manifest.read_verified(&v)?;
+        let engine = Engine::load(&manifest, &bytes).with_context(|| {
+            format!("cannot load model {} ({name}) from {}", manifest.name, manifest.dir.join(&v.file).display())
+        })?;
+        Ok(Classifier { sha256: v.sha256.to_ascii_lowercase(), variant: name, manifest, engine })
+    }
+
+    pub fn id(&self) -> ModelId {
+        ModelId {
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            variant: self.variant.clone(),
+            sha256: self.sha256[..12].to_string(),
+        }
+    }
+
+    /// The exact tensor the network sees for this frame.
+    pub fn preprocess(&self, frame: &Frame) -> Vec<f32> {
+        let i = &self.manifest.input;
+        preprocess::preprocess(frame, i.width, i.height, i.mean, i.std)
+    }
+
+    pub fn run_tensor(&self, tensor: &[f32]) -> Result<Prediction> {
+        let raw = self.engine.run(tensor)?;
+        Ok(Prediction::from_raw(&self.manifest, raw))
+    }
+
+    pub fn classify(&self, frame: &Frame) -> Result<Prediction> {
+        self.run_tensor(&self.preprocess(frame))
+    }
+}
+
+/// What the operating points chosen on the validation split say about one image.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Decision {
+    /// Labels whose calibrated probability reaches their operating point.
+    pub flags: Vec<String>,
+    /// One plain sentence, safe to show to someone who is not a radiologist.
+    pub summary: String,
+}
+
+/// The calibrated result for one image.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub logits: Vec<f32>,
+    /// softmax(logits / temperature), in manifest label order.
+    pub probs: Vec<f32>,
+    pub top: usize,
+    pub decision: Decision,
+    pub cam: Cam,
+}
+
+/// Words for a label on screens and in tables. The label `other` means "not a chest film".
+pub fn label_words(label: &str) -> &str {
+    match label {
+        "covid" => "COVID-19 pattern",
+        "pneumonia" => "non-COVID pneumonia pattern",
+        "normal" => "no pneumonia pattern",
+        "other" => "not a chest X-ray",
+        l => l,
+    }
+}
+
+pub fn softmax_t(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / temperature as f64).collect();
+    let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scaled.iter().map(|&s| (s - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|&e| (e / sum) as f32).collect()
+}
+
+impl Prediction {
+    pub fn from_raw(m: &Manifest, raw: RawOutput) -> Prediction {
+        let probs = softmax_t(&raw.logits, m.calibration.temperature);
+        let top = probs
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, &p)| if p > probs[best] { i } else { best });
+        let decision = decide(m, &probs);
+        Prediction { logits: raw.logits, probs, top, decision, cam: raw.cam }
+    }
+
+    pub fn label<'m>(&self, m: &'m Manifest) -> &'m str {
+        &m.labels[self.top]
+    }
+}
+
+/// Apply the operating points. "Not a chest X-ray" overrides everything: a result about lungs
+/// on an image that is probably not a chest film would be worse than no result.
+pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
+    let flagged: Vec<String> = m
+        .labels
+        .iter()
+        .zip(probs)
+        .filter(|(l, p)| **p >= m.thresholds[*l])
+        .map(|(l, _)| l.clone())
+        .collect();
+    if flagged.iter().any(|l| l == "other") {
+        return Decision {
+            flags: vec!["other".into()],
+            summary: "Not a chest X-ray: no result about the lungs is given.".into(),
+        };
+    }
+    let findings: Vec<&str> =
+        flagged.iter().filter(|l| *l != "normal").map(|l| label_words(l)).collect();
+    let summary = if !findings.is_empty() {
+        format!("Above the operating point for: {}. Research use only.", findings.join(", "))
+    } else if flagged.iter().any(|l| l == "normal") {
+        "No pattern above its operating point; consistent with the normal class.".to_string()
+    } else {
+        "Indeterminate: no class reaches its operating point.".to_string()
+    };
+    Decision { flags: flagged, summary }
+}

@@ -1,0 +1,251 @@
+//! The `cxr-edge classify` command as a user runs it: output schema, bad inputs, exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(root()).output().expect("binary runs")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn labels() -> Vec<String> {
+    let m = cxr_edge::model::Manifest::load(&root().join("models/cxr-net.toml")).unwrap();
+    m.labels
+}
+
+/// Every record has exactly these fields with these types, success or failure.
+fn check_schema(r: &Value) {
+    let obj = r.as_object().expect("record is an object");
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "heatmap").collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["decision", "elapsed_ms", "error", "label", "model", "notice", "path", "probs", "quality", "result"]
+    );
+    assert!(r["path"].is_string());
+    assert!(r["notice"].as_str().unwrap().contains("Research use only"));
+    assert!(r["model"]["name"].is_string() && r["model"]["variant"].is_string());
+    assert_eq!(r["model"]["sha256"].as_str().unwrap().len(), 12);
+    assert!(r["quality"].is_array());
+    for w in r["quality"].as_array().unwrap() {
+        assert!(w["code"].is_string() && w["message"].is_string());
+    }
+    if r["error"].is_null() {
+        let label = r["label"].as_str().expect("label when no error");
+        assert!(labels().iter().any(|l| l == label));
+        let probs = r["probs"].as_object().unwrap();
+        let keys: Vec<&String> = probs.keys().collect();
+        assert_eq!(keys, labels().iter().collect::<Vec<_>>(), "probs keyed by label, in label order");
+        let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "probs sum to {sum}");
+        let best = probs.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+        assert_eq!(best, label, "label is the most probable class");
+        assert!(r["decision"]["flags"].is_array() && r["decision"]["summary"].is_string());
+    } else {
+        assert!(r["error"].as_str().unwrap().len() > 5);
+        assert!(r["label"].is_null() && r["probs"].is_null() && r["decision"].is_null());
+    }
+}
+
+#[test]
+fn sample_films_run_without_arguments_and_follow_the_schema() {
+    let out = run(&["classify", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), cxr_edge::capture::samples::all().len());
+    for r in &recs {
+        check_schema(r);
+        assert!(r["error"].is_null(), "{r}");
+        assert!(r["path"].as_str().unwrap().starts_with("sample:"));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 failed"), "summary on stderr in JSON mode: {stderr}");
+}
+
+#[test]
+fn table_output_has_the_banner_and_a_summary() {
+    let out = run(&["classify"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("*** RESEARCH USE ONLY - NOT A DIAGNOSIS. ***"), "{text}");
+    assert!(text.contains("0 failed"), "{text}");
+    for s in cxr_edge::capture::samples::all() {
+        assert!(text.contains(s.name), "{} missing from\n{text}", s.name);
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend((data.len() as u32).to_be_bytes());
+    let mut body = kind.to_vec();
+    body.extend(data);
+    out.extend(&body);
+    out.extend(crc32(&body).to_be_bytes());
+}
+
+/// A valid PNG header that claims 100000 x 100000 pixels: a decompression bomb.
+fn bomb_png() -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn sample_bytes(ext: &str) -> Vec<u8> {
+    let s = cxr_edge::capture::samples::all().iter().find(|s| s.name.ends_with(ext)).expect("sample");
+    s.bytes.to_vec()
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+#[test]
+fn every_bad_input_gets_its_own_error_and_the_batch_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let jpeg = sample_bytes(".jpg");
+    let write = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        p
+    };
+    let good = write("good.jpg", &jpeg);
+    let empty = write("empty.png", b"");
+    let truncated = write("truncated.jpg", &jpeg[..jpeg.len() / 3]);
+    let garbage = write("garbage.png", b"this is a text file pretending to be an image\n");
+    let bomb = write("bomb.png", &bomb_png());
+    let mut one = Vec::new();
+    image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(1, 1, image::Luma([9])))
+        .write_to(&mut std::io::Cursor::new(&mut one), image::ImageFormat::Png)
+        .unwrap();
+    let tiny = write("tiny.png", &one);
+    let locked = write("locked.png", &jpeg);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let no_images = d.join("no-images");
+    std::fs::create_dir(&no_images).unwrap();
+    std::fs::set_permissions(&no_images, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write("no-images/readme.txt", b"nothing to see");
+    let missing = d.join("missing.png");
+    // A FIFO named like an image: opening it would block forever, so it must be refused first.
+    let fifo = d.join("fifo.png");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+
+    // Root reads any file, so the permission case runs the binary as an unprivileged user,
+    // from copies that user can read.
+    let mut cmd;
+    if euid() == 0 {
+        let exe = d.join("cxr-edge");
+        std::fs::copy(bin(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let models = d.join("models");
+        std::fs::create_dir(&models).unwrap();
+        std::fs::set_permissions(&models, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for e in std::fs::read_dir(root().join("models")).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                let to = models.join(e.file_name());
+                std::fs::copy(e.path(), &to).unwrap();
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        cmd = Command::new(&exe);
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+        cmd.current_dir(d).env("CXR_EDGE_MODEL", models.join("cxr-net.toml"));
+    } else {
+        cmd = Command::new(bin());
+        cmd.current_dir(root());
+    }
+    let paths = [&empty, &truncated, &garbage, &bomb, &tiny, &locked, &no_images, &missing, &fifo, &good];
+    cmd.arg("classify").arg("--json").args(paths.iter().map(|p| p.as_os_str()));
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit code says some inputs failed; stderr: {stderr}");
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), paths.len(), "one record per input: {recs:#?}");
+    let expect = [
+        (&empty, "file is empty"),
+        (&truncated, "corrupt or truncated"),
+        (&garbage, "not a supported image"),
+        (&bomb, "exceeds the limit"),
+        (&tiny, "only 1x1 pixels"),
+        (&locked, "ermission denied"),
+        (&no_images, "no images found"),
+        (&missing, "no such file"),
+        (&fifo, "not a regular file"),
+    ];
+    for (rec, (path, needle)) in recs.iter().zip(expect) {
+        check_schema(rec);
+        assert_eq!(rec["path"].as_str().unwrap(), path.display().to_string());
+        let err = rec["error"].as_str().unwrap_or_else(|| panic!("{} should fail: {rec}", path.display()));
+        assert!(err.contains(needle), "{}: error {err:?} should mention {needle:?}", path.display());
+    }
+    let last = recs.last().unwrap();
+    check_schema(last);
+    assert!(last["error"].is_null(), "the good file after the bad ones still works: {last}");
+    assert!(stderr.contains("9 failed"), "{stderr}");
+}
+
+#[test]
+fn heatmaps_are_written_one_png_per_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&["classify", "--json", "--heatmap", tmp.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for r in json_lines(&out) {
+        let p = Path::new(r["heatmap"].as_str().expect("heatmap path in record"));
+        let img = image::open(p).unwrap().to_rgb8();
+        assert!(img.width() >= 320 && img.height() > 320);
+        // The banner strip at the bottom is drawn in the warning red.
+        let px = img.get_pixel(img.width() - 2, img.height() - 2).0;
+        assert!(px[0] > 120 && px[1] < 60, "banner colour {px:?}");
+    }
+    let pngs = std::fs::read_dir(tmp.path()).unwrap().count();
+    assert_eq!(pngs, cxr_edge::capture::samples::all().len(), "no leftover temporary files");
+}
+
+#[test]
+fn a_missing_model_is_a_clear_fatal_error() {
+    let out = run(&["classify", "--model", "/nonexistent/model.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read model manifest /nonexistent/model.toml"), "{stderr}");
+}

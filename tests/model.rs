@@ -1,0 +1,64 @@
+//! The shipped model files: integrity, size, and a fixed-shape load in tract.
+
+use std::path::PathBuf;
+
+use cxr_edge::model::{manifest::sha256_hex, Classifier, Manifest};
+
+fn manifest_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml")
+}
+
+#[test]
+fn every_variant_matches_its_sha256_and_loads_with_a_fixed_shape() {
+    let m = Manifest::load(&manifest_path()).unwrap();
+    assert_eq!(m.labels, ["covid", "pneumonia", "normal", "other"]);
+    for (name, v) in &m.variants {
+        let bytes = std::fs::read(m.dir.join(&v.file)).unwrap();
+        assert_eq!(sha256_hex(&bytes), v.sha256, "{name}");
+        let clf = Classifier::load(&manifest_path(), Some(name)).unwrap();
+        let input = vec![0.0; m.input.width * m.input.height];
+        let pred = clf.run_tensor(&input).unwrap();
+        assert_eq!(pred.probs.len(), 4);
+        assert!((pred.probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn int8_model_is_small_enough_for_the_board() {
+    let m = Manifest::load(&manifest_path()).unwrap();
+    let (_, v) = m.variant(Some("int8")).unwrap();
+    let size = std::fs::metadata(m.dir.join(&v.file)).unwrap().len();
+    assert!(size <= 4 * 1024 * 1024, "int8 model is {size} bytes, over 4 MiB");
+}
+
+#[test]
+fn a_corrupt_model_file_is_refused_with_a_clear_message() {
+    let m = Manifest::load(&manifest_path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for v in m.variants.values() {
+        std::fs::copy(m.dir.join(&v.file), dir.path().join(&v.file)).unwrap();
+    }
+    std::fs::copy(manifest_path(), dir.path().join("cxr-net.toml")).unwrap();
+    let (_, v) = m.variant(None).unwrap();
+    let target = dir.path().join(&v.file);
+    let mut bytes = std::fs::read(&target).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&target, bytes).unwrap();
+    let err = Classifier::load(&dir.path().join("cxr-net.toml"), None).err().expect("refused");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("does not match its manifest"), "{msg}");
+    // A truncated file is refused the same way, before tract ever parses it.
+    std::fs::write(&target, b"").unwrap();
+    assert!(Classifier::load(&dir.path().join("cxr-net.toml"), None).is_err());
+}
+
+#[test]
+fn a_broken_manifest_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(manifest_path()).unwrap();
+    let bad = text.replace("temperature =", "temperature = -1.0\n#");
+    std::fs::write(dir.path().join("m.toml"), bad).unwrap();
+    let msg = format!("{:#}", Manifest::load(&dir.path().join("m.toml")).unwrap_err());
+    assert!(msg.contains("temperature"), "{msg}");
+}
