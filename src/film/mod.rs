@@ -3,6 +3,15 @@
 //! Camera work (finding the film in a frame, rectifying it) will live here too; for digital
 //! images the film is the whole image, and only the quality checks apply.
 
+pub mod filters;
+pub mod finder;
+mod geometry;
 pub mod quality;
+pub mod rectify;
+mod refine;
+pub mod gates;
+pub mod simulate;
 
+pub use finder::{find_film, find_film_with, FindError, FinderConfig, FoundFilm};
 pub use quality::{assess, Warning};
+pub use rectify::{rectify, Homography, Quad};
