@@ -14,7 +14,7 @@ use crate::capture::Frame;
 use crate::model::preprocess::resize_area;
 
 use super::filters::{box_blur, quantile};
-use super::geometry::{angles_within, offset_quad, convex_hull, dist, in_quad, max_area_quad, order_corners, scale_about_centroid, signed_area, Line, Pt};
+use super::geometry::{angles_within, corners_from_sides, offset_quad, convex_hull, dist, in_quad, max_area_quad, order_corners, scale_about_centroid, signed_area, Line, Pt};
 use super::rectify::{sample_bilinear, Quad};
 
 /// Why no film quad can be given. Each variant needs a different action from the person at the
@@ -424,14 +424,9 @@ fn refine_sides(q: Quad, pts: &[Pt]) -> Quad {
             }
         }
         let mut nq = q;
-        for i in 0..4 {
-            let prev = (i + 3) % 4;
-            let lp = lines[prev].or_else(|| Line::through(q[prev], q[i]));
-            let li = lines[i].or_else(|| Line::through(q[i], q[(i + 1) % 4]));
-            if let (Some(a), Some(b)) = (lp, li) {
-                if let Some(p) = a.intersect(&b) {
-                    nq[i] = p;
-                }
+        for (i, p) in corners_from_sides(&q, &lines).into_iter().enumerate() {
+            if let Some(p) = p {
+                nq[i] = p;
             }
         }
         let diag = dist(q[0], q[2]).max(dist(q[1], q[3]));

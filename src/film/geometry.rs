@@ -57,6 +57,17 @@ impl Line {
     }
 }
 
+/// Corners where consecutive sides of `q` meet. A side without a fitted line falls back to the
+/// line through the two coarse corners it joins; `None` where two sides are parallel.
+pub fn corners_from_sides(q: &Quad, sides: &[Option<Line>; 4]) -> [Option<Pt>; 4] {
+    std::array::from_fn(|i| {
+        let prev = (i + 3) % 4;
+        let lp = sides[prev].or_else(|| Line::through(q[prev], q[i]))?;
+        let li = sides[i].or_else(|| Line::through(q[i], q[(i + 1) % 4]))?;
+        lp.intersect(&li)
+    })
+}
+
 pub fn cross(o: Pt, a: Pt, b: Pt) -> f32 {
     (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 }

@@ -8,6 +8,8 @@
 use crate::capture::Frame;
 use crate::model::preprocess::resize_area;
 
+use super::geometry::dist;
+
 /// Four corners TL, TR, BR, BL as `[x, y]` in frame pixel coordinates.
 pub type Quad = [[f32; 2]; 4];
 
@@ -108,10 +110,6 @@ pub fn sample_bilinear(f: &Frame, x: f32, y: f32) -> f32 {
     let top = f.data[row0 + x0] * (1.0 - tx) + f.data[row0 + x1] * tx;
     let bot = f.data[row1 + x0] * (1.0 - tx) + f.data[row1 + x1] * tx;
     top * (1.0 - ty) + bot * ty
-}
-
-fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
 
 /// Natural output size for a quad: the mean lengths of its opposite sides.

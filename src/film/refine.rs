@@ -8,7 +8,7 @@
 
 use crate::capture::Frame;
 
-use super::geometry::{dist, Line, Pt};
+use super::geometry::{corners_from_sides, dist, Line, Pt};
 use super::rectify::{sample_bilinear, Quad};
 
 /// Refine `q` (TL, TR, BR, BL) on `frame`; `scale` is full-res pixels per working pixel and
@@ -85,17 +85,12 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         }
     }
     let mut out = *q;
-    for i in 0..4 {
-        let prev = (i + 3) % 4;
-        let lp = lines[prev].or_else(|| Line::through(q[prev], q[i]));
-        let li = lines[i].or_else(|| Line::through(q[i], q[(i + 1) % 4]));
-        if let (Some(a), Some(b)) = (lp, li) {
-            if let Some(p) = a.intersect(&b) {
-                // A refined corner far from the coarse one means a side locked onto something
-                // else; the coarse corner is the safer answer.
-                if dist(p, q[i]) <= 3.0 * reach {
-                    out[i] = p;
-                }
+    for (i, p) in corners_from_sides(q, &lines).into_iter().enumerate() {
+        if let Some(p) = p {
+            // A refined corner far from the coarse one means a side locked onto something
+            // else; the coarse corner is the safer answer.
+            if dist(p, q[i]) <= 3.0 * reach {
+                out[i] = p;
             }
         }
     }
