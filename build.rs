@@ -13,7 +13,9 @@ fn main() {
                 .filter(|n| !n.starts_with("synthetic-"))
                 .filter(|n| {
                     let l = n.to_ascii_lowercase();
-                    [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"].iter().any(|x| l.ends_with(x))
+                    [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"]
+                        .iter()
+                        .any(|x| l.ends_with(x))
                 })
                 .collect()
         })
@@ -23,7 +25,10 @@ fn main() {
     for n in &names {
         let p = dir.join(n);
         println!("cargo:rerun-if-changed={}", p.display());
-        src.push_str(&format!("    Sample {{ name: {n:?}, bytes: include_bytes!({:?}) }},\n", p.display().to_string()));
+        src.push_str(&format!(
+            "    Sample {{ name: {n:?}, bytes: include_bytes!({:?}) }},\n",
+            p.display().to_string()
+        ));
     }
     src.push_str("];\n");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("samples.rs");

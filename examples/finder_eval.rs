@@ -22,15 +22,24 @@ struct Row {
 }
 
 fn test_rows(root: &Path, n: usize) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(root.join("manifest.csv")).context("reading manifest.csv")?;
+    let text =
+        std::fs::read_to_string(root.join("manifest.csv")).context("reading manifest.csv")?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().context("empty manifest")?.split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("no column {name}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no column {name}"))
+    };
     let (cp, cl, cs) = (col("path")?, col("label")?, col("split")?);
     let mut rows: Vec<Row> = lines
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f.len() > cs && f[cs] == "test" && f[cl] != "other").then(|| Row { path: f[cp].to_string(), label: f[cl].to_string() })
+            (f.len() > cs && f[cs] == "test" && f[cl] != "other").then(|| Row {
+                path: f[cp].to_string(),
+                label: f[cl].to_string(),
+            })
         })
         .collect();
     rows.sort_by(|a, b| a.path.cmp(&b.path));
@@ -38,15 +47,26 @@ fn test_rows(root: &Path, n: usize) -> Result<Vec<Row>> {
         bail!("no test rows in the manifest");
     }
     let stride = (rows.len() as f64 / n as f64).max(1.0);
-    Ok((0..n.min(rows.len())).map(|i| {
-        let r = &rows[(i as f64 * stride) as usize];
-        Row { path: r.path.clone(), label: r.label.clone() }
-    }).collect())
+    Ok((0..n.min(rows.len()))
+        .map(|i| {
+            let r = &rows[(i as f64 * stride) as usize];
+            Row {
+                path: r.path.clone(),
+                label: r.label.clone(),
+            }
+        })
+        .collect())
 }
 
 fn save(f: &Frame, path: &Path) -> Result<()> {
-    let bytes: Vec<u8> = f.data.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect();
-    image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes).context("size")?.save(path)?;
+    let bytes: Vec<u8> = f
+        .data
+        .iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes)
+        .context("size")?
+        .save(path)?;
     Ok(())
 }
 
@@ -84,7 +104,10 @@ fn main() -> Result<()> {
             _ => pos.push(a),
         }
     }
-    let root = PathBuf::from(pos.first().context("usage: finder_eval DATA_DIR [N] [--out DIR] [--dump DIR]")?);
+    let root = PathBuf::from(
+        pos.first()
+            .context("usage: finder_eval DATA_DIR [N] [--out DIR] [--dump DIR]")?,
+    );
     let n: usize = pos.get(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
     for d in out.iter().chain(dump.iter()) {
         std::fs::create_dir_all(d)?;
@@ -93,8 +116,18 @@ fn main() -> Result<()> {
     let limits = Limits::default();
 
     let (mut errs, mut times) = (Vec::new(), Vec::new());
-    let (mut good_n, mut good_rejected, mut cut_n, mut cut_rejected, mut cut_as_cut, mut absent_n, mut absent_rejected, mut absent_nofilm) = (0, 0, 0, 0, 0, 0, 0, 0);
-    let (mut bare_ok, mut photo_ok, mut inv_fp, mut inv_tp, mut gate_warn) = (0, 0, 0, 0, std::collections::BTreeMap::<&str, usize>::new());
+    let (
+        mut good_n,
+        mut good_rejected,
+        mut cut_n,
+        mut cut_rejected,
+        mut cut_as_cut,
+        mut absent_n,
+        mut absent_rejected,
+        mut absent_nofilm,
+    ) = (0, 0, 0, 0, 0, 0, 0, 0);
+    let (mut bare_ok, mut photo_ok, mut inv_fp, mut inv_tp, mut gate_warn) =
+        (0, 0, 0, 0, std::collections::BTreeMap::<&str, usize>::new());
     let mut failures = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let bytes = read_limited(&root.join(&row.path), limits.max_file_bytes)?;
@@ -110,10 +143,16 @@ fn main() -> Result<()> {
             _ => Placement::Inside,
         };
         let severity = (i % 11) as f32 / 10.0;
-        let sim = simulate(&film, &SimOptions::new(size.0, size.1, severity, placement, 1000 + i as u64));
+        let sim = simulate(
+            &film,
+            &SimOptions::new(size.0, size.1, severity, placement, 1000 + i as u64),
+        );
         photo_ok += (!auto_is_bare_film(&sim.frame)) as usize;
         if let Some(d) = &dump {
-            save(&sim.frame, &d.join(format!("{i:04}-{:?}-s{severity:.1}.png", placement)))?;
+            save(
+                &sim.frame,
+                &d.join(format!("{i:04}-{:?}-s{severity:.1}.png", placement)),
+            )?;
         }
         let t0 = Instant::now();
         let res = find_film(&sim.frame);
@@ -122,13 +161,25 @@ fn main() -> Result<()> {
             Placement::Inside => {
                 good_n += 1;
                 let truth = sim.corners.unwrap();
-                let diag = ((truth[0][0] - truth[2][0]).hypot(truth[0][1] - truth[2][1])).max((truth[1][0] - truth[3][0]).hypot(truth[1][1] - truth[3][1]));
+                let diag = ((truth[0][0] - truth[2][0]).hypot(truth[0][1] - truth[2][1]))
+                    .max((truth[1][0] - truth[3][0]).hypot(truth[1][1] - truth[3][1]));
                 match &res {
                     Ok(f) => {
-                        let e = (0..4).map(|k| (f.corners[k][0] - truth[k][0]).hypot(f.corners[k][1] - truth[k][1])).fold(0f32, f32::max) / diag;
+                        let e = (0..4)
+                            .map(|k| {
+                                (f.corners[k][0] - truth[k][0]).hypot(f.corners[k][1] - truth[k][1])
+                            })
+                            .fold(0f32, f32::max)
+                            / diag;
                         errs.push(e);
                         if e > 0.02 {
-                            failures.push(format!("{i} sev {severity:.1} err {:.1}% {:?} hand={} glare={}", e * 100.0, sim.scene, sim.had_hand, sim.had_glare));
+                            failures.push(format!(
+                                "{i} sev {severity:.1} err {:.1}% {:?} hand={} glare={}",
+                                e * 100.0,
+                                sim.scene,
+                                sim.had_hand,
+                                sim.had_glare
+                            ));
                         }
                         if let Some(o) = &out {
                             let (w, h) = (film.width.min(512), film.height.min(512));
@@ -144,7 +195,10 @@ fn main() -> Result<()> {
                     }
                     Err(e) => {
                         good_rejected += 1;
-                        failures.push(format!("{i} sev {severity:.1} rejected: {e} {:?} hand={} glare={}", sim.scene, sim.had_hand, sim.had_glare));
+                        failures.push(format!(
+                            "{i} sev {severity:.1} rejected: {e} {:?} hand={} glare={}",
+                            sim.scene, sim.had_hand, sim.had_glare
+                        ));
                     }
                 }
             }
@@ -153,7 +207,10 @@ fn main() -> Result<()> {
                 cut_rejected += res.is_err() as usize;
                 cut_as_cut += matches!(res, Err(FindError::CutOff)) as usize;
                 if res.is_ok() {
-                    failures.push(format!("{i} sev {severity:.1} cut-off frame accepted {:?}", sim.scene));
+                    failures.push(format!(
+                        "{i} sev {severity:.1} cut-off frame accepted {:?}",
+                        sim.scene
+                    ));
                 }
             }
             _ => {
@@ -161,23 +218,42 @@ fn main() -> Result<()> {
                 absent_rejected += res.is_err() as usize;
                 absent_nofilm += matches!(res, Err(FindError::NoFilm)) as usize;
                 if res.is_ok() {
-                    failures.push(format!("{i} sev {severity:.1} empty frame accepted {:?}", sim.scene));
+                    failures.push(format!(
+                        "{i} sev {severity:.1} empty frame accepted {:?}",
+                        sim.scene
+                    ));
                 }
             }
         }
     }
     let within = errs.iter().filter(|&&e| e <= 0.02).count();
     println!("films: {} test images from {}", rows.len(), root.display());
-    println!("good frames: {good_n}; corner error <= 2% of diagonal: {within}/{good_n} = {:.1}%", 100.0 * within as f32 / good_n.max(1) as f32);
-    println!("  corner error (max of 4, % of diagonal) on found films: median {:.2}%, p95 {:.2}%", 100.0 * pct(&errs, 0.5), 100.0 * pct(&errs, 0.95));
+    println!(
+        "good frames: {good_n}; corner error <= 2% of diagonal: {within}/{good_n} = {:.1}%",
+        100.0 * within as f32 / good_n.max(1) as f32
+    );
+    println!(
+        "  corner error (max of 4, % of diagonal) on found films: median {:.2}%, p95 {:.2}%",
+        100.0 * pct(&errs, 0.5),
+        100.0 * pct(&errs, 0.95)
+    );
     println!("  false rejections of good frames: {good_rejected}/{good_n}");
     println!("cut-off frames rejected: {cut_rejected}/{cut_n} ({cut_as_cut} as cut-off)");
     println!("no-film frames rejected: {absent_rejected}/{absent_n} ({absent_nofilm} as no film)");
     let mean_t = times.iter().sum::<f64>() / times.len().max(1) as f64;
     let ts: Vec<f32> = times.iter().map(|&t| t as f32).collect();
-    println!("finder time per {}x{} frame: mean {mean_t:.1} ms, p95 {:.1} ms", size.0, size.1, pct(&ts, 0.95));
+    println!(
+        "finder time per {}x{} frame: mean {mean_t:.1} ms, p95 {:.1} ms",
+        size.0,
+        size.1,
+        pct(&ts, 0.95)
+    );
     println!("auto mode: bare films taken as bare {bare_ok}/{}, camera frames taken as photos {photo_ok}/{}", rows.len(), rows.len());
-    println!("inverted check: bare films flagged {inv_fp}/{}, inverted films flagged {inv_tp}/{}", rows.len(), rows.len());
+    println!(
+        "inverted check: bare films flagged {inv_fp}/{}, inverted films flagged {inv_tp}/{}",
+        rows.len(),
+        rows.len()
+    );
     println!("gate warnings on found films: {gate_warn:?}");
     for f in failures.iter().take(40) {
         println!("  {f}");

@@ -14,7 +14,11 @@ fn bin() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(root()).output().expect("binary runs")
+    Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("binary runs")
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -33,11 +37,26 @@ fn labels() -> Vec<String> {
 /// Every record has exactly these fields with these types, success or failure.
 fn check_schema(r: &Value) {
     let obj = r.as_object().expect("record is an object");
-    let mut keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "heatmap").collect();
+    let mut keys: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "heatmap")
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["decision", "elapsed_ms", "error", "label", "model", "notice", "path", "probs", "quality", "result"]
+        [
+            "decision",
+            "elapsed_ms",
+            "error",
+            "label",
+            "model",
+            "notice",
+            "path",
+            "probs",
+            "quality",
+            "result"
+        ]
     );
     assert!(r["path"].is_string());
     assert!(r["notice"].as_str().unwrap().contains("Research use only"));
@@ -52,10 +71,18 @@ fn check_schema(r: &Value) {
         assert!(labels().iter().any(|l| l == label));
         let probs = r["probs"].as_object().unwrap();
         let keys: Vec<&String> = probs.keys().collect();
-        assert_eq!(keys, labels().iter().collect::<Vec<_>>(), "probs keyed by label, in label order");
+        assert_eq!(
+            keys,
+            labels().iter().collect::<Vec<_>>(),
+            "probs keyed by label, in label order"
+        );
         let sum: f64 = probs.values().map(|v| v.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-3, "probs sum to {sum}");
-        let best = probs.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+        let best = probs
+            .iter()
+            .max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap())
+            .unwrap()
+            .0;
         assert_eq!(best, label, "label is the most probable class");
         assert!(r["decision"]["flags"].is_array() && r["decision"]["summary"].is_string());
     } else {
@@ -67,7 +94,12 @@ fn check_schema(r: &Value) {
 #[test]
 fn sample_films_run_without_arguments_and_follow_the_schema() {
     let out = run(&["classify", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recs = json_lines(&out);
     assert_eq!(recs.len(), cxr_edge::capture::samples::all().len());
     for r in &recs {
@@ -76,7 +108,10 @@ fn sample_films_run_without_arguments_and_follow_the_schema() {
         assert!(r["path"].as_str().unwrap().starts_with("sample:"));
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("0 failed"), "summary on stderr in JSON mode: {stderr}");
+    assert!(
+        stderr.contains("0 failed"),
+        "summary on stderr in JSON mode: {stderr}"
+    );
 }
 
 #[test]
@@ -84,7 +119,10 @@ fn table_output_has_the_banner_and_a_summary() {
     let out = run(&["classify"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("*** RESEARCH USE ONLY - NOT A DIAGNOSIS. ***"), "{text}");
+    assert!(
+        text.starts_with("*** RESEARCH USE ONLY - NOT A DIAGNOSIS. ***"),
+        "{text}"
+    );
     assert!(text.contains("0 failed"), "{text}");
     for s in cxr_edge::capture::samples::all() {
         assert!(text.contains(s.name), "{} missing from\n{text}", s.name);
@@ -96,7 +134,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -118,13 +160,20 @@ fn bomb_png() -> Vec<u8> {
     ihdr.extend(100_000u32.to_be_bytes());
     ihdr.extend([8, 0, 0, 0, 0]);
     png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    png_chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     png_chunk(&mut out, b"IEND", &[]);
     out
 }
 
 fn sample_bytes(ext: &str) -> Vec<u8> {
-    let s = cxr_edge::capture::samples::all().iter().find(|s| s.name.ends_with(ext)).expect("sample");
+    let s = cxr_edge::capture::samples::all()
+        .iter()
+        .find(|s| s.name.ends_with(ext))
+        .expect("sample");
     s.bytes.to_vec()
 }
 
@@ -149,7 +198,10 @@ fn every_bad_input_gets_its_own_error_and_the_batch_goes_on() {
     let good = write("good.jpg", &jpeg);
     let empty = write("empty.png", b"");
     let truncated = write("truncated.jpg", &jpeg[..jpeg.len() / 3]);
-    let garbage = write("garbage.png", b"this is a text file pretending to be an image\n");
+    let garbage = write(
+        "garbage.png",
+        b"this is a text file pretending to be an image\n",
+    );
     let bomb = write("bomb.png", &bomb_png());
     let mut one = Vec::new();
     image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(1, 1, image::Luma([9])))
@@ -190,16 +242,25 @@ fn every_bad_input_gets_its_own_error_and_the_batch_goes_on() {
         cmd = Command::new(&exe);
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
         std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
-        cmd.current_dir(d).env("CXR_EDGE_MODEL", models.join("cxr-net.toml"));
+        cmd.current_dir(d)
+            .env("CXR_EDGE_MODEL", models.join("cxr-net.toml"));
     } else {
         cmd = Command::new(bin());
         cmd.current_dir(root());
     }
-    let paths = [&empty, &truncated, &garbage, &bomb, &tiny, &locked, &no_images, &missing, &fifo, &good];
-    cmd.arg("classify").arg("--json").args(paths.iter().map(|p| p.as_os_str()));
+    let paths = [
+        &empty, &truncated, &garbage, &bomb, &tiny, &locked, &no_images, &missing, &fifo, &good,
+    ];
+    cmd.arg("classify")
+        .arg("--json")
+        .args(paths.iter().map(|p| p.as_os_str()));
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit code says some inputs failed; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code says some inputs failed; stderr: {stderr}"
+    );
     let recs = json_lines(&out);
     assert_eq!(recs.len(), paths.len(), "one record per input: {recs:#?}");
     let expect = [
@@ -216,20 +277,39 @@ fn every_bad_input_gets_its_own_error_and_the_batch_goes_on() {
     for (rec, (path, needle)) in recs.iter().zip(expect) {
         check_schema(rec);
         assert_eq!(rec["path"].as_str().unwrap(), path.display().to_string());
-        let err = rec["error"].as_str().unwrap_or_else(|| panic!("{} should fail: {rec}", path.display()));
-        assert!(err.contains(needle), "{}: error {err:?} should mention {needle:?}", path.display());
+        let err = rec["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} should fail: {rec}", path.display()));
+        assert!(
+            err.contains(needle),
+            "{}: error {err:?} should mention {needle:?}",
+            path.display()
+        );
     }
     let last = recs.last().unwrap();
     check_schema(last);
-    assert!(last["error"].is_null(), "the good file after the bad ones still works: {last}");
+    assert!(
+        last["error"].is_null(),
+        "the good file after the bad ones still works: {last}"
+    );
     assert!(stderr.contains("9 failed"), "{stderr}");
 }
 
 #[test]
 fn heatmaps_are_written_one_png_per_input() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&["classify", "--json", "--heatmap", tmp.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "classify",
+        "--json",
+        "--heatmap",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for r in json_lines(&out) {
         let p = Path::new(r["heatmap"].as_str().expect("heatmap path in record"));
         let img = image::open(p).unwrap().to_rgb8();
@@ -239,7 +319,11 @@ fn heatmaps_are_written_one_png_per_input() {
         assert!(px[0] > 120 && px[1] < 60, "banner colour {px:?}");
     }
     let pngs = std::fs::read_dir(tmp.path()).unwrap().count();
-    assert_eq!(pngs, cxr_edge::capture::samples::all().len(), "no leftover temporary files");
+    assert_eq!(
+        pngs,
+        cxr_edge::capture::samples::all().len(),
+        "no leftover temporary files"
+    );
 }
 
 #[test]
@@ -247,5 +331,8 @@ fn a_missing_model_is_a_clear_fatal_error() {
     let out = run(&["classify", "--model", "/nonexistent/model.toml"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot read model manifest /nonexistent/model.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read model manifest /nonexistent/model.toml"),
+        "{stderr}"
+    );
 }

@@ -4,14 +4,24 @@
 use std::path::Path;
 
 use cxr_edge::capture::{decode_image, Frame, Limits};
-use cxr_edge::film::gates::{auto_is_bare_film, blur_score, check_photo, looks_inverted, BLUR_LIMIT};
+use cxr_edge::film::gates::{
+    auto_is_bare_film, blur_score, check_photo, looks_inverted, BLUR_LIMIT,
+};
 use cxr_edge::film::simulate::{invert, simulate, Placement, Scene, SimOptions};
 use cxr_edge::film::{find_film, rectify, FindError, Quad};
 
-const FILMS: [&str; 5] = ["ieee8023-covid-1.png", "kermany-normal-1.png", "kermany-pneumonia-1.png", "nih-normal-1.png", "nih-pneumonia-1.png"];
+const FILMS: [&str; 5] = [
+    "ieee8023-covid-1.png",
+    "kermany-normal-1.png",
+    "kermany-pneumonia-1.png",
+    "nih-normal-1.png",
+    "nih-pneumonia-1.png",
+];
 
 fn film(name: &str) -> Frame {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/samples")
+        .join(name);
     decode_image(&std::fs::read(p).unwrap(), &Limits::default()).unwrap()
 }
 
@@ -21,8 +31,13 @@ fn films() -> Vec<Frame> {
 
 /// Largest corner distance as a share of the film diagonal.
 fn corner_error(found: &Quad, truth: &Quad) -> f32 {
-    let diag = (truth[0][0] - truth[2][0]).hypot(truth[0][1] - truth[2][1]).max((truth[1][0] - truth[3][0]).hypot(truth[1][1] - truth[3][1]));
-    (0..4).map(|k| (found[k][0] - truth[k][0]).hypot(found[k][1] - truth[k][1])).fold(0f32, f32::max) / diag
+    let diag = (truth[0][0] - truth[2][0])
+        .hypot(truth[0][1] - truth[2][1])
+        .max((truth[1][0] - truth[3][0]).hypot(truth[1][1] - truth[3][1]));
+    (0..4)
+        .map(|k| (found[k][0] - truth[k][0]).hypot(found[k][1] - truth[k][1]))
+        .fold(0f32, f32::max)
+        / diag
 }
 
 fn correlation(a: &Frame, b: &Frame) -> f32 {
@@ -47,7 +62,10 @@ fn films_in_simulated_photos_are_found_precisely() {
     for i in 0..12u64 {
         let f = &films[i as usize % films.len()];
         let severity = (i % 6) as f32 / 5.0;
-        let sim = simulate(f, &SimOptions::new(320, 240, severity, Placement::Inside, 100 + i));
+        let sim = simulate(
+            f,
+            &SimOptions::new(320, 240, severity, Placement::Inside, 100 + i),
+        );
         let err = match find_film(&sim.frame) {
             Ok(found) => corner_error(&found.corners, &sim.corners.unwrap()),
             Err(_) => f32::INFINITY,
@@ -56,10 +74,16 @@ fn films_in_simulated_photos_are_found_precisely() {
     }
     let good = errors.iter().filter(|&&e| e <= 0.02).count();
     let shown: Vec<f32> = errors.iter().map(|e| (e * 1000.0).round() / 10.0).collect();
-    assert!(good >= 6, "only {good}/12 within 2% of the diagonal: {shown:?}");
+    assert!(
+        good >= 6,
+        "only {good}/12 within 2% of the diagonal: {shown:?}"
+    );
     // Where the film is found at all, it is found precisely more often than not.
     let found: Vec<&f32> = errors.iter().filter(|e| e.is_finite()).collect();
-    assert!(found.iter().filter(|&&&e| e <= 0.02).count() * 3 >= found.len() * 2, "{shown:?}");
+    assert!(
+        found.iter().filter(|&&&e| e <= 0.02).count() * 3 >= found.len() * 2,
+        "{shown:?}"
+    );
 }
 
 #[test]
@@ -68,12 +92,27 @@ fn cut_off_and_empty_frames_are_rejected_never_guessed() {
     for i in 0..8u64 {
         let f = &films[i as usize % films.len()];
         let severity = (i % 4) as f32 / 3.0;
-        let cut = simulate(f, &SimOptions::new(320, 240, severity, Placement::CutOff, 200 + i));
+        let cut = simulate(
+            f,
+            &SimOptions::new(320, 240, severity, Placement::CutOff, 200 + i),
+        );
         let res = find_film(&cut.frame);
-        assert!(res.is_err(), "seed {}: cut-off film accepted: {res:?}", 200 + i);
-        let empty = simulate(f, &SimOptions::new(320, 240, severity, Placement::Absent, 300 + i));
+        assert!(
+            res.is_err(),
+            "seed {}: cut-off film accepted: {res:?}",
+            200 + i
+        );
+        let empty = simulate(
+            f,
+            &SimOptions::new(320, 240, severity, Placement::Absent, 300 + i),
+        );
         let res = find_film(&empty.frame);
-        assert!(res.is_err(), "seed {}: empty frame ({:?}) accepted: {res:?}", 300 + i, empty.scene);
+        assert!(
+            res.is_err(),
+            "seed {}: empty frame ({:?}) accepted: {res:?}",
+            300 + i,
+            empty.scene
+        );
     }
 }
 
@@ -81,14 +120,24 @@ fn cut_off_and_empty_frames_are_rejected_never_guessed() {
 fn a_tiny_film_is_reported_as_too_small() {
     let f = film("nih-normal-1.png");
     let sim = simulate(&f, &SimOptions::new(320, 240, 0.1, Placement::Small, 7));
-    assert!(matches!(find_film(&sim.frame), Err(FindError::TooSmall { .. }) | Err(FindError::NoFilm)), "{:?}", find_film(&sim.frame));
+    assert!(
+        matches!(
+            find_film(&sim.frame),
+            Err(FindError::TooSmall { .. }) | Err(FindError::NoFilm)
+        ),
+        "{:?}",
+        find_film(&sim.frame)
+    );
     let blocked = check_photo(&sim.frame).unwrap_err();
     assert!(["film_too_small", "no_film"].contains(&blocked.reason.code));
 }
 
 #[test]
 fn rectified_film_matches_the_original() {
-    for (i, name) in ["nih-normal-1.png", "ieee8023-covid-1.png"].iter().enumerate() {
+    for (i, name) in ["nih-normal-1.png", "ieee8023-covid-1.png"]
+        .iter()
+        .enumerate()
+    {
         let f = film(name);
         // This checks the warp, not the finder: a clean photo.
         let mut opt = SimOptions::new(320, 240, 0.2, Placement::Inside, 400 + i as u64);
@@ -116,7 +165,15 @@ fn photo_check_flags_inverted_and_blurred_films() {
     opt.hand = Some(false);
     opt.defocus = Some(0.0);
     let sharp = check_photo(&simulate(&f, &opt).frame).expect("film found");
-    assert!(!sharp.inverted && sharp.warnings.iter().all(|w| w.code != "blurred" && w.code != "inverted"), "{:?}", sharp.warnings);
+    assert!(
+        !sharp.inverted
+            && sharp
+                .warnings
+                .iter()
+                .all(|w| w.code != "blurred" && w.code != "inverted"),
+        "{:?}",
+        sharp.warnings
+    );
 
     let neg = check_photo(&simulate(&invert(&f), &opt).frame).expect("negative found");
     assert!(neg.inverted && neg.warnings[0].code == "inverted");
@@ -126,7 +183,11 @@ fn photo_check_flags_inverted_and_blurred_films() {
 
     opt.defocus = Some(7.0);
     let blurred = check_photo(&simulate(&f, &opt).frame).expect("blurred film still found");
-    assert!(blurred.warnings.iter().any(|w| w.code == "blurred"), "score {}", blur_score(&blurred.film));
+    assert!(
+        blurred.warnings.iter().any(|w| w.code == "blurred"),
+        "score {}",
+        blur_score(&blurred.film)
+    );
     assert!(blur_score(&blurred.film) > BLUR_LIMIT && blur_score(&sharp.film) < BLUR_LIMIT);
 }
 
@@ -145,7 +206,18 @@ fn auto_mode_tells_bare_films_from_photos() {
     let photos = films
         .iter()
         .enumerate()
-        .filter(|(i, f)| !auto_is_bare_film(&simulate(f, &SimOptions::new(320, 240, 0.3, Placement::Inside, 500 + *i as u64)).frame))
+        .filter(|(i, f)| {
+            !auto_is_bare_film(
+                &simulate(
+                    f,
+                    &SimOptions::new(320, 240, 0.3, Placement::Inside, 500 + *i as u64),
+                )
+                .frame,
+            )
+        })
         .count();
-    assert!(bare >= 3 && photos >= 3, "bare films taken as bare: {bare}/5, photos taken as photos: {photos}/5");
+    assert!(
+        bare >= 3 && photos >= 3,
+        "bare films taken as bare: {bare}/5, photos taken as photos: {photos}/5"
+    );
 }

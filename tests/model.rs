@@ -28,7 +28,10 @@ fn int8_model_is_small_enough_for_the_board() {
     let m = Manifest::load(&manifest_path()).unwrap();
     let (_, v) = m.variant(Some("int8")).unwrap();
     let size = std::fs::metadata(m.dir.join(&v.file)).unwrap().len();
-    assert!(size <= 4 * 1024 * 1024, "int8 model is {size} bytes, over 4 MiB");
+    assert!(
+        size <= 4 * 1024 * 1024,
+        "int8 model is {size} bytes, over 4 MiB"
+    );
 }
 
 #[test]
@@ -45,7 +48,9 @@ fn a_corrupt_model_file_is_refused_with_a_clear_message() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x5a;
     std::fs::write(&target, bytes).unwrap();
-    let err = Classifier::load(&dir.path().join("cxr-net.toml"), None).err().expect("refused");
+    let err = Classifier::load(&dir.path().join("cxr-net.toml"), None)
+        .err()
+        .expect("refused");
     let msg = format!("{err:#}");
     assert!(msg.contains("does not match its manifest"), "{msg}");
     // A truncated file is refused the same way, before tract ever parses it.
@@ -59,6 +64,9 @@ fn a_broken_manifest_names_the_problem() {
     let text = std::fs::read_to_string(manifest_path()).unwrap();
     let bad = text.replace("temperature =", "temperature = -1.0\n#");
     std::fs::write(dir.path().join("m.toml"), bad).unwrap();
-    let msg = format!("{:#}", Manifest::load(&dir.path().join("m.toml")).unwrap_err());
+    let msg = format!(
+        "{:#}",
+        Manifest::load(&dir.path().join("m.toml")).unwrap_err()
+    );
     assert!(msg.contains("temperature"), "{msg}");
 }

@@ -15,7 +15,8 @@ fn root() -> PathBuf {
 }
 
 fn parity() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/parity.json")).expect("parity.json");
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/parity.json")).expect("parity.json");
     serde_json::from_str(&text).expect("parity.json is JSON")
 }
 
@@ -38,7 +39,10 @@ fn stats(t: &[f32]) -> (f64, f64, f64, f64, f64) {
 }
 
 fn close(what: &str, got: f64, want: f64, tol: f64) {
-    assert!((got - want).abs() <= tol, "{what}: got {got}, want {want} (tolerance {tol})");
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: got {got}, want {want} (tolerance {tol})"
+    );
 }
 
 #[test]
@@ -55,13 +59,32 @@ fn preprocessing_and_probabilities_match_the_python_pipeline() {
         let file = s["file"].as_str().unwrap();
         let bytes = std::fs::read(root().join("tests/fixtures").join(file)).unwrap();
         let frame = decode_image(&bytes, &Limits::default()).unwrap();
-        let is_jpeg = Path::new(file).extension().is_some_and(|e| e == "jpg" || e == "jpeg");
+        let is_jpeg = Path::new(file)
+            .extension()
+            .is_some_and(|e| e == "jpg" || e == "jpeg");
         // Lossless fixtures decode to identical pixels; a JPEG may differ by a grey level
         // between libjpeg-turbo and the Rust decoder, so its tolerances are wider.
-        let (px_tol, t_tol, p_tol) = if is_jpeg { (0.5, 0.02, 5e-3) } else { (1e-3, 1e-4, 1e-3) };
-        assert_eq!(frame.width as u64, s["gray"]["width"].as_u64().unwrap(), "{file} width");
-        assert_eq!(frame.height as u64, s["gray"]["height"].as_u64().unwrap(), "{file} height");
-        close(&format!("{file} gray mean"), frame.mean() as f64, f(&s["gray"]["mean"]), px_tol);
+        let (px_tol, t_tol, p_tol) = if is_jpeg {
+            (0.5, 0.02, 5e-3)
+        } else {
+            (1e-3, 1e-4, 1e-3)
+        };
+        assert_eq!(
+            frame.width as u64,
+            s["gray"]["width"].as_u64().unwrap(),
+            "{file} width"
+        );
+        assert_eq!(
+            frame.height as u64,
+            s["gray"]["height"].as_u64().unwrap(),
+            "{file} height"
+        );
+        close(
+            &format!("{file} gray mean"),
+            frame.mean() as f64,
+            f(&s["gray"]["mean"]),
+            px_tol,
+        );
 
         let tensor = f32_model.preprocess(&frame);
         let t = &s["tensor"];
@@ -73,7 +96,12 @@ fn preprocessing_and_probabilities_match_the_python_pipeline() {
             close(&format!("{file} tensor max"), max, f(&t["max"]), t_tol);
             let stride = t["stride"].as_u64().unwrap() as usize;
             for (k, want) in vecf(&t["values"]).into_iter().enumerate() {
-                close(&format!("{file} tensor[{}]", k * stride), tensor[k * stride] as f64, want, t_tol);
+                close(
+                    &format!("{file} tensor[{}]", k * stride),
+                    tensor[k * stride] as f64,
+                    want,
+                    t_tol,
+                );
             }
         }
 
@@ -81,14 +109,40 @@ fn preprocessing_and_probabilities_match_the_python_pipeline() {
         for (i, want) in vecf(&s["f32"]["probs"]).into_iter().enumerate() {
             let d = (got.probs[i] as f64 - want).abs();
             worst_prob = worst_prob.max(d);
-            close(&format!("{file} f32 prob[{i}]"), got.probs[i] as f64, want, p_tol);
+            close(
+                &format!("{file} f32 prob[{i}]"),
+                got.probs[i] as f64,
+                want,
+                p_tol,
+            );
         }
-        assert_eq!(f32_model.manifest.labels[got.top], s["f32"]["top1"].as_str().unwrap(), "{file} f32 top-1");
-        let cam_shape: Vec<u64> = s["f32"]["cam_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert_eq!(cam_shape, vec![1, got.cam.classes as u64, got.cam.height as u64, got.cam.width as u64]);
+        assert_eq!(
+            f32_model.manifest.labels[got.top],
+            s["f32"]["top1"].as_str().unwrap(),
+            "{file} f32 top-1"
+        );
+        let cam_shape: Vec<u64> = s["f32"]["cam_shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            cam_shape,
+            vec![
+                1,
+                got.cam.classes as u64,
+                got.cam.height as u64,
+                got.cam.width as u64
+            ]
+        );
 
         let q = int8_model.run_tensor(&tensor).unwrap();
-        assert_eq!(int8_model.manifest.labels[q.top], s["int8"]["top1"].as_str().unwrap(), "{file} int8 top-1");
+        assert_eq!(
+            int8_model.manifest.labels[q.top],
+            s["int8"]["top1"].as_str().unwrap(),
+            "{file} int8 top-1"
+        );
     }
     eprintln!("largest f32 probability difference to onnxruntime: {worst_prob:.2e}");
 }
@@ -99,17 +153,30 @@ fn jpeg_decoding_stays_within_a_grey_level_of_libjpeg() {
     // Decoders may round differently; the difference must be tiny and must not move the result.
     let p = parity();
     let j = &p["jpeg"];
-    let read = |k: &str| std::fs::read(root().join("tests/fixtures").join(j[k].as_str().unwrap())).unwrap();
+    let read = |k: &str| {
+        std::fs::read(root().join("tests/fixtures").join(j[k].as_str().unwrap())).unwrap()
+    };
     let from_jpeg = decode_image(&read("file"), &Limits::default()).unwrap();
     let from_png = decode_image(&read("decoded_png"), &Limits::default()).unwrap();
-    assert_eq!((from_jpeg.width, from_jpeg.height), (from_png.width, from_png.height));
-    let diffs: Vec<f32> = from_jpeg.data.iter().zip(&from_png.data).map(|(a, b)| (a - b).abs()).collect();
+    assert_eq!(
+        (from_jpeg.width, from_jpeg.height),
+        (from_png.width, from_png.height)
+    );
+    let diffs: Vec<f32> = from_jpeg
+        .data
+        .iter()
+        .zip(&from_png.data)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
     let max = diffs.iter().cloned().fold(0.0, f32::max);
     let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
     eprintln!("JPEG decode vs libjpeg-turbo: max {max} grey levels, mean {mean:.4}");
     assert!(max <= 4.0 && mean <= 0.5, "max {max}, mean {mean}");
     let clf = Classifier::load(&root().join(p["manifest"].as_str().unwrap()), Some("f32")).unwrap();
-    let (a, b) = (clf.classify(&from_jpeg).unwrap(), clf.classify(&from_png).unwrap());
+    let (a, b) = (
+        clf.classify(&from_jpeg).unwrap(),
+        clf.classify(&from_png).unwrap(),
+    );
     assert_eq!(a.top, b.top);
     for (x, y) in a.probs.iter().zip(&b.probs) {
         close("jpeg vs png prob", *x as f64, *y as f64, 5e-3);
@@ -121,9 +188,15 @@ fn logits_are_the_mean_of_the_cam() {
     // The heatmap is only honest if it is the map the decision was averaged from.
     let manifest = root().join("models/cxr-net.toml");
     let clf = Classifier::load(&manifest, Some("f32")).unwrap();
-    let bytes = std::fs::read(root().join("tests/fixtures/samples")
-        .join(cxr_edge::capture::samples::all()[0].name)).unwrap();
-    let pred = clf.classify(&decode_image(&bytes, &Limits::default()).unwrap()).unwrap();
+    let bytes = std::fs::read(
+        root()
+            .join("tests/fixtures/samples")
+            .join(cxr_edge::capture::samples::all()[0].name),
+    )
+    .unwrap();
+    let pred = clf
+        .classify(&decode_image(&bytes, &Limits::default()).unwrap())
+        .unwrap();
     for c in 0..pred.cam.classes {
         let m = pred.cam.map(c);
         let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;

@@ -51,7 +51,12 @@ pub enum DecodeError {
     #[error("not a supported image (PNG, JPEG, BMP or TIFF expected; content was checked, not the name)")]
     UnknownFormat,
     #[error("{format} image of {width}x{height} pixels exceeds the limit ({limit}); refusing to decode it")]
-    TooLarge { format: Fmt, width: u32, height: u32, limit: String },
+    TooLarge {
+        format: Fmt,
+        width: u32,
+        height: u32,
+        limit: String,
+    },
     #[error("image is only {width}x{height} pixels; at least {min}x{min} is needed")]
     TooSmall { width: u32, height: u32, min: u32 },
     #[error("{format} data is corrupt or truncated: {detail}")]
@@ -80,13 +85,19 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DecodeError> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     if meta.len() > limit {
-        return Err(DecodeError::FileTooLarge { size: meta.len(), limit });
+        return Err(DecodeError::FileTooLarge {
+            size: meta.len(),
+            limit,
+        });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The size can change between stat and read; `take` keeps the cap honest anyway.
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(DecodeError::FileTooLarge { size: bytes.len() as u64, limit });
+        return Err(DecodeError::FileTooLarge {
+            size: bytes.len() as u64,
+            limit,
+        });
     }
     Ok(bytes)
 }
@@ -115,14 +126,28 @@ pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     let pixels = width as u64 * height as u64;
     if width > limits.max_side || height > limits.max_side {
         let limit = format!("{} pixels per side", limits.max_side);
-        return Err(DecodeError::TooLarge { format, width, height, limit });
+        return Err(DecodeError::TooLarge {
+            format,
+            width,
+            height,
+            limit,
+        });
     }
     if pixels > limits.max_pixels {
         let limit = format!("{} megapixels", limits.max_pixels / 1_000_000);
-        return Err(DecodeError::TooLarge { format, width, height, limit });
+        return Err(DecodeError::TooLarge {
+            format,
+            width,
+            height,
+            limit,
+        });
     }
     if width < limits.min_side || height < limits.min_side {
-        return Err(DecodeError::TooSmall { width, height, min: limits.min_side });
+        return Err(DecodeError::TooSmall {
+            width,
+            height,
+            min: limits.min_side,
+        });
     }
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_side);
@@ -152,11 +177,18 @@ fn classify_image_error(format: Fmt, e: image::ImageError) -> DecodeError {
             height: 0,
             limit: format!("decoder memory limit: {l}"),
         },
-        E::Unsupported(u) => DecodeError::Unsupported { format, layout: u.to_string() },
-        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            DecodeError::Corrupt { format, detail: "unexpected end of data".into() }
-        }
-        other => DecodeError::Corrupt { format, detail: other.to_string() },
+        E::Unsupported(u) => DecodeError::Unsupported {
+            format,
+            layout: u.to_string(),
+        },
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Corrupt {
+            format,
+            detail: "unexpected end of data".into(),
+        },
+        other => DecodeError::Corrupt {
+            format,
+            detail: other.to_string(),
+        },
     }
 }
 
@@ -166,21 +198,37 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
     let data: Vec<f32> = match img {
         DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().map(f32::from).collect(),
         DynamicImage::ImageLumaA8(b) => b.pixels().map(|p| p.0[0] as f32).collect(),
-        DynamicImage::ImageLuma16(b) => b.into_raw().into_iter().map(|v| v as f32 / 257.0).collect(),
+        DynamicImage::ImageLuma16(b) => {
+            b.into_raw().into_iter().map(|v| v as f32 / 257.0).collect()
+        }
         DynamicImage::ImageLumaA16(b) => b.pixels().map(|p| p.0[0] as f32 / 257.0).collect(),
-        DynamicImage::ImageRgb8(b) => {
-            b.pixels().map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32)).collect()
-        }
-        DynamicImage::ImageRgba8(b) => {
-            b.pixels().map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32)).collect()
-        }
+        DynamicImage::ImageRgb8(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
+            .collect(),
+        DynamicImage::ImageRgba8(b) => b
+            .pixels()
+            .map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
+            .collect(),
         DynamicImage::ImageRgb16(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0] as f32 / 257.0, p.0[1] as f32 / 257.0, p.0[2] as f32 / 257.0))
+            .map(|p| {
+                rgb(
+                    p.0[0] as f32 / 257.0,
+                    p.0[1] as f32 / 257.0,
+                    p.0[2] as f32 / 257.0,
+                )
+            })
             .collect(),
         DynamicImage::ImageRgba16(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0] as f32 / 257.0, p.0[1] as f32 / 257.0, p.0[2] as f32 / 257.0))
+            .map(|p| {
+                rgb(
+                    p.0[0] as f32 / 257.0,
+                    p.0[1] as f32 / 257.0,
+                    p.0[2] as f32 / 257.0,
+                )
+            })
             .collect(),
         DynamicImage::ImageRgb32F(b) => b
             .pixels()
@@ -191,7 +239,10 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
             .map(|p| rgb(p.0[0], p.0[1], p.0[2]).clamp(0.0, 1.0) * 255.0)
             .collect(),
         other => {
-            return Err(DecodeError::Unsupported { format, layout: format!("{:?}", other.color()) })
+            return Err(DecodeError::Unsupported {
+                format,
+                layout: format!("{:?}", other.color()),
+            })
         }
     };
     Ok(Frame::new(w, h, data))
@@ -203,13 +254,16 @@ mod tests {
 
     fn png(img: DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
     #[test]
     fn sixteen_bit_gray_is_scaled_to_8_bit_range() {
-        let img = image::ImageBuffer::from_fn(40, 40, |x, _| image::Luma([if x < 20 { 0u16 } else { 65535 }]));
+        let img = image::ImageBuffer::from_fn(40, 40, |x, _| {
+            image::Luma([if x < 20 { 0u16 } else { 65535 }])
+        });
         let f = decode_image(&png(DynamicImage::ImageLuma16(img)), &Limits::default()).unwrap();
         assert_eq!(f.pixel(0, 0), 0.0);
         assert_eq!(f.pixel(39, 0), 255.0);
@@ -227,7 +281,9 @@ mod tests {
     fn truncated_jpeg_is_refused_but_trailing_bytes_are_fine() {
         let img = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([(x * 3 + y) as u8]));
         let mut jpg = Vec::new();
-        DynamicImage::ImageLuma8(img).write_to(&mut Cursor::new(&mut jpg), ImageFormat::Jpeg).unwrap();
+        DynamicImage::ImageLuma8(img)
+            .write_to(&mut Cursor::new(&mut jpg), ImageFormat::Jpeg)
+            .unwrap();
         assert!(decode_image(&jpg, &Limits::default()).is_ok());
         let mut padded = jpg.clone();
         padded.extend_from_slice(&[0, 0, 0, 0]);
@@ -240,8 +296,21 @@ mod tests {
     fn tiny_and_empty_inputs_are_refused() {
         let img = image::GrayImage::from_pixel(1, 1, image::Luma([7]));
         let e = decode_image(&png(DynamicImage::ImageLuma8(img)), &Limits::default()).unwrap_err();
-        assert!(matches!(e, DecodeError::TooSmall { width: 1, height: 1, .. }), "{e}");
-        assert!(matches!(decode_image(&[], &Limits::default()), Err(DecodeError::Empty)));
+        assert!(
+            matches!(
+                e,
+                DecodeError::TooSmall {
+                    width: 1,
+                    height: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(matches!(
+            decode_image(&[], &Limits::default()),
+            Err(DecodeError::Empty)
+        ));
         let e = decode_image(b"hello, world, not an image at all", &Limits::default()).unwrap_err();
         assert!(matches!(e, DecodeError::UnknownFormat), "{e}");
     }

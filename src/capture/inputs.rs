@@ -29,10 +29,16 @@ pub struct Input {
 
 impl Input {
     fn file(path: PathBuf) -> Self {
-        Input { display: path.display().to_string(), source: InputSource::File(path) }
+        Input {
+            display: path.display().to_string(),
+            source: InputSource::File(path),
+        }
     }
     fn problem(display: impl Into<String>, why: impl Into<String>) -> Self {
-        Input { display: display.into(), source: InputSource::Problem(why.into()) }
+        Input {
+            display: display.into(),
+            source: InputSource::Problem(why.into()),
+        }
     }
 }
 
@@ -44,13 +50,20 @@ fn has_image_extension(path: &Path) -> bool {
 }
 
 fn is_hidden(entry: &walkdir::DirEntry) -> bool {
-    entry.depth() > 0 && entry.file_name().to_str().map(|s| s.starts_with('.')).unwrap_or(false)
+    entry.depth() > 0
+        && entry
+            .file_name()
+            .to_str()
+            .map(|s| s.starts_with('.'))
+            .unwrap_or(false)
 }
 
 fn walk_dir(dir: &Path, out: &mut Vec<Input>) {
     let before = out.len();
     let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name();
     for entry in walker.into_iter().filter_entry(|e| !is_hidden(e)) {
         match entry {
             Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => {
@@ -71,7 +84,10 @@ fn walk_dir(dir: &Path, out: &mut Vec<Input>) {
     if out.len() == before {
         out.push(Input::problem(
             dir.display().to_string(),
-            format!("no images found in this directory (looked for {})", IMAGE_EXTENSIONS.join(", ")),
+            format!(
+                "no images found in this directory (looked for {})",
+                IMAGE_EXTENSIONS.join(", ")
+            ),
         ));
     }
 }
@@ -121,7 +137,10 @@ pub fn expand_inputs(args: &[String]) -> Vec<Input> {
 pub fn sample_inputs() -> Vec<Input> {
     super::samples::all()
         .iter()
-        .map(|s| Input { display: format!("sample:{}", s.name), source: InputSource::Sample(*s) })
+        .map(|s| Input {
+            display: format!("sample:{}", s.name),
+            source: InputSource::Sample(*s),
+        })
         .collect()
 }
 
@@ -150,7 +169,9 @@ mod tests {
         let kinds: Vec<_> = got
             .iter()
             .map(|i| match &i.source {
-                InputSource::File(p) => format!("file:{}", p.file_name().unwrap().to_str().unwrap()),
+                InputSource::File(p) => {
+                    format!("file:{}", p.file_name().unwrap().to_str().unwrap())
+                }
                 InputSource::Problem(w) => format!("problem:{w}"),
                 InputSource::Sample(_) => "sample".into(),
             })

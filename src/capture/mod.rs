@@ -23,8 +23,16 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(width: usize, height: usize, data: Vec<f32>) -> Self {
-        assert_eq!(width * height, data.len(), "frame buffer does not match its size");
-        Frame { width, height, data }
+        assert_eq!(
+            width * height,
+            data.len(),
+            "frame buffer does not match its size"
+        );
+        Frame {
+            width,
+            height,
+            data,
+        }
     }
 
     pub fn pixel(&self, x: usize, y: usize) -> f32 {

@@ -50,7 +50,12 @@ fn round4(p: f32) -> serde_json::Value {
     serde_json::json!(((p as f64) * 1e6).round() / 1e6)
 }
 
-fn process(input: &Input, clf: &Classifier, opts: &BatchOptions, heatmap_path: Option<&Path>) -> Record {
+fn process(
+    input: &Input,
+    clf: &Classifier,
+    opts: &BatchOptions,
+    heatmap_path: Option<&Path>,
+) -> Record {
     let start = Instant::now();
     let mut rec = Record {
         path: input.display.clone(),
@@ -81,14 +86,22 @@ fn analyse(
 ) -> Result<()> {
     let frame = match &input.source {
         InputSource::Problem(why) => anyhow::bail!("{why}"),
-        InputSource::File(p) => decode_image(&read_limited(p, opts.limits.max_file_bytes)?, &opts.limits)?,
+        InputSource::File(p) => {
+            decode_image(&read_limited(p, opts.limits.max_file_bytes)?, &opts.limits)?
+        }
         InputSource::Sample(s) => decode_image(s.bytes, &opts.limits)?,
     };
     rec.quality = film::assess(&frame);
     let pred = clf.classify(&frame).context("inference failed")?;
     let m = &clf.manifest;
     let label = pred.label(m).to_string();
-    rec.probs = Some(m.labels.iter().cloned().zip(pred.probs.iter().map(|&p| round4(p))).collect());
+    rec.probs = Some(
+        m.labels
+            .iter()
+            .cloned()
+            .zip(pred.probs.iter().map(|&p| round4(p)))
+            .collect(),
+    );
     let not_chest = pred.decision.flags.iter().any(|f| f == "other") || label == "other";
     if not_chest {
         rec.quality.push(Warning::new(
@@ -98,14 +111,29 @@ fn analyse(
     }
     // `label` stays the most probable class; the words follow the operating points, so an
     // image that reaches the `other` threshold never reads like a finding.
-    rec.result = Some(if not_chest { label_words("other") } else { label_words(&label) }.to_string());
+    rec.result = Some(
+        if not_chest {
+            label_words("other")
+        } else {
+            label_words(&label)
+        }
+        .to_string(),
+    );
     rec.label = Some(label);
     rec.decision = Some(pred.decision.clone());
     if let Some(path) = heatmap_path {
-        let caption = format!("map: {} {:.0}%", label_words(&m.labels[pred.top]), 100.0 * pred.probs[pred.top]);
+        let caption = format!(
+            "map: {} {:.0}%",
+            label_words(&m.labels[pred.top]),
+            100.0 * pred.probs[pred.top]
+        );
         let img = heatmap_image(&frame, &pred.cam, pred.top, &caption);
-        write_png_atomically(&img, path)
-            .with_context(|| format!("result computed, but the heatmap could not be written to {}", path.display()))?;
+        write_png_atomically(&img, path).with_context(|| {
+            format!(
+                "result computed, but the heatmap could not be written to {}",
+                path.display()
+            )
+        })?;
         rec.heatmap = Some(path.display().to_string());
     }
     Ok(())
@@ -129,12 +157,19 @@ fn heatmap_names(inputs: &[Input], dir: &Path) -> Vec<Option<PathBuf>> {
         .map(|i| {
             let stem = match &i.source {
                 InputSource::File(p) => p.file_stem()?.to_string_lossy().into_owned(),
-                InputSource::Sample(s) => Path::new(s.name).file_stem()?.to_string_lossy().into_owned(),
+                InputSource::Sample(s) => Path::new(s.name)
+                    .file_stem()?
+                    .to_string_lossy()
+                    .into_owned(),
                 InputSource::Problem(_) => return None,
             };
             let n = seen.entry(stem.clone()).or_insert(0);
             *n += 1;
-            let name = if *n == 1 { format!("{stem}.heatmap.png") } else { format!("{stem}-{n}.heatmap.png") };
+            let name = if *n == 1 {
+                format!("{stem}.heatmap.png")
+            } else {
+                format!("{stem}-{n}.heatmap.png")
+            };
             Some(dir.join(name))
         })
         .collect()
@@ -185,18 +220,30 @@ pub fn classify_inputs(
 pub fn run(args: ClassifyArgs) -> Result<i32> {
     let inputs = if args.paths.is_empty() {
         let s = capture::sample_inputs();
-        anyhow::ensure!(!s.is_empty(), "no paths given and this build has no bundled sample films");
+        anyhow::ensure!(
+            !s.is_empty(),
+            "no paths given and this build has no bundled sample films"
+        );
         s
     } else {
         expand_inputs(&args.paths)
     };
     if let Some(dir) = &args.heatmap {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
     let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let opts = BatchOptions { limits: Limits::default(), heatmap_dir: args.heatmap.clone(), jobs };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let opts = BatchOptions {
+        limits: Limits::default(),
+        heatmap_dir: args.heatmap.clone(),
+        jobs,
+    };
 
     let progress = if inputs.len() > 1 {
         indicatif::ProgressBar::new(inputs.len() as u64)
@@ -204,8 +251,10 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         indicatif::ProgressBar::hidden()
     };
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} films  {elapsed} (eta {eta})")
-            .expect("static template"),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} films  {elapsed} (eta {eta})",
+        )
+        .expect("static template"),
     );
     let mut summary = Summary::new(&clf.manifest.labels);
     let stdout = std::io::stdout();
@@ -220,7 +269,11 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         let res = progress.suspend(|| -> std::io::Result<()> {
             match table.as_mut() {
                 Some(t) => t.row(&mut out, &rec)?,
-                None => writeln!(out, "{}", serde_json::to_string(&rec).expect("record serialises"))?,
+                None => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&rec).expect("record serialises")
+                )?,
             }
             // Stream results when nobody is watching a progress bar (pipes, logs).
             out.flush()
@@ -244,5 +297,9 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         writeln!(out, "\n{}", summary.render())?;
         out.flush()?;
     }
-    Ok(if summary.failed > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
+    Ok(if summary.failed > 0 {
+        EXIT_SOME_FAILED
+    } else {
+        EXIT_OK
+    })
 }

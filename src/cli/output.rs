@@ -26,13 +26,20 @@ pub struct TableWriter {
 
 impl TableWriter {
     pub fn new(labels: &[String], model: &ModelId) -> Self {
-        TableWriter { labels: labels.to_vec(), model: model.clone() }
+        TableWriter {
+            labels: labels.to_vec(),
+            model: model.clone(),
+        }
     }
 
     pub fn header(&mut self, out: &mut impl Write) -> io::Result<()> {
         let m = &self.model;
         writeln!(out, "*** {} ***", crate::NOTICE.to_uppercase())?;
-        writeln!(out, "model {} v{} ({}, sha256 {})\n", m.name, m.version, m.variant, m.sha256)?;
+        writeln!(
+            out,
+            "model {} v{} ({}, sha256 {})\n",
+            m.name, m.version, m.variant, m.sha256
+        )?;
         write!(out, "{:<PATH_WIDTH$}  {:<RESULT_WIDTH$}", "FILE", "RESULT")?;
         for l in &self.labels {
             write!(out, " {:>9}", l.to_uppercase())?;
@@ -49,7 +56,12 @@ impl TableWriter {
         }
         write!(out, "{:<RESULT_WIDTH$}", r.result.as_deref().unwrap_or("-"))?;
         for l in &self.labels {
-            match r.probs.as_ref().and_then(|p| p.get(l)).and_then(|v| v.as_f64()) {
+            match r
+                .probs
+                .as_ref()
+                .and_then(|p| p.get(l))
+                .and_then(|v| v.as_f64())
+            {
                 Some(p) => write!(out, " {:>9.3}", p)?,
                 None => write!(out, " {:>9}", "-")?,
             }
@@ -62,7 +74,12 @@ impl TableWriter {
                 notes.push("indeterminate".into());
             }
         }
-        notes.extend(r.quality.iter().filter(|w| w.code != "not_chest_xray").map(|w| w.code.to_string()));
+        notes.extend(
+            r.quality
+                .iter()
+                .filter(|w| w.code != "not_chest_xray")
+                .map(|w| w.code.to_string()),
+        );
         if let Some(err) = &r.error {
             notes.push(format!("ERROR: {err}"));
         }
@@ -80,7 +97,12 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(labels: &[String]) -> Self {
-        Summary { labels: labels.to_vec(), counts: vec![0; labels.len()], total: 0, failed: 0 }
+        Summary {
+            labels: labels.to_vec(),
+            counts: vec![0; labels.len()],
+            total: 0,
+            failed: 0,
+        }
     }
 
     pub fn add(&mut self, r: &Record) {
@@ -88,14 +110,22 @@ impl Summary {
         if r.error.is_some() {
             self.failed += 1;
         }
-        if let Some(i) = r.label.as_ref().and_then(|l| self.labels.iter().position(|x| x == l)) {
+        if let Some(i) = r
+            .label
+            .as_ref()
+            .and_then(|l| self.labels.iter().position(|x| x == l))
+        {
             self.counts[i] += 1;
         }
     }
 
     pub fn render(&self) -> String {
-        let per: Vec<String> =
-            self.labels.iter().zip(&self.counts).map(|(l, c)| format!("{l} {c}")).collect();
+        let per: Vec<String> = self
+            .labels
+            .iter()
+            .zip(&self.counts)
+            .map(|(l, c)| format!("{l} {c}"))
+            .collect();
         format!(
             "{} input{}: {}; {} failed. {}",
             self.total,

@@ -26,11 +26,15 @@ impl DrawTarget for Canvas<'_> {
     type Color = Rgb888;
     type Error = Infallible;
 
-    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(&mut self, pixels: I) -> Result<(), Infallible> {
+    fn draw_iter<I: IntoIterator<Item = Pixel<Rgb888>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
         let (w, h) = (self.img.width() as i32, self.img.height() as i32);
         for Pixel(p, c) in pixels {
             if (0..w).contains(&p.x) && (0..h).contains(&p.y) {
-                self.img.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                self.img
+                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())

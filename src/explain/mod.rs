@@ -65,7 +65,11 @@ fn ramp(v: f32) -> [f32; 3] {
 /// Normalise one class map to [0, 1] (min-max); a flat map stays all zero.
 pub fn normalised_map(cam: &Cam, class: usize) -> Vec<f32> {
     let m = cam.map(class);
-    let (lo, hi) = m.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let (lo, hi) = m
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
     if !(hi - lo).is_finite() || hi - lo < 1e-6 {
         return vec![0.0; m.len()];
     }
@@ -101,7 +105,10 @@ pub fn heatmap_image(frame: &Frame, cam: &Cam, class: usize, caption: &str) -> R
     }
     let mut canvas = Canvas::new(&mut img);
     let strip = Rectangle::new(Point::new(0, h as i32), Size::new(w as u32, banner as u32));
-    strip.into_styled(PrimitiveStyle::with_fill(Rgb888::new(150, 20, 20))).draw(&mut canvas).ok();
+    strip
+        .into_styled(PrimitiveStyle::with_fill(Rgb888::new(150, 20, 20)))
+        .draw(&mut canvas)
+        .ok();
     // The notice must fit whole: pick the largest font whose line fits the image width.
     let notice_chars = crate::NOTICE.len() as u32 + 2;
     let (bold_font, plain_font): (&MonoFont, &MonoFont) = if w as u32 >= notice_chars * 9 {
@@ -111,10 +118,17 @@ pub fn heatmap_image(frame: &Frame, cam: &Cam, class: usize, caption: &str) -> R
     };
     let bold = MonoTextStyle::new(bold_font, Rgb888::WHITE);
     let plain = MonoTextStyle::new(plain_font, Rgb888::WHITE);
-    Text::with_baseline(&crate::NOTICE.to_uppercase(), Point::new(6, h as i32 + 4), bold, Baseline::Top)
+    Text::with_baseline(
+        &crate::NOTICE.to_uppercase(),
+        Point::new(6, h as i32 + 4),
+        bold,
+        Baseline::Top,
+    )
+    .draw(&mut canvas)
+    .ok();
+    Text::with_baseline(caption, Point::new(6, h as i32 + 23), plain, Baseline::Top)
         .draw(&mut canvas)
         .ok();
-    Text::with_baseline(caption, Point::new(6, h as i32 + 23), plain, Baseline::Top).draw(&mut canvas).ok();
     img
 }
 
@@ -126,7 +140,12 @@ mod tests {
     fn hot_cam_cell_lands_in_the_right_corner() {
         let mut data = vec![0.0; 2 * 4 * 4];
         data[16 + 15] = 5.0; // class 1, bottom-right cell
-        let cam = Cam { classes: 2, height: 4, width: 4, data };
+        let cam = Cam {
+            classes: 2,
+            height: 4,
+            width: 4,
+            data,
+        };
         let frame = Frame::new(400, 400, vec![100.0; 160_000]);
         let img = heatmap_image(&frame, &cam, 1, "test");
         let tl = img.get_pixel(10, 10).0;

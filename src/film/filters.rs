@@ -50,14 +50,18 @@ pub fn gaussian_blur(f: &Frame, sigma: f32) -> Frame {
         return gaussian_small(f, sigma);
     }
     // Three passes of width w have variance 3 * (w^2 - 1) / 12.
-    let r = (((4.0 * sigma * sigma + 1.0).sqrt() - 1.0) / 2.0).round().max(1.0) as usize;
+    let r = (((4.0 * sigma * sigma + 1.0).sqrt() - 1.0) / 2.0)
+        .round()
+        .max(1.0) as usize;
     box_blur(&box_blur(&box_blur(f, r), r), r)
 }
 
 /// Exact separable Gaussian for small sigmas, where box approximations are too coarse.
 fn gaussian_small(f: &Frame, sigma: f32) -> Frame {
     let r = (3.0 * sigma).ceil() as isize;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / s).collect();
     let (w, h) = (f.width as isize, f.height as isize);
@@ -103,7 +107,10 @@ mod tests {
     fn blurs_keep_constant_images_and_the_mean() {
         let c = Frame::new(30, 20, vec![77.0; 600]);
         for s in [0.5, 1.0, 2.0, 5.0] {
-            assert!(gaussian_blur(&c, s).data.iter().all(|v| (v - 77.0).abs() < 1e-3));
+            assert!(gaussian_blur(&c, s)
+                .data
+                .iter()
+                .all(|v| (v - 77.0).abs() < 1e-3));
         }
         let f = Frame::new(30, 20, (0..600).map(|i| ((i * 37) % 255) as f32).collect());
         let b = gaussian_blur(&f, 2.0);

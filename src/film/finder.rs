@@ -14,7 +14,10 @@ use crate::capture::Frame;
 use crate::model::preprocess::resize_area;
 
 use super::filters::{box_blur, quantile};
-use super::geometry::{angles_within, corners_from_sides, offset_quad, convex_hull, dist, in_quad, max_area_quad, order_corners, scale_about_centroid, signed_area, Line, Pt};
+use super::geometry::{
+    angles_within, convex_hull, corners_from_sides, dist, in_quad, max_area_quad, offset_quad,
+    order_corners, scale_about_centroid, signed_area, Line, Pt,
+};
 use super::rectify::{sample_bilinear, Quad};
 
 /// Why no film quad can be given. Each variant needs a different action from the person at the
@@ -101,15 +104,29 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
         return Err(FindError::NoFilm);
     }
     let s = (frame.width.max(frame.height) as f32 / cfg.work_side as f32).max(1.0);
-    let (ww, wh) = ((frame.width as f32 / s).round() as usize, (frame.height as f32 / s).round() as usize);
+    let (ww, wh) = (
+        (frame.width as f32 / s).round() as usize,
+        (frame.height as f32 / s).round() as usize,
+    );
     let img = box_blur(&resize_area(frame, ww, wh), 1);
     let local = box_blur(&img, 4);
-    let band: Vec<f32> = img.data.iter().zip(&local.data).map(|(a, b)| (a - b).abs()).collect();
+    let band: Vec<f32> = img
+        .data
+        .iter()
+        .zip(&local.data)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
     // The smoothest fifth of the frame shows the noise floor (light box, room or film
     // background); film texture must clearly exceed it, whatever the camera's noise.
     let mut b: Vec<f32> = band.clone();
     let noise_floor = quantile(&mut b, 0.2);
-    let work = Work { w: ww, h: wh, img, band, noise_floor };
+    let work = Work {
+        w: ww,
+        h: wh,
+        img,
+        band,
+        noise_floor,
+    };
 
     let cands = candidates(&work, cfg);
     let best = select(&work, &cands, cfg).ok_or(FindError::NoFilm)?;
@@ -121,14 +138,32 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
     if area_frac < cfg.min_area_frac {
         return Err(FindError::TooSmall { area_frac });
     }
-    let (fx, fy) = (frame.width as f32 / ww as f32, frame.height as f32 / wh as f32);
+    let (fx, fy) = (
+        frame.width as f32 / ww as f32,
+        frame.height as f32 / wh as f32,
+    );
     let coarse = best.quad.map(|p| [p[0] * fx, p[1] * fy]);
     let corners = super::refine::refine_corners(frame, &coarse, fx.max(fy));
     // The refined quad must still be a sane film inside the frame; otherwise keep the coarse one.
-    let inside = |q: &Quad| q.iter().all(|p| p[0] >= -1.0 && p[1] >= -1.0 && p[0] <= frame.width as f32 + 1.0 && p[1] <= frame.height as f32 + 1.0);
-    let corners = if angles_within(&corners, 30.0, 150.0) && inside(&corners) { corners } else { coarse };
+    let inside = |q: &Quad| {
+        q.iter().all(|p| {
+            p[0] >= -1.0
+                && p[1] >= -1.0
+                && p[0] <= frame.width as f32 + 1.0
+                && p[1] <= frame.height as f32 + 1.0
+        })
+    };
+    let corners = if angles_within(&corners, 30.0, 150.0) && inside(&corners) {
+        corners
+    } else {
+        coarse
+    };
     let area_frac = signed_area(&corners) / (frame.width * frame.height) as f32;
-    Ok(FoundFilm { corners, area_frac, fit: best.iou })
+    Ok(FoundFilm {
+        corners,
+        area_frac,
+        fit: best.iou,
+    })
 }
 
 /// Every quad-like region at every threshold of the sweep, in both polarities.
@@ -145,7 +180,12 @@ fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
     for k in 1..STEPS {
         let t = lo + (hi - lo) * k as f32 / STEPS as f32;
         for dark in [true, false] {
-            let mask: Vec<bool> = work.img.data.iter().map(|&v| if dark { v < t } else { v > t }).collect();
+            let mask: Vec<bool> = work
+                .img
+                .data
+                .iter()
+                .map(|&v| if dark { v < t } else { v > t })
+                .collect();
             for comp in components(&mask, w, h, min_px) {
                 let filled = fill_holes(&comp, w, h);
                 let key = signature(&filled, w, h);
@@ -229,13 +269,22 @@ fn fill_holes(comp: &[usize], w: usize, h: usize) -> Vec<bool> {
         inside[i] = true;
     }
     let mut outside = vec![false; w * h];
-    let mut stack: Vec<usize> = (0..w).flat_map(|x| [x, (h - 1) * w + x]).chain((0..h).flat_map(|y| [y * w, y * w + w - 1])).filter(|&i| !inside[i]).collect();
+    let mut stack: Vec<usize> = (0..w)
+        .flat_map(|x| [x, (h - 1) * w + x])
+        .chain((0..h).flat_map(|y| [y * w, y * w + w - 1]))
+        .filter(|&i| !inside[i])
+        .collect();
     for &i in &stack {
         outside[i] = true;
     }
     while let Some(i) = stack.pop() {
         let (x, y) = (i % w, i / w);
-        let nb = [(x > 0).then(|| i - 1), (x + 1 < w).then(|| i + 1), (y > 0).then(|| i - w), (y + 1 < h).then(|| i + w)];
+        let nb = [
+            (x > 0).then(|| i - 1),
+            (x + 1 < w).then(|| i + 1),
+            (y > 0).then(|| i - w),
+            (y + 1 < h).then(|| i + w),
+        ];
         for j in nb.into_iter().flatten() {
             if !inside[j] && !outside[j] {
                 outside[j] = true;
@@ -258,7 +307,10 @@ fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
         let r = (0.06 * area.sqrt()).round().max(2.0) as usize;
         let opened = dilate(&erode(filled, w, h, r), w, h, r);
         // The opening may split off bits; keep only the largest piece.
-        if let Some(main) = components(&opened, w, h, 1).into_iter().max_by_key(|c| c.len()) {
+        if let Some(main) = components(&opened, w, h, 1)
+            .into_iter()
+            .max_by_key(|c| c.len())
+        {
             let main = fill_holes(&main, w, h);
             if let Some((q2, iou2)) = fit_quad(&main, w, h) {
                 if iou2 > iou + 0.02 {
@@ -274,7 +326,9 @@ fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
     // Cut off: a corner beyond the frame, or region pixels on the border right at the quad
     // (an arm reaching the border away from the film does not count).
     let grown = scale_about_centroid(&quad, 1.0 + 3.0 / area.sqrt());
-    let corner_out = quad.iter().any(|p| p[0] < -1.0 || p[1] < -1.0 || p[0] > w as f32 + 1.0 || p[1] > h as f32 + 1.0);
+    let corner_out = quad
+        .iter()
+        .any(|p| p[0] < -1.0 || p[1] < -1.0 || p[0] > w as f32 + 1.0 || p[1] > h as f32 + 1.0);
     // Hits per frame side: left, right, top, bottom.
     let (mut hits, mut near) = ([0usize; 4], [0usize; 4]);
     for y in 0..h {
@@ -320,7 +374,15 @@ fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
     }
     let spread = quantile(&mut vals, 0.9) - quantile(&mut vals, 0.1);
     let contrast = edge_contrast(&work.img, &quad);
-    Some(Candidate { quad, iou, area, cut, texture, contrast, spread })
+    Some(Candidate {
+        quad,
+        iou,
+        area,
+        cut,
+        texture,
+        contrast,
+        spread,
+    })
 }
 
 /// Largest hull quad, then each side re-fitted to the region boundary, and the IoU of the
@@ -331,7 +393,13 @@ fn fit_quad(region: &[bool], w: usize, h: usize) -> Option<(Quad, f32)> {
     // edge, not the film's).
     let mut pts: Vec<Pt> = Vec::new();
     let mut hull_pts: Vec<Pt> = Vec::new();
-    let at = |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && region[y as usize * w + x as usize];
+    let at = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < w
+            && (y as usize) < h
+            && region[y as usize * w + x as usize]
+    };
     for y in 0..h as isize {
         for x in 0..w as isize {
             if !at(x, y) {
@@ -354,7 +422,11 @@ fn fit_quad(region: &[bool], w: usize, h: usize) -> Option<(Quad, f32)> {
     let hull = convex_hull(hull_pts);
     let q0 = order_corners(max_area_quad(&hull)?);
     let q = refine_sides(q0, &pts);
-    let q = if angles_within(&q, 20.0, 160.0) { q } else { q0 };
+    let q = if angles_within(&q, 20.0, 160.0) {
+        q
+    } else {
+        q0
+    };
     let aq = signed_area(&q);
     let (mut inter, mut total) = (0usize, 0usize);
     for y in 0..h {
@@ -405,7 +477,10 @@ fn refine_sides(q: Quad, pts: &[Pt]) -> Quad {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                let (a, b) = (g[(seed % g.len() as u64) as usize], g[((seed >> 32) % g.len() as u64) as usize]);
+                let (a, b) = (
+                    g[(seed % g.len() as u64) as usize],
+                    g[((seed >> 32) % g.len() as u64) as usize],
+                );
                 if dist(a, b) < 0.2 * len {
                     continue;
                 }
@@ -418,7 +493,11 @@ fn refine_sides(q: Quad, pts: &[Pt]) -> Quad {
             }
             if let Some((c, l)) = best {
                 if c >= need {
-                    let inl: Vec<Pt> = g.iter().copied().filter(|&p| l.dist(p).abs() < 1.5).collect();
+                    let inl: Vec<Pt> = g
+                        .iter()
+                        .copied()
+                        .filter(|&p| l.dist(p).abs() < 1.5)
+                        .collect();
                     lines[i] = Line::fit(&inl);
                 }
             }
@@ -440,17 +519,23 @@ fn refine_sides(q: Quad, pts: &[Pt]) -> Quad {
 
 fn seg_dist(p: Pt, a: Pt, b: Pt) -> f32 {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-    let t = (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy).max(1e-6)).clamp(0.0, 1.0);
+    let t =
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy).max(1e-6)).clamp(0.0, 1.0);
     dist(p, [a[0] + t * dx, a[1] + t * dy])
 }
 
 /// Median over the four sides of the mean grey step across the side (2 px each way).
 fn edge_contrast(img: &Frame, q: &Quad) -> f32 {
-    let c = [q.iter().map(|p| p[0]).sum::<f32>() / 4.0, q.iter().map(|p| p[1]).sum::<f32>() / 4.0];
+    let c = [
+        q.iter().map(|p| p[0]).sum::<f32>() / 4.0,
+        q.iter().map(|p| p[1]).sum::<f32>() / 4.0,
+    ];
     let mut per_side = Vec::new();
     for i in 0..4 {
         let (a, b) = (q[i], q[(i + 1) % 4]);
-        let Some(l) = Line::through(a, b) else { continue };
+        let Some(l) = Line::through(a, b) else {
+            continue;
+        };
         // Outward normal: away from the centroid.
         let s = if l.dist(c) > 0.0 { -1.0 } else { 1.0 };
         let n = [l.n[0] * s, l.n[1] * s];
@@ -465,26 +550,38 @@ fn edge_contrast(img: &Frame, q: &Quad) -> f32 {
         per_side.push(acc / 11.0);
     }
     per_side.sort_by(f32::total_cmp);
-    let med = if per_side.len() == 4 { 0.5 * (per_side[1] + per_side[2]) } else { 0.0 };
+    let med = if per_side.len() == 4 {
+        0.5 * (per_side[1] + per_side[2])
+    } else {
+        0.0
+    };
     med
 }
 
 /// Binary erosion with a square window of radius `r` (summed-area table).
 fn erode(m: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     let sat = summed(m, w, h);
-    window_count(&sat, w, h, r).into_iter().map(|(c, full)| c == full).collect()
+    window_count(&sat, w, h, r)
+        .into_iter()
+        .map(|(c, full)| c == full)
+        .collect()
 }
 
 fn dilate(m: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
     let sat = summed(m, w, h);
-    window_count(&sat, w, h, r).into_iter().map(|(c, _)| c > 0).collect()
+    window_count(&sat, w, h, r)
+        .into_iter()
+        .map(|(c, _)| c > 0)
+        .collect()
 }
 
 fn summed(m: &[bool], w: usize, h: usize) -> Vec<u32> {
     let mut s = vec![0u32; (w + 1) * (h + 1)];
     for y in 0..h {
         for x in 0..w {
-            s[(y + 1) * (w + 1) + x + 1] = m[y * w + x] as u32 + s[y * (w + 1) + x + 1] + s[(y + 1) * (w + 1) + x] - s[y * (w + 1) + x];
+            s[(y + 1) * (w + 1) + x + 1] =
+                m[y * w + x] as u32 + s[y * (w + 1) + x + 1] + s[(y + 1) * (w + 1) + x]
+                    - s[y * (w + 1) + x];
         }
     }
     s
@@ -497,7 +594,9 @@ fn window_count(s: &[u32], w: usize, h: usize, r: usize) -> Vec<(u32, u32)> {
         let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
         for x in 0..w {
             let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-            let c = s[y1 * (w + 1) + x1] + s[y0 * (w + 1) + x0] - s[y0 * (w + 1) + x1] - s[y1 * (w + 1) + x0];
+            let c = s[y1 * (w + 1) + x1] + s[y0 * (w + 1) + x0]
+                - s[y0 * (w + 1) + x1]
+                - s[y1 * (w + 1) + x0];
             out.push((c, ((y1 - y0) * (x1 - x0)) as u32));
         }
     }
@@ -510,9 +609,16 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     let valid: Vec<&Candidate> = cands
         .iter()
         .filter(|c| {
-            let (w_, h_) = (0.5 * (dist(c.quad[0], c.quad[1]) + dist(c.quad[3], c.quad[2])), 0.5 * (dist(c.quad[0], c.quad[3]) + dist(c.quad[1], c.quad[2])));
+            let (w_, h_) = (
+                0.5 * (dist(c.quad[0], c.quad[1]) + dist(c.quad[3], c.quad[2])),
+                0.5 * (dist(c.quad[0], c.quad[3]) + dist(c.quad[1], c.quad[2])),
+            );
             let aspect = w_ / h_.max(1e-3);
-            let min_iou = if c.cut { cfg.min_iou - 0.13 } else { cfg.min_iou };
+            let min_iou = if c.cut {
+                cfg.min_iou - 0.13
+            } else {
+                cfg.min_iou
+            };
             c.iou >= min_iou
                 && angles_within(&c.quad, 35.0, 145.0)
                 && (0.35..=2.8).contains(&aspect)
@@ -531,11 +637,17 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
         .filter(|a| {
             let grown = scale_about_centroid(&a.quad, 1.05);
             !valid.iter().any(|b| {
-                !b.cut && b.area < 0.85 * a.area && b.quad.iter().all(|&p| in_quad(&grown, p)) && ring_is_background(work, a, b)
+                !b.cut
+                    && b.area < 0.85 * a.area
+                    && b.quad.iter().all(|&p| in_quad(&grown, p))
+                    && ring_is_background(work, a, b)
             })
         })
         .collect();
-    let largest = keep.iter().copied().max_by(|a, b| a.area.total_cmp(&b.area))?;
+    let largest = keep
+        .iter()
+        .copied()
+        .max_by(|a, b| a.area.total_cmp(&b.area))?;
     let diag = dist(largest.quad[0], largest.quad[2]);
     // Neighbouring thresholds see the same film slightly differently: take the best-fitting.
     keep.into_iter()

@@ -58,20 +58,42 @@ pub fn blocking_reason(e: &FindError) -> Warning {
 
 /// Find, rectify and check the film in a camera photo.
 pub fn check_photo(frame: &Frame) -> Result<PhotoReport, Blocked> {
-    let found = find_film(frame).map_err(|error| Blocked { reason: blocking_reason(&error), error })?;
+    let found = find_film(frame).map_err(|error| Blocked {
+        reason: blocking_reason(&error),
+        error,
+    })?;
     let (nw, nh) = natural_size(&found.corners);
     let s = (MAX_RECTIFIED_SIDE as f32 / nw.max(nh) as f32).min(1.0);
-    let (w, h) = (((nw as f32 * s).round() as usize).max(8), ((nh as f32 * s).round() as usize).max(8));
-    let raw = rectify(frame, &found.corners, w, h).ok_or_else(|| Blocked { reason: blocking_reason(&FindError::NoFilm), error: FindError::NoFilm })?;
+    let (w, h) = (
+        ((nw as f32 * s).round() as usize).max(8),
+        ((nh as f32 * s).round() as usize).max(8),
+    );
+    let raw = rectify(frame, &found.corners, w, h).ok_or_else(|| Blocked {
+        reason: blocking_reason(&FindError::NoFilm),
+        error: FindError::NoFilm,
+    })?;
 
     let mut warnings = Vec::new();
     let inverted = looks_inverted(&raw);
     if inverted {
         warnings.push(Warning::new("inverted", "The film looks like a negative (dark bones, bright lungs); it was inverted back before analysis."));
     }
-    let upright = if inverted { Frame::new(raw.width, raw.height, raw.data.iter().map(|v| 255.0 - v).collect()) } else { raw.clone() };
+    let upright = if inverted {
+        Frame::new(
+            raw.width,
+            raw.height,
+            raw.data.iter().map(|v| 255.0 - v).collect(),
+        )
+    } else {
+        raw.clone()
+    };
     warnings.extend(film_warnings(&upright));
-    Ok(PhotoReport { corners: found.corners, film: stretch_levels(&upright), warnings, inverted })
+    Ok(PhotoReport {
+        corners: found.corners,
+        film: stretch_levels(&upright),
+        warnings,
+        inverted,
+    })
 }
 
 /// Warnings for a rectified (not yet stretched) film from a camera: blur, exposure, glare.
@@ -83,12 +105,19 @@ pub fn film_warnings(film: &Frame) -> Vec<Warning> {
     }
     let mut v = film.data.clone();
     let (p50, p99) = (quantile(&mut v, 0.5), quantile(&mut v, 0.99));
-    let saturated = film.data.iter().filter(|&&x| x >= 250.0).count() as f32 / film.data.len().max(1) as f32;
+    let saturated =
+        film.data.iter().filter(|&&x| x >= 250.0).count() as f32 / film.data.len().max(1) as f32;
     if p99 < 60.0 || p50 < 15.0 {
-        out.push(Warning::new("underexposed", "The photo is very dark; turn on the light box or let the camera expose longer."));
+        out.push(Warning::new(
+            "underexposed",
+            "The photo is very dark; turn on the light box or let the camera expose longer.",
+        ));
     }
     if saturated > 0.05 || p50 > 200.0 {
-        out.push(Warning::new("overexposed", "The photo is too bright and parts of the film are burned out; reduce the exposure."));
+        out.push(Warning::new(
+            "overexposed",
+            "The photo is too bright and parts of the film are burned out; reduce the exposure.",
+        ));
     }
     let g = glare_fraction(film);
     if g > GLARE_LIMIT && saturated < 0.3 {
@@ -104,7 +133,10 @@ pub fn film_warnings(film: &Frame) -> Vec<Warning> {
 /// shake in either direction counts.
 pub fn blur_score(film: &Frame) -> f32 {
     let s = 256.0 / film.width.max(film.height) as f32;
-    let (w, h) = (((film.width as f32 * s).round() as usize).max(16), ((film.height as f32 * s).round() as usize).max(16));
+    let (w, h) = (
+        ((film.width as f32 * s).round() as usize).max(16),
+        ((film.height as f32 * s).round() as usize).max(16),
+    );
     let f = resize_area(film, w, h);
     let mean9 = |horizontal: bool| -> Vec<f32> {
         let mut out = vec![0f32; w * h];
@@ -112,7 +144,11 @@ pub fn blur_score(film: &Frame) -> f32 {
             for x in 0..w {
                 let mut a = 0.0;
                 for k in -4isize..=4 {
-                    let (xx, yy) = if horizontal { ((x as isize + k).clamp(0, w as isize - 1) as usize, y) } else { (x, (y as isize + k).clamp(0, h as isize - 1) as usize) };
+                    let (xx, yy) = if horizontal {
+                        ((x as isize + k).clamp(0, w as isize - 1) as usize, y)
+                    } else {
+                        (x, (y as isize + k).clamp(0, h as isize - 1) as usize)
+                    };
                     a += f.data[yy * w + xx];
                 }
                 out[y * w + x] = a / 9.0;
@@ -128,7 +164,14 @@ pub fn blur_score(film: &Frame) -> f32 {
         let (mx, my) = (w / 10, h / 10);
         for y in my.max(1)..h - my {
             for x in mx.max(1)..w - mx {
-                let (i, j) = (y * w + x, if horizontal { y * w + x - 1 } else { (y - 1) * w + x });
+                let (i, j) = (
+                    y * w + x,
+                    if horizontal {
+                        y * w + x - 1
+                    } else {
+                        (y - 1) * w + x
+                    },
+                );
                 let df = (f.data[i] - f.data[j]).abs();
                 let db = (b[i] - b[j]).abs();
                 sf += df as f64;
@@ -190,7 +233,11 @@ pub fn looks_inverted(film: &Frame) -> bool {
 /// are bright and flat. A bare film has neither.
 pub fn auto_is_bare_film(frame: &Frame) -> bool {
     let found = find_film(frame);
-    let quad = found.as_ref().ok().filter(|f| f.area_frac < 0.9).map(|f| f.corners);
+    let quad = found
+        .as_ref()
+        .ok()
+        .filter(|f| f.area_frac < 0.9)
+        .map(|f| f.corners);
     let st = flat_shares(frame, quad.as_ref());
     match found {
         // A quad inside a bare film (a letterboxed image, say) has film all around it; a film
@@ -214,11 +261,18 @@ struct FlatShares {
 /// abdomen) but they do not surround it.
 fn flat_shares(frame: &Frame, quad: Option<&Quad>) -> FlatShares {
     let s = (frame.width.max(frame.height) as f32 / 160.0).max(1.0);
-    let (w, h) = (((frame.width as f32 / s).round() as usize).max(1), ((frame.height as f32 / s).round() as usize).max(1));
-    let (fx, fy) = (frame.width as f32 / w as f32, frame.height as f32 / h as f32);
+    let (w, h) = (
+        ((frame.width as f32 / s).round() as usize).max(1),
+        ((frame.height as f32 / s).round() as usize).max(1),
+    );
+    let (fx, fy) = (
+        frame.width as f32 / w as f32,
+        frame.height as f32 / h as f32,
+    );
     let img = box_blur(&resize_area(frame, w, h), 1);
     let local = box_blur(&img, 4);
-    let (mut all, mut ring, mut ring_n, mut out, mut out_n) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut all, mut ring, mut ring_n, mut out, mut out_n) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
@@ -257,8 +311,18 @@ mod tests {
                 let (x, y) = ((i % w) as f32 / w as f32, (i / w) as f32 / h as f32);
                 let body = ((x - 0.5) / 0.45).powi(2) + ((y - 0.55) / 0.55).powi(2) < 1.0;
                 let lung = ((x - 0.5).abs() - 0.2).abs() < 0.12 && (0.2..0.7).contains(&y);
-                let rib = if ((y * 40.0).sin()).abs() > 0.8 { 40.0 } else { 0.0 };
-                if !body { 15.0 } else if lung { 60.0 + rib } else { 190.0 }
+                let rib = if ((y * 40.0).sin()).abs() > 0.8 {
+                    40.0
+                } else {
+                    0.0
+                };
+                if !body {
+                    15.0
+                } else if lung {
+                    60.0 + rib
+                } else {
+                    190.0
+                }
             })
             .collect();
         Frame::new(w, h, data)
@@ -268,7 +332,11 @@ mod tests {
     fn inverted_chest_is_detected() {
         let c = chest(200, 240);
         assert!(!looks_inverted(&c));
-        assert!(looks_inverted(&Frame::new(200, 240, c.data.iter().map(|v| 255.0 - v).collect())));
+        assert!(looks_inverted(&Frame::new(
+            200,
+            240,
+            c.data.iter().map(|v| 255.0 - v).collect()
+        )));
     }
 
     #[test]
@@ -276,18 +344,32 @@ mod tests {
         let c = chest(256, 256);
         let sharp = blur_score(&c);
         let soft = blur_score(&gaussian_blur(&c, 4.0));
-        assert!(sharp < BLUR_LIMIT && soft > BLUR_LIMIT, "sharp {sharp}, soft {soft}");
-        assert!(film_warnings(&gaussian_blur(&c, 4.0)).iter().any(|w| w.code == "blurred"));
+        assert!(
+            sharp < BLUR_LIMIT && soft > BLUR_LIMIT,
+            "sharp {sharp}, soft {soft}"
+        );
+        assert!(film_warnings(&gaussian_blur(&c, 4.0))
+            .iter()
+            .any(|w| w.code == "blurred"));
     }
 
     #[test]
     fn exposure_and_glare_warnings() {
         let c = chest(256, 256);
-        let codes = |f: &Frame| film_warnings(f).into_iter().map(|w| w.code).collect::<Vec<_>>();
+        let codes = |f: &Frame| {
+            film_warnings(f)
+                .into_iter()
+                .map(|w| w.code)
+                .collect::<Vec<_>>()
+        };
         assert!(codes(&c).is_empty(), "{:?}", codes(&c));
         let dark = Frame::new(256, 256, c.data.iter().map(|v| v * 0.2).collect());
         assert!(codes(&dark).contains(&"underexposed"));
-        let bright = Frame::new(256, 256, c.data.iter().map(|v| (v * 3.0).min(255.0)).collect());
+        let bright = Frame::new(
+            256,
+            256,
+            c.data.iter().map(|v| (v * 3.0).min(255.0)).collect(),
+        );
         assert!(codes(&bright).contains(&"overexposed"));
         let mut glare = c.clone();
         for y in 90..120 {
@@ -309,7 +391,13 @@ mod tests {
 
     #[test]
     fn an_empty_light_box_is_a_photo_not_a_film() {
-        let lb = Frame::new(320, 240, (0..320 * 240).map(|i| 220.0 + (i % 7) as f32 * 0.3).collect());
+        let lb = Frame::new(
+            320,
+            240,
+            (0..320 * 240)
+                .map(|i| 220.0 + (i % 7) as f32 * 0.3)
+                .collect(),
+        );
         assert!(!auto_is_bare_film(&lb));
         assert_eq!(check_photo(&lb).unwrap_err().reason.code, "no_film");
     }

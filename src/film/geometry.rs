@@ -20,7 +20,10 @@ impl Line {
             return None;
         }
         let n = [-dy / len, dx / len];
-        Some(Line { n, c: n[0] * a[0] + n[1] * a[1] })
+        Some(Line {
+            n,
+            c: n[0] * a[0] + n[1] * a[1],
+        })
     }
 
     pub fn dist(&self, p: Pt) -> f32 {
@@ -32,7 +35,10 @@ impl Line {
         if det.abs() < 1e-4 {
             return None;
         }
-        Some([(self.c * o.n[1] - self.n[1] * o.c) / det, (self.n[0] * o.c - self.c * o.n[0]) / det])
+        Some([
+            (self.c * o.n[1] - self.n[1] * o.c) / det,
+            (self.n[0] * o.c - self.c * o.n[0]) / det,
+        ])
     }
 
     /// Total-least-squares fit (the principal axis of the points); `None` for < 2 points.
@@ -53,7 +59,10 @@ impl Line {
         // Direction of largest spread; the normal is perpendicular to it.
         let ang = 0.5 * (2.0 * sxy).atan2(sxx - syy);
         let nrm = [-ang.sin(), ang.cos()];
-        Some(Line { n: nrm, c: nrm[0] * mx + nrm[1] * my })
+        Some(Line {
+            n: nrm,
+            c: nrm[0] * mx + nrm[1] * my,
+        })
     }
 }
 
@@ -202,7 +211,10 @@ pub fn order_corners(q: Quad) -> Quad {
     let mut best = (f32::MAX, q);
     for r in 0..4 {
         let c = [q[r], q[(r + 1) % 4], q[(r + 2) % 4], q[(r + 3) % 4]];
-        let cost = ang(c[0], c[1], 0.0) + ang(c[3], c[2], 0.0) + ang(c[0], c[3], half_pi) + ang(c[1], c[2], half_pi);
+        let cost = ang(c[0], c[1], 0.0)
+            + ang(c[3], c[2], 0.0)
+            + ang(c[0], c[3], half_pi)
+            + ang(c[1], c[2], half_pi);
         if cost < best.0 {
             best = (cost, c);
         }
@@ -259,7 +271,9 @@ mod tests {
 
     #[test]
     fn hull_of_a_filled_square_is_its_corners() {
-        let pts: Vec<Pt> = (0..=10).flat_map(|x| (0..=10).map(move |y| [x as f32, y as f32])).collect();
+        let pts: Vec<Pt> = (0..=10)
+            .flat_map(|x| (0..=10).map(move |y| [x as f32, y as f32]))
+            .collect();
         let h = convex_hull(pts);
         assert_eq!(h.len(), 4);
         assert!(signed_area(&h) > 0.0);
@@ -269,7 +283,14 @@ mod tests {
     #[test]
     fn max_quad_of_an_octagon_like_hull() {
         // A rectangle with two cut corners: the best quad keeps the long sides.
-        let hull = vec![[0.0, 0.0], [100.0, 0.0], [100.0, 70.0], [95.0, 80.0], [5.0, 80.0], [0.0, 75.0]];
+        let hull = vec![
+            [0.0, 0.0],
+            [100.0, 0.0],
+            [100.0, 70.0],
+            [95.0, 80.0],
+            [5.0, 80.0],
+            [0.0, 75.0],
+        ];
         let q = max_area_quad(&hull).unwrap();
         assert!(signed_area(&q) > 7500.0);
     }
@@ -277,7 +298,10 @@ mod tests {
     #[test]
     fn offset_moves_sides_outward() {
         let q: Quad = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]];
-        assert_eq!(offset_quad(&q, 2.0), [[-2.0, -2.0], [12.0, -2.0], [12.0, 12.0], [-2.0, 12.0]]);
+        assert_eq!(
+            offset_quad(&q, 2.0),
+            [[-2.0, -2.0], [12.0, -2.0], [12.0, 12.0], [-2.0, 12.0]]
+        );
         assert_eq!(offset_quad(&q, -1.0)[0], [1.0, 1.0]);
     }
 
@@ -296,13 +320,27 @@ mod tests {
         for deg in [-35.0f32, -10.0, 0.0, 20.0, 35.0] {
             let (s, c) = deg.to_radians().sin_cos();
             let rot = |x: f32, y: f32| [100.0 + c * x - s * y, 100.0 + s * x + c * y];
-            let truth = [rot(-40.0, -50.0), rot(40.0, -50.0), rot(40.0, 50.0), rot(-40.0, 50.0)];
+            let truth = [
+                rot(-40.0, -50.0),
+                rot(40.0, -50.0),
+                rot(40.0, 50.0),
+                rot(-40.0, 50.0),
+            ];
             for shift in 0..4 {
-                let mut scrambled = [truth[shift], truth[(shift + 1) % 4], truth[(shift + 2) % 4], truth[(shift + 3) % 4]];
+                let mut scrambled = [
+                    truth[shift],
+                    truth[(shift + 1) % 4],
+                    truth[(shift + 2) % 4],
+                    truth[(shift + 3) % 4],
+                ];
                 if shift % 2 == 1 {
                     scrambled.reverse();
                 }
-                assert_eq!(order_corners(scrambled), truth, "rotation {deg}, shift {shift}");
+                assert_eq!(
+                    order_corners(scrambled),
+                    truth,
+                    "rotation {deg}, shift {shift}"
+                );
             }
         }
     }

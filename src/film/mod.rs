@@ -5,11 +5,11 @@
 
 pub mod filters;
 pub mod finder;
+pub mod gates;
 mod geometry;
 pub mod quality;
 pub mod rectify;
 mod refine;
-pub mod gates;
 pub mod simulate;
 
 pub use finder::{find_film, find_film_with, FindError, FinderConfig, FoundFilm};

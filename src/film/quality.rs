@@ -15,7 +15,10 @@ pub struct Warning {
 
 impl Warning {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Warning { code, message: message.into() }
+        Warning {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -65,10 +68,16 @@ pub fn assess(frame: &Frame) -> Vec<Warning> {
         ));
     }
     if p50 < 35 || dark > 0.6 {
-        out.push(Warning::new("underexposed", "Image is very dark; lung detail may be hidden."));
+        out.push(Warning::new(
+            "underexposed",
+            "Image is very dark; lung detail may be hidden.",
+        ));
     }
     if p50 > 220 || bright > 0.4 {
-        out.push(Warning::new("overexposed", "Image is very bright or saturated; lung detail may be burned out."));
+        out.push(Warning::new(
+            "overexposed",
+            "Image is very bright or saturated; lung detail may be burned out.",
+        ));
     }
     out
 }
@@ -78,7 +87,9 @@ mod tests {
     use super::*;
 
     fn gradient(w: usize, h: usize, lo: f32, hi: f32) -> Frame {
-        let data = (0..w * h).map(|i| lo + (hi - lo) * ((i % w) as f32 / (w - 1) as f32)).collect();
+        let data = (0..w * h)
+            .map(|i| lo + (hi - lo) * ((i % w) as f32 / (w - 1) as f32))
+            .collect();
         Frame::new(w, h, data)
     }
 
@@ -90,8 +101,14 @@ mod tests {
     #[test]
     fn each_problem_is_named() {
         let codes = |f: &Frame| assess(f).into_iter().map(|w| w.code).collect::<Vec<_>>();
-        assert_eq!(codes(&gradient(100, 300, 10.0, 240.0)), vec!["low_resolution", "unusual_shape"]);
-        assert_eq!(codes(&gradient(300, 300, 100.0, 130.0)), vec!["low_contrast"]);
+        assert_eq!(
+            codes(&gradient(100, 300, 10.0, 240.0)),
+            vec!["low_resolution", "unusual_shape"]
+        );
+        assert_eq!(
+            codes(&gradient(300, 300, 100.0, 130.0)),
+            vec!["low_contrast"]
+        );
         assert!(codes(&gradient(300, 300, 0.0, 40.0)).contains(&"underexposed"));
         assert!(codes(&gradient(300, 300, 215.0, 255.0)).contains(&"overexposed"));
     }

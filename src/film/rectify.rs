@@ -47,7 +47,10 @@ impl Homography {
     pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
         let h = &self.h;
         let d = h[6] * x + h[7] * y + h[8];
-        ((h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d)
+        (
+            (h[0] * x + h[1] * y + h[2]) / d,
+            (h[3] * x + h[4] * y + h[5]) / d,
+        )
     }
 
     pub fn inverse(&self) -> Option<Homography> {
@@ -68,7 +71,9 @@ impl Homography {
             return None;
         }
         // Any scalar multiple is the same map; normalise so h33 = 1 like `from_points`.
-        Some(Homography { h: c.map(|v| v / c[8]) })
+        Some(Homography {
+            h: c.map(|v| v / c[8]),
+        })
     }
 }
 
@@ -132,8 +137,14 @@ pub fn rectify(frame: &Frame, quad: &Quad, width: usize, height: usize) -> Optio
     let (src, q) = if k >= 2 && frame.width / k >= 2 && frame.height / k >= 2 {
         let (sw, sh) = (frame.width / k, frame.height / k);
         // Exact scale per axis: integer division drops a partial block at the far edges.
-        let (fx, fy) = (sw as f32 / frame.width as f32, sh as f32 / frame.height as f32);
-        (resize_area(frame, sw, sh), quad.map(|p| [p[0] * fx, p[1] * fy]))
+        let (fx, fy) = (
+            sw as f32 / frame.width as f32,
+            sh as f32 / frame.height as f32,
+        );
+        (
+            resize_area(frame, sw, sh),
+            quad.map(|p| [p[0] * fx, p[1] * fy]),
+        )
     } else {
         (frame.clone(), *quad)
     };
@@ -165,7 +176,15 @@ pub fn stretch_levels(frame: &Frame) -> Frame {
         return frame.clone();
     }
     let s = 255.0 / (hi - lo);
-    Frame::new(frame.width, frame.height, frame.data.iter().map(|&p| ((p - lo) * s).clamp(0.0, 255.0)).collect())
+    Frame::new(
+        frame.width,
+        frame.height,
+        frame
+            .data
+            .iter()
+            .map(|&p| ((p - lo) * s).clamp(0.0, 255.0))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -176,7 +195,10 @@ mod tests {
     fn homography_maps_the_four_points_and_inverts() {
         let quad: Quad = [[10.0, 20.0], [110.0, 15.0], [130.0, 140.0], [5.0, 120.0]];
         let h = Homography::rect_to_quad(100.0, 80.0, &quad).unwrap();
-        for (p, q) in [[0.0, 0.0], [100.0, 0.0], [100.0, 80.0], [0.0, 80.0]].iter().zip(quad) {
+        for (p, q) in [[0.0, 0.0], [100.0, 0.0], [100.0, 80.0], [0.0, 80.0]]
+            .iter()
+            .zip(quad)
+        {
             let (x, y) = h.apply(p[0], p[1]);
             assert!((x - q[0] as f64).abs() < 1e-6 && (y - q[1] as f64).abs() < 1e-6);
         }
@@ -194,7 +216,13 @@ mod tests {
 
     #[test]
     fn axis_aligned_quad_is_a_crop() {
-        let f = Frame::new(40, 30, (0..1200).map(|i| ((i % 40) * 3 + (i / 40) * 2) as f32).collect());
+        let f = Frame::new(
+            40,
+            30,
+            (0..1200)
+                .map(|i| ((i % 40) * 3 + (i / 40) * 2) as f32)
+                .collect(),
+        );
         let quad: Quad = [[10.0, 5.0], [30.0, 5.0], [30.0, 25.0], [10.0, 25.0]];
         let r = rectify(&f, &quad, 20, 20).unwrap();
         for y in 0..20 {
@@ -207,7 +235,19 @@ mod tests {
     #[test]
     fn shrinking_averages_instead_of_aliasing() {
         // A one-pixel checkerboard must come out mid-grey, not as a random pattern.
-        let f = Frame::new(400, 400, (0..160_000).map(|i| if (i % 400 + i / 400) % 2 == 0 { 0.0 } else { 255.0 }).collect());
+        let f = Frame::new(
+            400,
+            400,
+            (0..160_000)
+                .map(|i| {
+                    if (i % 400 + i / 400) % 2 == 0 {
+                        0.0
+                    } else {
+                        255.0
+                    }
+                })
+                .collect(),
+        );
         let quad: Quad = [[0.0, 0.0], [400.0, 0.0], [400.0, 400.0], [0.0, 400.0]];
         let r = rectify(&f, &quad, 50, 50).unwrap();
         assert!(r.data.iter().all(|&v| (v - 127.5).abs() < 20.0));

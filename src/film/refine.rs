@@ -14,12 +14,17 @@ use super::rectify::{sample_bilinear, Quad};
 /// Refine `q` (TL, TR, BR, BL) on `frame`; `scale` is full-res pixels per working pixel and
 /// sets the search range.
 pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
-    let c = [q.iter().map(|p| p[0]).sum::<f32>() / 4.0, q.iter().map(|p| p[1]).sum::<f32>() / 4.0];
+    let c = [
+        q.iter().map(|p| p[0]).sum::<f32>() / 4.0,
+        q.iter().map(|p| p[1]).sum::<f32>() / 4.0,
+    ];
     let reach = 1.5 * scale + 2.0;
     let mut lines: [Option<Line>; 4] = [None; 4];
     for i in 0..4 {
         let (a, b) = (q[i], q[(i + 1) % 4]);
-        let Some(l) = Line::through(a, b) else { continue };
+        let Some(l) = Line::through(a, b) else {
+            continue;
+        };
         let s = if l.dist(c) > 0.0 { -1.0 } else { 1.0 };
         let n = [l.n[0] * s, l.n[1] * s];
         let len = dist(a, b);
@@ -47,10 +52,18 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         for k in 0..samples {
             let t = 0.08 + 0.84 * k as f32 / (samples - 1) as f32;
             let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
-            let vals: Vec<f32> = (0..=steps + 2).map(|j| prof(p, -reach - 0.5 + 0.5 * j as f32)).collect();
+            let vals: Vec<f32> = (0..=steps + 2)
+                .map(|j| prof(p, -reach - 0.5 + 0.5 * j as f32))
+                .collect();
             // Derivative at offsets -reach..reach (step 0.5), signed so the film edge is positive.
-            let der: Vec<f32> = (1..=steps + 1).map(|j| pol * (vals[j + 1] - vals[j - 1])).collect();
-            let (jm, &dm) = der.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap();
+            let der: Vec<f32> = (1..=steps + 1)
+                .map(|j| pol * (vals[j + 1] - vals[j - 1]))
+                .collect();
+            let (jm, &dm) = der
+                .iter()
+                .enumerate()
+                .max_by(|x, y| x.1.total_cmp(y.1))
+                .unwrap();
             if dm <= 0.0 {
                 continue;
             }
@@ -72,7 +85,11 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         let mut strengths: Vec<f32> = found.iter().map(|f| f.1).collect();
         strengths.sort_by(f32::total_cmp);
         let med = strengths[strengths.len() / 2];
-        let mut pts: Vec<Pt> = found.iter().filter(|f| f.1 > 0.4 * med).map(|f| f.0).collect();
+        let mut pts: Vec<Pt> = found
+            .iter()
+            .filter(|f| f.1 > 0.4 * med)
+            .map(|f| f.0)
+            .collect();
         for _ in 0..2 {
             let Some(l) = Line::fit(&pts) else { break };
             let mut res: Vec<f32> = pts.iter().map(|&p| l.dist(p).abs()).collect();

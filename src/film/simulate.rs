@@ -97,7 +97,13 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
-    pub fn new(width: usize, height: usize, severity: f32, placement: Placement, seed: u64) -> Self {
+    pub fn new(
+        width: usize,
+        height: usize,
+        severity: f32,
+        placement: Placement,
+        seed: u64,
+    ) -> Self {
         SimOptions {
             width,
             height,
@@ -144,7 +150,8 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
         p => Some(place_film(&mut rng, film, w, h, sev, p)),
     };
     let fully_inside = quad.is_some_and(|q| {
-        q.iter().all(|c| c[0] >= 0.0 && c[1] >= 0.0 && c[0] <= w as f32 && c[1] <= h as f32)
+        q.iter()
+            .all(|c| c[0] >= 0.0 && c[1] >= 0.0 && c[0] <= w as f32 && c[1] <= h as f32)
     });
 
     // Back-light (or room light) level: a tilted plane times a broad bump, i.e. the uneven
@@ -155,7 +162,10 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
     };
     let tilt = rng.range(0.03, 0.05 + 0.2 * sev);
     let tilt_ang = rng.range(0.0, 2.0 * PI);
-    let (bx, by) = (rng.range(0.2, 0.8) * w as f32, rng.range(0.2, 0.8) * h as f32);
+    let (bx, by) = (
+        rng.range(0.2, 0.8) * w as f32,
+        rng.range(0.2, 0.8) * h as f32,
+    );
     let bump = rng.range(-0.08, 0.12) * (0.3 + sev);
     let bump_r = rng.range(0.3, 0.7) * w as f32;
     let light = |x: f32, y: f32| {
@@ -170,7 +180,12 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
     let lb_rect = {
         let (mut x0, mut y0, mut x1, mut y1) = match quad {
             Some(q) => bbox(&q),
-            None => (0.35 * w as f32, 0.3 * h as f32, 0.65 * w as f32, 0.7 * h as f32),
+            None => (
+                0.35 * w as f32,
+                0.3 * h as f32,
+                0.65 * w as f32,
+                0.7 * h as f32,
+            ),
         };
         let m = w.min(h) as f32;
         x0 -= rng.range(0.04, 0.2) * m;
@@ -179,7 +194,11 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
         y1 += rng.range(0.04, 0.2) * m;
         (x0, y0, x1, y1)
     };
-    let room_tex = (rng.range(0.0, 2.0 * PI), rng.range(0.005, 0.03), rng.range(5.0, 20.0));
+    let room_tex = (
+        rng.range(0.0, 2.0 * PI),
+        rng.range(0.005, 0.03),
+        rng.range(5.0, 20.0),
+    );
     let background = |x: f32, y: f32| -> f32 {
         match scene {
             Scene::LightBox => light(x, y),
@@ -206,7 +225,10 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
     let gamma = rng.range(0.85, 1.2);
     let film_px = quad.map(|q| prepare_film(film, &q));
     let hinv = quad.and_then(|q| {
-        let (fw, fh) = (film_px.as_ref().unwrap().width as f64, film_px.as_ref().unwrap().height as f64);
+        let (fw, fh) = (
+            film_px.as_ref().unwrap().width as f64,
+            film_px.as_ref().unwrap().height as f64,
+        );
         Homography::rect_to_quad(fw, fh, &q).and_then(|hm| hm.inverse())
     });
 
@@ -263,7 +285,10 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
     }
 
     // Optics: defocus, then camera shake.
-    let sigma = opt.defocus.unwrap_or_else(|| rng.range(0.0, 0.4 + 2.0 * sev)) * px;
+    let sigma = opt
+        .defocus
+        .unwrap_or_else(|| rng.range(0.0, 0.4 + 2.0 * sev))
+        * px;
     frame = gaussian_blur(&frame, sigma);
     if rng.chance(0.5 * sev) {
         let len = rng.range(1.0, 2.0 + 5.0 * sev) * px;
@@ -274,7 +299,10 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
     let vig = rng.range(0.05, 0.1 + 0.35 * sev);
     let gain = rng.range(0.85, 1.1);
     let noise = rng.range(0.5, 1.5 + 5.0 * sev);
-    let (mp, ma) = (rng.range(3.0, 8.0) * px.max(0.5), rng.range(0.0, 1.0 + 3.0 * sev));
+    let (mp, ma) = (
+        rng.range(3.0, 8.0) * px.max(0.5),
+        rng.range(0.0, 1.0 + 3.0 * sev),
+    );
     let mang = rng.range(0.0, PI);
     let (mc, ms) = (mang.cos(), mang.sin());
     let rmax2 = (w * w + h * h) as f32 / 4.0;
@@ -289,11 +317,20 @@ pub fn simulate(film: &Frame, opt: &SimOptions) -> SimFrame {
         }
     }
 
-    let q = opt.jpeg_quality.unwrap_or((92.0 - 55.0 * sev - rng.range(0.0, 10.0)).clamp(30.0, 95.0) as u8);
+    let q = opt
+        .jpeg_quality
+        .unwrap_or((92.0 - 55.0 * sev - rng.range(0.0, 10.0)).clamp(30.0, 95.0) as u8);
     if q > 0 {
         frame = jpeg_roundtrip(&frame, q);
     }
-    SimFrame { frame, corners: quad, fully_inside, scene, had_glare, had_hand }
+    SimFrame {
+        frame,
+        corners: quad,
+        fully_inside,
+        scene,
+        had_glare,
+        had_hand,
+    }
 }
 
 fn bbox(q: &Quad) -> (f32, f32, f32, f32) {
@@ -346,7 +383,9 @@ fn place_film(rng: &mut Rng, film: &Frame, w: usize, h: usize, sev: f32, p: Plac
     let (x0, y0, x1, y1) = bbox(&q);
     let margin = 0.03 * wf.min(hf);
     // Shrink if the pose does not fit (tall films in a landscape frame).
-    let fit = ((wf - 2.0 * margin) / (x1 - x0)).min((hf - 2.0 * margin) / (y1 - y0)).min(1.0);
+    let fit = ((wf - 2.0 * margin) / (x1 - x0))
+        .min((hf - 2.0 * margin) / (y1 - y0))
+        .min(1.0);
     for c in q.iter_mut() {
         *c = [c[0] * fit, c[1] * fit];
     }
@@ -362,7 +401,11 @@ fn place_film(rng: &mut Rng, film: &Frame, w: usize, h: usize, sev: f32, p: Plac
         let mut sides = vec![first];
         if rng.chance(0.3) {
             // A second, perpendicular edge: the film sticks out of a corner.
-            sides.push(if first < 2 { 2 + (rng.next_u64() % 2) as usize } else { (rng.next_u64() % 2) as usize });
+            sides.push(if first < 2 {
+                2 + (rng.next_u64() % 2) as usize
+            } else {
+                (rng.next_u64() % 2) as usize
+            });
         }
         for side in sides {
             let out = rng.range(0.1, 0.35);
@@ -382,7 +425,10 @@ fn prepare_film(film: &Frame, q: &Quad) -> Frame {
     let (nw, _) = super::rectify::natural_size(q);
     let k = film.width as f32 / nw.max(1) as f32;
     if k > 1.5 {
-        let (w, h) = ((film.width as f32 / k).round() as usize, (film.height as f32 / k).round() as usize);
+        let (w, h) = (
+            (film.width as f32 / k).round() as usize,
+            (film.height as f32 / k).round() as usize,
+        );
         resize_area(film, w.max(2), h.max(2))
     } else {
         film.clone()
@@ -396,7 +442,11 @@ fn draw_clip(f: &mut Frame, rng: &mut Rng, q: &Quad, scene: Scene) {
     let cy = q[0][1] + t * (q[1][1] - q[0][1]);
     let side = super::rectify::natural_size(q).0 as f32;
     let (hw, hh) = (side * rng.range(0.04, 0.08), side * rng.range(0.03, 0.06));
-    let v = if scene == Scene::DarkBackground { rng.range(150.0, 200.0) } else { rng.range(15.0, 50.0) };
+    let v = if scene == Scene::DarkBackground {
+        rng.range(150.0, 200.0)
+    } else {
+        rng.range(15.0, 50.0)
+    };
     fill(f, |x, y| (x - cx).abs() < hw && (y - cy).abs() < hh, v);
 }
 
@@ -420,17 +470,26 @@ fn draw_hand(f: &mut Frame, rng: &mut Rng, q: Option<&Quad>, scene: Scene, px: f
     let finger_len = palm_r * rng.range(1.3, 1.8);
     let finger_w = palm_r * 0.22;
     let arm_w = palm_r * 0.8;
-    let arm_end = (if left { -20.0 } else { w + 20.0 }, pcy + rng.range(-0.2, 0.2) * h);
-    let v = if scene == Scene::DarkBackground { rng.range(110.0, 160.0) } else { rng.range(35.0, 80.0) };
-    let fingers: Vec<(f32, f32)> = (0..2).map(|k| (pcy + (k as f32 - 0.5) * palm_r * 0.6, 0.0)).collect();
+    let arm_end = (
+        if left { -20.0 } else { w + 20.0 },
+        pcy + rng.range(-0.2, 0.2) * h,
+    );
+    let v = if scene == Scene::DarkBackground {
+        rng.range(110.0, 160.0)
+    } else {
+        rng.range(35.0, 80.0)
+    };
+    let fingers: Vec<(f32, f32)> = (0..2)
+        .map(|k| (pcy + (k as f32 - 0.5) * palm_r * 0.6, 0.0))
+        .collect();
     fill(
         f,
         |x, y| {
             let palm = (x - pcx).powi(2) + (y - pcy).powi(2) < palm_r * palm_r;
             let arm = seg_dist(x, y, (pcx, pcy), arm_end) < arm_w;
-            let finger = fingers.iter().any(|&(fy, _)| {
-                seg_dist(x, y, (pcx, fy), (pcx - dir * finger_len, fy)) < finger_w
-            });
+            let finger = fingers
+                .iter()
+                .any(|&(fy, _)| seg_dist(x, y, (pcx, fy), (pcx - dir * finger_len, fy)) < finger_w);
             palm || arm || finger
         },
         v,
@@ -473,22 +532,35 @@ fn motion_blur(f: &Frame, len: f32, ang: f32) -> Frame {
 
 /// Encode to JPEG at `quality` and decode again, as the camera's compression would.
 pub fn jpeg_roundtrip(f: &Frame, quality: u8) -> Frame {
-    let bytes: Vec<u8> = f.data.iter().map(|&v| v.round().clamp(0.0, 255.0) as u8).collect();
+    let bytes: Vec<u8> = f
+        .data
+        .iter()
+        .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100));
-    let img = image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes).expect("frame size");
+    let img =
+        image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes).expect("frame size");
     if img.write_with_encoder(enc).is_err() {
         return f.clone();
     }
     match image::load_from_memory_with_format(&buf, image::ImageFormat::Jpeg) {
-        Ok(d) => Frame::new(f.width, f.height, d.to_luma8().into_raw().into_iter().map(f32::from).collect()),
+        Ok(d) => Frame::new(
+            f.width,
+            f.height,
+            d.to_luma8().into_raw().into_iter().map(f32::from).collect(),
+        ),
         Err(_) => f.clone(),
     }
 }
 
 /// The film with grey levels inverted (a negative).
 pub fn invert(f: &Frame) -> Frame {
-    Frame::new(f.width, f.height, f.data.iter().map(|v| 255.0 - v).collect())
+    Frame::new(
+        f.width,
+        f.height,
+        f.data.iter().map(|v| 255.0 - v).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -503,7 +575,13 @@ mod tests {
                 let (x, y) = ((i % w) as f32 / w as f32, (i / w) as f32 / h as f32);
                 let body = ((x - 0.5) / 0.42).powi(2) + ((y - 0.55) / 0.5).powi(2) < 1.0;
                 let lung = ((x - 0.5).abs() - 0.2).abs() < 0.12 && (0.2..0.75).contains(&y);
-                if !body { 10.0 } else if lung { 50.0 } else { 190.0 }
+                if !body {
+                    10.0
+                } else if lung {
+                    50.0
+                } else {
+                    190.0
+                }
             })
             .collect();
         Frame::new(w, h, data)
@@ -511,8 +589,12 @@ mod tests {
 
     #[test]
     fn rng_is_deterministic_and_uniform_enough() {
-        let a: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         let mut r = Rng::new(1);
         let m = (0..10_000).map(|_| r.f32()).sum::<f32>() / 10_000.0;
@@ -534,9 +616,15 @@ mod tests {
     #[test]
     fn cut_off_and_absent_have_the_right_truth() {
         for seed in 0..6 {
-            let c = simulate(&film(), &SimOptions::new(160, 120, 0.3, Placement::CutOff, seed));
+            let c = simulate(
+                &film(),
+                &SimOptions::new(160, 120, 0.3, Placement::CutOff, seed),
+            );
             assert!(!c.fully_inside && c.corners.is_some());
-            let a = simulate(&film(), &SimOptions::new(160, 120, 0.3, Placement::Absent, seed));
+            let a = simulate(
+                &film(),
+                &SimOptions::new(160, 120, 0.3, Placement::Absent, seed),
+            );
             assert!(a.corners.is_none() && !a.fully_inside);
         }
     }
@@ -545,7 +633,13 @@ mod tests {
     fn jpeg_roundtrip_is_close() {
         let f = film();
         let j = jpeg_roundtrip(&f, 90);
-        let err = f.data.iter().zip(&j.data).map(|(a, b)| (a - b).abs()).sum::<f32>() / f.data.len() as f32;
+        let err = f
+            .data
+            .iter()
+            .zip(&j.data)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / f.data.len() as f32;
         assert!(err < 4.0, "mean error {err}");
     }
 }

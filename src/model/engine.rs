@@ -53,32 +53,59 @@ impl Engine {
             .with_input_names([manifest.input.name.as_str()])
             .with_context(|| format!("the model has no input named `{}`", manifest.input.name))?
             .with_input_fact(0, f32::fact([1, 1, h, w]).into())?
-            .with_outputs_by_name([manifest.outputs.logits.as_str(), manifest.outputs.cam.as_str()])
+            .with_outputs_by_name([
+                manifest.outputs.logits.as_str(),
+                manifest.outputs.cam.as_str(),
+            ])
             .context("the model lacks the outputs named in the manifest")?
             .into_optimized()
             .context("tract could not optimise the model")?
             .into_runnable()?;
-        let engine = Engine { plan, width: w, height: h, classes };
+        let engine = Engine {
+            plan,
+            width: w,
+            height: h,
+            classes,
+        };
         // One run on a blank image proves the shapes before the first real film arrives.
-        let probe = engine.run(&vec![0.0; w * h]).context("the model failed its first run")?;
-        ensure!(probe.logits.len() == classes, "model gives {} logits for {} labels", probe.logits.len(), classes);
+        let probe = engine
+            .run(&vec![0.0; w * h])
+            .context("the model failed its first run")?;
+        ensure!(
+            probe.logits.len() == classes,
+            "model gives {} logits for {} labels",
+            probe.logits.len(),
+            classes
+        );
         Ok(engine)
     }
 
     pub fn run(&self, input: &[f32]) -> Result<RawOutput> {
-        ensure!(input.len() == self.width * self.height, "input tensor has the wrong size");
+        ensure!(
+            input.len() == self.width * self.height,
+            "input tensor has the wrong size"
+        );
         let tensor = Tensor::from_shape(&[1, 1, self.height, self.width], input)?;
         let out = self.plan.run(tvec!(tensor.into()))?;
-        let logits = out[0].to_plain_array_view::<f32>().context("logits are not f32")?;
+        let logits = out[0]
+            .to_plain_array_view::<f32>()
+            .context("logits are not f32")?;
         let logits: Vec<f32> = logits.iter().copied().collect();
-        let cam_view = out[1].to_plain_array_view::<f32>().context("cam is not f32")?;
+        let cam_view = out[1]
+            .to_plain_array_view::<f32>()
+            .context("cam is not f32")?;
         let shape = cam_view.shape().to_vec();
         ensure!(
             shape.len() == 4 && shape[0] == 1 && shape[1] == self.classes,
             "cam output has shape {shape:?}, expected [1, {}, h, w]",
             self.classes
         );
-        let cam = Cam { classes: shape[1], height: shape[2], width: shape[3], data: cam_view.iter().copied().collect() };
+        let cam = Cam {
+            classes: shape[1],
+            height: shape[2],
+            width: shape[3],
+            data: cam_view.iter().copied().collect(),
+        };
         Ok(RawOutput { logits, cam })
     }
 }

@@ -71,8 +71,12 @@ impl Manifest {
             .with_context(|| format!("cannot read model manifest {}", path.display()))?;
         let mut m: Manifest = toml::from_str(&text)
             .with_context(|| format!("model manifest {} is not valid", path.display()))?;
-        m.dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        m.validate().with_context(|| format!("model manifest {} is not usable", path.display()))?;
+        m.dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        m.validate()
+            .with_context(|| format!("model manifest {} is not usable", path.display()))?;
         Ok(m)
     }
 
@@ -80,25 +84,47 @@ impl Manifest {
         ensure!(!self.labels.is_empty(), "`labels` is empty");
         for (i, l) in self.labels.iter().enumerate() {
             ensure!(!self.labels[..i].contains(l), "label `{l}` appears twice");
-            let t = self.thresholds.get(l).with_context(|| format!("no threshold for label `{l}`"))?;
-            ensure!((0.0..=1.0).contains(t), "threshold for `{l}` is {t}, outside [0, 1]");
+            let t = self
+                .thresholds
+                .get(l)
+                .with_context(|| format!("no threshold for label `{l}`"))?;
+            ensure!(
+                (0.0..=1.0).contains(t),
+                "threshold for `{l}` is {t}, outside [0, 1]"
+            );
         }
         for k in self.thresholds.keys() {
             ensure!(self.labels.contains(k), "threshold for unknown label `{k}`");
         }
         let i = &self.input;
-        ensure!(i.channels == 1, "input.channels is {}, only 1 (gray) is supported", i.channels);
-        ensure!(i.layout == "NCHW", "input.layout is {}, only NCHW is supported", i.layout);
+        ensure!(
+            i.channels == 1,
+            "input.channels is {}, only 1 (gray) is supported",
+            i.channels
+        );
+        ensure!(
+            i.layout == "NCHW",
+            "input.layout is {}, only NCHW is supported",
+            i.layout
+        );
         ensure!(
             i.preprocess == PREPROCESS_ID,
             "input.preprocess is `{}`, this build implements `{PREPROCESS_ID}` only",
             i.preprocess
         );
-        ensure!((16..=2048).contains(&i.width) && (16..=2048).contains(&i.height), "input size {}x{} is out of range", i.width, i.height);
+        ensure!(
+            (16..=2048).contains(&i.width) && (16..=2048).contains(&i.height),
+            "input size {}x{} is out of range",
+            i.width,
+            i.height
+        );
         ensure!(i.std.is_finite() && i.std > 0.0, "input.std must be > 0");
         ensure!(i.mean.is_finite(), "input.mean must be finite");
         let t = self.calibration.temperature;
-        ensure!(t.is_finite() && t > 0.0, "calibration.temperature must be > 0 (is {t})");
+        ensure!(
+            t.is_finite() && t > 0.0,
+            "calibration.temperature must be > 0 (is {t})"
+        );
         ensure!(
             self.variants.contains_key(&self.default_variant),
             "default_variant `{}` is not among the variants ({})",
@@ -152,7 +178,10 @@ impl Manifest {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where to look for the default manifest when `--model` is not given, in order.
@@ -184,6 +213,10 @@ pub fn locate_manifest(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     bail!(
         "no model manifest found; looked in {} (use --model PATH or set CXR_EDGE_MODEL)",
-        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

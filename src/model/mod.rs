@@ -40,9 +40,18 @@ impl Classifier {
         let (name, v) = (name.to_string(), v.clone());
         let bytes = manifest.read_verified(&v)?;
         let engine = Engine::load(&manifest, &bytes).with_context(|| {
-            format!("cannot load model {} ({name}) from {}", manifest.name, manifest.dir.join(&v.file).display())
+            format!(
+                "cannot load model {} ({name}) from {}",
+                manifest.name,
+                manifest.dir.join(&v.file).display()
+            )
         })?;
-        Ok(Classifier { sha256: v.sha256.to_ascii_lowercase(), variant: name, manifest, engine })
+        Ok(Classifier {
+            sha256: v.sha256.to_ascii_lowercase(),
+            variant: name,
+            manifest,
+            engine,
+        })
     }
 
     pub fn id(&self) -> ModelId {
@@ -102,7 +111,10 @@ pub fn label_words(label: &str) -> &str {
 }
 
 pub fn softmax_t(logits: &[f32], temperature: f32) -> Vec<f32> {
-    let scaled: Vec<f64> = logits.iter().map(|&l| l as f64 / temperature as f64).collect();
+    let scaled: Vec<f64> = logits
+        .iter()
+        .map(|&l| l as f64 / temperature as f64)
+        .collect();
     let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let exps: Vec<f64> = scaled.iter().map(|&s| (s - max).exp()).collect();
     let sum: f64 = exps.iter().sum();
@@ -117,7 +129,13 @@ impl Prediction {
             .enumerate()
             .fold(0, |best, (i, &p)| if p > probs[best] { i } else { best });
         let decision = decide(m, &probs);
-        Prediction { logits: raw.logits, probs, top, decision, cam: raw.cam }
+        Prediction {
+            logits: raw.logits,
+            probs,
+            top,
+            decision,
+            cam: raw.cam,
+        }
     }
 
     pub fn label<'m>(&self, m: &'m Manifest) -> &'m str {
@@ -141,14 +159,23 @@ pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
             summary: "Not a chest X-ray: no result about the lungs is given.".into(),
         };
     }
-    let findings: Vec<&str> =
-        flagged.iter().filter(|l| *l != "normal").map(|l| label_words(l)).collect();
+    let findings: Vec<&str> = flagged
+        .iter()
+        .filter(|l| *l != "normal")
+        .map(|l| label_words(l))
+        .collect();
     let summary = if !findings.is_empty() {
-        format!("Above the operating point for: {}. Research use only.", findings.join(", "))
+        format!(
+            "Above the operating point for: {}. Research use only.",
+            findings.join(", ")
+        )
     } else if flagged.iter().any(|l| l == "normal") {
         "No pattern above its operating point; consistent with the normal class.".to_string()
     } else {
         "Indeterminate: no class reaches its operating point.".to_string()
     };
-    Decision { flags: flagged, summary }
+    Decision {
+        flags: flagged,
+        summary,
+    }
 }

@@ -67,7 +67,11 @@ pub fn resize_area(frame: &Frame, width: usize, height: usize) -> Frame {
 /// The model input tensor data (NCHW, N = C = 1), flattened.
 pub fn preprocess(frame: &Frame, width: usize, height: usize, mean: f32, std: f32) -> Vec<f32> {
     let small = resize_area(frame, width, height);
-    small.data.into_iter().map(|v| (v / 255.0 - mean) / std).collect()
+    small
+        .data
+        .into_iter()
+        .map(|v| (v / 255.0 - mean) / std)
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,7 +101,12 @@ mod tests {
     fn constant_image_stays_constant_and_mean_is_preserved() {
         let f = Frame::new(300, 211, (0..300 * 211).map(|i| (i % 256) as f32).collect());
         let r = resize_area(&f, 160, 160);
-        assert!((r.mean() - f.mean()).abs() < 0.5, "{} vs {}", r.mean(), f.mean());
+        assert!(
+            (r.mean() - f.mean()).abs() < 0.5,
+            "{} vs {}",
+            r.mean(),
+            f.mean()
+        );
         let c = Frame::new(50, 70, vec![128.0; 3500]);
         let r = resize_area(&c, 160, 160);
         assert!(r.data.iter().all(|&v| (v - 128.0).abs() < 1e-3));
