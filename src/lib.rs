@@ -8,15 +8,20 @@
 //! * [`model`]: the model manifest, the preprocessing shared with the training pipeline,
 //!   inference in `tract` and the calibrated result;
 //! * [`explain`]: class-activation heatmaps drawn over the film;
+//! * [`store`]: the results log;
+//! * [`app`]: one film from input to record ([`app::analyse`]) and the unattended loop of a
+//!   board service (`cxr-edge run`);
 //! * [`cli`]: the commands of the `cxr-edge` binary.
 //!
 //! Nothing here is a medical device. Every result carries [`NOTICE`].
 
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod explain;
 pub mod film;
 pub mod model;
+pub mod store;
 
 /// Shown with every result, on every output: the device must never look like a diagnosis.
 pub const NOTICE: &str = "Research use only - not a diagnosis.";

@@ -1,20 +1,19 @@
 //! The `cxr-edge classify` command as a user runs it: output schema, bad inputs, exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{command, root};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin())
+    command(&bin())
         .args(args)
         .current_dir(root())
         .output()
@@ -239,13 +238,13 @@ fn every_bad_input_gets_its_own_error_and_the_batch_goes_on() {
                 std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
             }
         }
-        cmd = Command::new(&exe);
+        cmd = command(&exe);
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
         std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
         cmd.current_dir(d)
             .env("CXR_EDGE_MODEL", models.join("cxr-net.toml"));
     } else {
-        cmd = Command::new(bin());
+        cmd = command(&bin());
         cmd.current_dir(root());
     }
     let paths = [

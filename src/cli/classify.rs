@@ -8,146 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::output::{Summary, TableWriter};
 use super::{ClassifyArgs, EXIT_OK, EXIT_SOME_FAILED};
-use crate::capture::{self, decode_image, expand_inputs, read_limited, Input, InputSource, Limits};
-use crate::explain::heatmap_image;
-use crate::film::{self, Warning};
-use crate::model::{label_words, manifest::locate_manifest, Classifier, Decision, ModelId};
-
-/// The JSON record of one input (also the row of the table).
-#[derive(Clone, Debug, Serialize)]
-pub struct Record {
-    pub path: String,
-    /// A manifest label, or `null` when the input failed.
-    pub label: Option<String>,
-    /// The label in words (`other` reads "not a chest X-ray").
-    pub result: Option<String>,
-    /// Calibrated probability per label, in manifest order.
-    pub probs: Option<serde_json::Map<String, serde_json::Value>>,
-    pub decision: Option<Decision>,
-    pub quality: Vec<Warning>,
-    pub model: ModelId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heatmap: Option<String>,
-    pub error: Option<String>,
-    pub notice: &'static str,
-    pub elapsed_ms: f64,
-}
-
-pub struct BatchOptions {
-    pub limits: Limits,
-    pub heatmap_dir: Option<PathBuf>,
-    pub jobs: usize,
-}
-
-fn round4(p: f32) -> serde_json::Value {
-    serde_json::json!(((p as f64) * 1e6).round() / 1e6)
-}
-
-fn process(
-    input: &Input,
-    clf: &Classifier,
-    opts: &BatchOptions,
-    heatmap_path: Option<&Path>,
-) -> Record {
-    let start = Instant::now();
-    let mut rec = Record {
-        path: input.display.clone(),
-        label: None,
-        result: None,
-        probs: None,
-        decision: None,
-        quality: Vec::new(),
-        model: clf.id(),
-        heatmap: None,
-        error: None,
-        notice: crate::NOTICE,
-        elapsed_ms: 0.0,
-    };
-    if let Err(e) = analyse(input, clf, opts, heatmap_path, &mut rec) {
-        rec.error = Some(format!("{e:#}"));
-    }
-    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-    rec
-}
-
-fn analyse(
-    input: &Input,
-    clf: &Classifier,
-    opts: &BatchOptions,
-    heatmap_path: Option<&Path>,
-    rec: &mut Record,
-) -> Result<()> {
-    let frame = match &input.source {
-        InputSource::Problem(why) => anyhow::bail!("{why}"),
-        InputSource::File(p) => {
-            decode_image(&read_limited(p, opts.limits.max_file_bytes)?, &opts.limits)?
-        }
-        InputSource::Sample(s) => decode_image(s.bytes, &opts.limits)?,
-    };
-    rec.quality = film::assess(&frame);
-    let pred = clf.classify(&frame).context("inference failed")?;
-    let m = &clf.manifest;
-    let label = pred.label(m).to_string();
-    rec.probs = Some(
-        m.labels
-            .iter()
-            .cloned()
-            .zip(pred.probs.iter().map(|&p| round4(p)))
-            .collect(),
-    );
-    let not_chest = pred.decision.flags.iter().any(|f| f == "other") || label == "other";
-    if not_chest {
-        rec.quality.push(Warning::new(
-            "not_chest_xray",
-            "This does not look like a frontal chest X-ray; no result about the lungs is given.",
-        ));
-    }
-    // `label` stays the most probable class; the words follow the operating points, so an
-    // image that reaches the `other` threshold never reads like a finding.
-    rec.result = Some(
-        if not_chest {
-            label_words("other")
-        } else {
-            label_words(&label)
-        }
-        .to_string(),
-    );
-    rec.label = Some(label);
-    rec.decision = Some(pred.decision.clone());
-    if let Some(path) = heatmap_path {
-        let caption = format!(
-            "map: {} {:.0}%",
-            label_words(&m.labels[pred.top]),
-            100.0 * pred.probs[pred.top]
-        );
-        let img = heatmap_image(&frame, &pred.cam, pred.top, &caption);
-        write_png_atomically(&img, path).with_context(|| {
-            format!(
-                "result computed, but the heatmap could not be written to {}",
-                path.display()
-            )
-        })?;
-        rec.heatmap = Some(path.display().to_string());
-    }
-    Ok(())
-}
-
-/// Write to a temporary name in the same directory, then rename: a reader never sees half a PNG.
-pub fn write_png_atomically(img: &image::RgbImage, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("png.partial");
-    img.save_with_format(&tmp, image::ImageFormat::Png)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    Ok(())
-}
+use crate::app::analyse::process;
+pub use crate::app::analyse::{BatchOptions, Record};
+use crate::capture::{self, expand_inputs, Input, InputSource, Limits};
+use crate::model::{manifest::locate_manifest, Classifier};
 
 /// Heatmap file names: the input's stem, made unique within the batch.
 fn heatmap_names(inputs: &[Input], dir: &Path) -> Vec<Option<PathBuf>> {

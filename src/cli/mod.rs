@@ -3,6 +3,7 @@
 
 mod classify;
 mod output;
+mod run;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,29 @@ pub struct Cli {
 pub enum Command {
     /// Classify image files, directories or globs (the bundled sample films when none given).
     Classify(ClassifyArgs),
+    /// Run unattended (as the board's service does): analyse every film that arrives, keep a
+    /// results log, show each result on the screen; never stop on a bad film.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (TOML). Default: /etc/cxr-edge/config.toml if it exists, otherwise
+    /// built-in defaults (the sample films, screens as PNG in ./cxr-edge-screen).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override the config's source: `samples` or `dir:PATH` (a watch folder).
+    #[arg(long, value_name = "SPEC")]
+    pub source: Option<String>,
+    /// Override the config's display: `png:DIR` or `none`.
+    #[arg(long, value_name = "SPEC")]
+    pub display: Option<String>,
+    /// Override the config's results folder.
+    #[arg(long, value_name = "DIR")]
+    pub storage: Option<PathBuf>,
+    /// Analyse what is there now, then exit (exit code 1 if any film failed).
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -66,6 +90,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Classify(args) => classify::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

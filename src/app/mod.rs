@@ -1,0 +1,391 @@
+//! `cxr-edge run`: the unattended loop a board runs as a service.
+//!
+//! Films come from a [`config::SourceSpec`] (a watch folder, or the bundled samples), each is
+//! analysed exactly as `classify` does it ([`analyse`]), its record goes to the results log
+//! ([`crate::store`]) and the screen shows the result or what went wrong. The loop never ends on
+//! a bad file, a missing folder or a model that will not load: it says so on the screen and in
+//! the journal and tries again, while telling systemd it is alive ([`notify`]).
+
+pub mod analyse;
+pub mod config;
+pub mod notify;
+pub mod screen;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::capture::{self, read_limited, Input, InputSource, Limits};
+use crate::model::{manifest::locate_manifest, Classifier};
+use crate::store::{rfc3339, ResultsLog, StoredRecord};
+use analyse::{process, write_png_atomically, BatchOptions, Record};
+use config::{Config, DisplaySpec, SourceSpec};
+use notify::Notifier;
+
+/// How long to wait before trying again to load a model that failed.
+const MODEL_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub analysed: usize,
+    pub failed: usize,
+}
+
+/// Image files in a watch folder: by extension, because a half-copied file has no content to
+/// sniff yet. Content is checked when the file is decoded.
+fn is_image_name(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if name.starts_with('.') {
+        return false; // hidden, or a copy in progress (rsync's .name.XXXX)
+    }
+    matches!(
+        p.extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref(),
+        Some("png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff")
+    )
+}
+
+/// The watch folder: a file is taken once its size and modification time stayed the same
+/// for one whole poll interval (so a film still being copied in is not read half-written).
+struct Inbox {
+    dir: PathBuf,
+    last_seen: HashMap<PathBuf, (u64, SystemTime)>,
+    /// Files we could not move away; never analysed twice.
+    stuck: HashSet<PathBuf>,
+}
+
+impl Inbox {
+    fn new(dir: PathBuf) -> Inbox {
+        Inbox {
+            dir,
+            last_seen: HashMap::new(),
+            stuck: HashSet::new(),
+        }
+    }
+
+    /// Files ready to analyse, oldest name first. `settle = false` takes everything at once.
+    fn ready(&mut self, settle: bool) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create the inbox {}", self.dir.display()))?;
+        let mut now_seen = HashMap::new();
+        let mut ready = Vec::new();
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot read the inbox {}", self.dir.display()))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() || !is_image_name(&p) || self.stuck.contains(&p) {
+                continue;
+            }
+            let sig = (
+                meta.len(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            );
+            if !settle || self.last_seen.get(&p) == Some(&sig) {
+                ready.push(p.clone());
+            }
+            now_seen.insert(p, sig);
+        }
+        self.last_seen = now_seen;
+        ready.sort();
+        Ok(ready)
+    }
+}
+
+struct Kiosk<'a> {
+    cfg: &'a Config,
+    log: ResultsLog,
+    notifier: Notifier,
+    totals: Totals,
+}
+
+impl Kiosk<'_> {
+    fn show(&self, img: &image::RgbImage) {
+        if let DisplaySpec::Png(dir) = &self.cfg.display {
+            let res = std::fs::create_dir_all(dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| write_png_atomically(img, &dir.join("screen.png")));
+            if let Err(e) = res {
+                eprintln!(
+                    "cxr-edge run: cannot update the screen in {}: {e:#}",
+                    dir.display()
+                );
+            }
+        }
+    }
+
+    fn show_message(&self, title: &str, lines: &[&str]) {
+        self.notifier
+            .status(&format!("{title}: {}", lines.join(" ")));
+        self.show(&screen::message_screen(title, lines));
+    }
+
+    /// Analyse one film, record it and show it. Returns the record.
+    fn analyse(&mut self, clf: &Classifier, input: &Input, source: &'static str) -> Record {
+        let sha = match &input.source {
+            InputSource::File(p) => read_limited(p, Limits::default().max_file_bytes)
+                .ok()
+                .map(|b| hex(&Sha256::digest(&b))),
+            InputSource::Sample(s) => Some(hex(&Sha256::digest(s.bytes))),
+            InputSource::Problem(_) => None,
+        };
+        let name = self.log.next_name(SystemTime::now(), sha.as_deref());
+        let image_path = self
+            .cfg
+            .storage
+            .keep_images
+            .then(|| self.log.dir().join(format!("{name}.png")));
+        let opts = BatchOptions {
+            limits: Limits::default(),
+            heatmap_dir: None,
+            jobs: 1,
+        };
+        let mut rec = process(input, clf, &opts, image_path.as_deref());
+        // The record names its input by hash only; the heatmap path is relative to the log.
+        rec.path = format!("{source}:{name}");
+        let image = rec.heatmap.take().map(|_| format!("{name}.png"));
+        let stored = StoredRecord {
+            time: rfc3339(SystemTime::now()),
+            source,
+            input_sha256: sha,
+            image: image.clone(),
+            record: &rec,
+        };
+        match self.log.write(&name, &stored) {
+            Ok(p) => println!("{} {}", summary_line(&rec), p.display()),
+            Err(e) => {
+                eprintln!("cxr-edge run: {e:#}");
+                rec.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+        if rec.error.is_some() {
+            self.totals.failed += 1;
+            let why = rec.error.clone().unwrap_or_default();
+            self.show_message(
+                "Could not analyse this image",
+                &[&why, "Check the file and try again with another image."],
+            );
+        } else {
+            self.totals.analysed += 1;
+            match image.map(|n| self.log.dir().join(n)) {
+                Some(p) => match image::open(&p) {
+                    Ok(img) => self.show(&img.to_rgb8()),
+                    Err(e) => eprintln!("cxr-edge run: cannot show {}: {e}", p.display()),
+                },
+                None => self.show_message(
+                    rec.result.as_deref().unwrap_or("Result"),
+                    &["(pictures are not kept: storage.keep_images = false)"],
+                ),
+            }
+        }
+        rec
+    }
+
+    /// Move an analysed inbox file to done/ (renamed after its record, which drops a file name
+    /// that may identify the patient) or to failed/ with the reason beside it.
+    fn file_away(&self, inbox: &mut Inbox, path: &Path, rec: &Record) {
+        let sub = if rec.error.is_some() {
+            "failed"
+        } else {
+            "done"
+        };
+        let to_dir = inbox.dir.join(sub);
+        let stem = rec.path.split_once(':').map_or("film", |(_, n)| n);
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let to = to_dir.join(format!("{stem}.{}", ext.as_deref().unwrap_or("img")));
+        let res = std::fs::create_dir_all(&to_dir)
+            .and_then(|_| std::fs::rename(path, &to))
+            .and_then(|_| match &rec.error {
+                Some(e) => std::fs::write(to.with_extension("error.txt"), format!("{e}\n")),
+                None => Ok(()),
+            });
+        if let Err(e) = res {
+            eprintln!(
+                "cxr-edge run: analysed {}, but cannot move it to {}: {e}; it stays and is not analysed again until restart",
+                path.display(),
+                to_dir.display()
+            );
+            inbox.stuck.insert(path.to_path_buf());
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn summary_line(rec: &Record) -> String {
+    match (&rec.result, &rec.error) {
+        (_, Some(e)) => format!("{}  failed: {e}", rec.path),
+        (Some(r), None) => format!("{}  {r}  ({})", rec.path, crate::NOTICE),
+        (None, None) => rec.path.clone(),
+    }
+}
+
+/// Load the model, retrying (with the reason on screen) until it works. `None` only in `once`
+/// mode, where the caller reports the failure.
+fn load_model(k: &Kiosk, once: bool) -> Result<Classifier> {
+    loop {
+        let res = locate_manifest(k.cfg.model.manifest.as_deref())
+            .and_then(|m| Classifier::load(&m, k.cfg.model.variant.as_deref()));
+        match res {
+            Ok(c) => return Ok(c),
+            Err(e) if once => return Err(e),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("cxr-edge run: model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
+                k.show_message(
+                    "Model failed to load",
+                    &[&msg, "Reinstall the cxr-edge package or fix [model] in the config file. Retrying every 30 s."],
+                );
+                sleep_alive(&k.notifier, MODEL_RETRY);
+            }
+        }
+    }
+}
+
+/// Sleep, but keep feeding the systemd watchdog.
+fn sleep_alive(n: &Notifier, total: Duration) {
+    let step = n
+        .watchdog_interval()
+        .unwrap_or(total)
+        .min(total)
+        .max(Duration::from_millis(10));
+    let end = Instant::now() + total;
+    loop {
+        n.watchdog();
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(step));
+    }
+}
+
+/// Run the kiosk. With `once`, analyse what is there now and return; otherwise run forever.
+pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
+    let log = ResultsLog::open(&cfg.storage.dir)?;
+    let mut k = Kiosk {
+        cfg,
+        log,
+        notifier: Notifier::from_env(),
+        totals: Totals::default(),
+    };
+    // Ready before the model: a model that will not load is shown on the screen and retried,
+    // which is "running" to systemd, not a start-up that never finishes.
+    k.notifier.ready("loading the model");
+    let clf = load_model(&k, once)?;
+    let id = clf.id();
+    k.notifier.status(&format!(
+        "model {} {} ({}) loaded",
+        id.name, id.version, id.variant
+    ));
+    eprintln!(
+        "cxr-edge run: model {} {} ({}), results in {}. {}",
+        id.name,
+        id.version,
+        id.variant,
+        cfg.storage.dir.display(),
+        crate::NOTICE
+    );
+    let poll = Duration::from_millis(cfg.poll_ms);
+    match &cfg.source {
+        SourceSpec::Samples => {
+            let samples = capture::sample_inputs();
+            for s in &samples {
+                k.notifier.watchdog();
+                k.analyse(&clf, s, "samples");
+            }
+            if !once {
+                k.notifier.status("all sample films analysed; idle");
+                loop {
+                    sleep_alive(&k.notifier, Duration::from_secs(3600));
+                }
+            }
+        }
+        SourceSpec::Inbox(dir) => {
+            let mut inbox = Inbox::new(dir.clone());
+            let mut waiting_shown = false;
+            loop {
+                k.notifier.watchdog();
+                match inbox.ready(!once) {
+                    Ok(files) => {
+                        if files.is_empty() && !waiting_shown {
+                            k.show_message(
+                                "Waiting for films",
+                                &[&format!("Copy chest X-ray images into {}", dir.display())],
+                            );
+                            waiting_shown = true;
+                        }
+                        for f in files {
+                            k.notifier.watchdog();
+                            let input = Input {
+                                display: f.display().to_string(),
+                                source: InputSource::File(f.clone()),
+                            };
+                            let rec = k.analyse(&clf, &input, "inbox");
+                            k.file_away(&mut inbox, &f, &rec);
+                            waiting_shown = false;
+                        }
+                    }
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        eprintln!("cxr-edge run: {msg}");
+                        if once {
+                            return Err(e);
+                        }
+                        k.show_message("Inbox not available", &[&msg, "Retrying."]);
+                        waiting_shown = false;
+                    }
+                }
+                if once {
+                    break;
+                }
+                sleep_alive(&k.notifier, poll);
+            }
+        }
+    }
+    k.notifier.stopping();
+    Ok(k.totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_takes_a_file_only_once_it_stopped_changing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut inbox = Inbox::new(d.path().join("inbox"));
+        assert!(inbox.ready(true).unwrap().is_empty(), "creates the folder");
+        let f = inbox.dir.join("a.png");
+        std::fs::write(&f, b"half").unwrap();
+        std::fs::write(inbox.dir.join(".b.png.partial"), b"x").unwrap();
+        std::fs::write(inbox.dir.join("notes.txt"), b"x").unwrap();
+        assert!(inbox.ready(true).unwrap().is_empty(), "first sighting");
+        std::fs::write(&f, b"half and the rest").unwrap();
+        assert!(inbox.ready(true).unwrap().is_empty(), "still growing");
+        assert_eq!(
+            inbox.ready(true).unwrap(),
+            vec![f.clone()],
+            "unchanged for a poll"
+        );
+        inbox.stuck.insert(f.clone());
+        assert!(inbox.ready(true).unwrap().is_empty(), "never twice");
+        inbox.stuck.clear();
+        assert_eq!(
+            inbox.ready(false).unwrap(),
+            vec![f],
+            "--once takes it at once"
+        );
+    }
+}

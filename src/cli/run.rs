@@ -1,0 +1,39 @@
+//! `cxr-edge run`: load the configuration, apply command-line overrides, start the loop.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{RunArgs, EXIT_OK, EXIT_SOME_FAILED};
+use crate::app::config::{Config, DisplaySpec, SourceSpec};
+
+const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
+
+pub fn run(args: RunArgs) -> Result<i32> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None if Path::new(SYSTEM_CONFIG).exists() => Config::load(Path::new(SYSTEM_CONFIG))?,
+        None => Config::default(),
+    };
+    if let Some(s) = &args.source {
+        cfg.source = SourceSpec::parse(s)?;
+    }
+    if let Some(d) = &args.display {
+        cfg.display = DisplaySpec::parse(d)?;
+    }
+    if let Some(dir) = &args.storage {
+        cfg.storage.dir = dir.clone();
+    }
+    let totals = crate::app::run(&cfg, args.once)?;
+    eprintln!(
+        "cxr-edge run: {} analysed, {} failed. {}",
+        totals.analysed,
+        totals.failed,
+        crate::NOTICE
+    );
+    Ok(if totals.failed > 0 {
+        EXIT_SOME_FAILED
+    } else {
+        EXIT_OK
+    })
+}

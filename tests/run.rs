@@ -1,0 +1,135 @@
+//! `cxr-edge run` as a board service uses it: a watch folder in, records, screens and filed-away
+//! inputs out, systemd told it is ready.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+use common::root;
+
+fn command() -> Command {
+    common::command(&PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge")))
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn inbox_films_are_analysed_recorded_and_filed_away() {
+    let d = tempfile::tempdir().unwrap();
+    let inbox = d.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    // A file name such as a reader export might write, with a (made-up) patient name in it.
+    let good = inbox.join("DOE^JANE_chest.png");
+    std::fs::copy(
+        root().join("tests/fixtures/samples/kermany-pneumonia-1.png"),
+        &good,
+    )
+    .unwrap();
+    std::fs::write(inbox.join("broken.jpg"), b"not a jpeg at all").unwrap();
+    std::fs::write(inbox.join(".partial-copy.png"), b"ignored").unwrap();
+    std::fs::write(inbox.join("notes.txt"), b"ignored").unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source = \"dir:{}\"\ndisplay = \"png:{}\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n",
+            inbox.display(),
+            d.path().join("screen").display(),
+            root().join("models/cxr-net.toml").display(),
+            d.path().join("results").display()
+        ),
+    )
+    .unwrap();
+    // systemd's notify socket, to check the READY=1 handshake of Type=notify.
+    let sock_path = d.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_nonblocking(true).unwrap();
+
+    let out = command()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one film failed\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("1 analysed, 1 failed"), "{stderr}");
+
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notify message was sent");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"));
+
+    // Inputs are filed away, renamed after their records; ignored files stay put.
+    assert_eq!(
+        files(&inbox),
+        [".partial-copy.png", "done", "failed", "notes.txt"]
+    );
+    let done = files(&inbox.join("done"));
+    let failed = files(&inbox.join("failed"));
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(failed.len(), 2, "the input and its .error.txt: {failed:?}");
+    let reason = failed.iter().find(|f| f.ends_with(".error.txt")).unwrap();
+    let reason = std::fs::read_to_string(inbox.join("failed").join(reason)).unwrap();
+    assert!(!reason.trim().is_empty());
+
+    // Two records, whole JSON, no file names, the notice on each; one picture for the good film.
+    let results = d.path().join("results");
+    let names = files(&results);
+    let records: Vec<Value> = names
+        .iter()
+        .filter(|n| n.ends_with(".json"))
+        .map(|n| serde_json::from_slice(&std::fs::read(results.join(n)).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.ends_with(".png")).count(), 1);
+    for r in &records {
+        let text = r.to_string();
+        assert!(!text.contains("DOE") && !text.contains("broken"), "{text}");
+        assert_eq!(r["notice"], "Research use only - not a diagnosis.");
+        assert_eq!(r["source"], "inbox");
+        assert_eq!(r["input_sha256"].as_str().unwrap().len(), 64);
+    }
+    let ok = records.iter().find(|r| r["error"].is_null()).unwrap();
+    assert_eq!(ok["label"], "pneumonia");
+    assert!(results.join(ok["image"].as_str().unwrap()).exists());
+    let done_stem = done[0].trim_end_matches(".png");
+    assert!(ok["path"].as_str().unwrap().ends_with(done_stem), "{ok}");
+
+    // The screen shows the last event (the failure), drawn with the banner.
+    let screen = image::open(d.path().join("screen/screen.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(screen.get_pixel(2, screen.height() - 2).0, [150, 20, 20]);
+}
+
+#[test]
+fn bad_config_is_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(&cfg, "source = \"camera:/dev/video0\"\n").unwrap();
+    let out = command()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'samples' or 'dir:PATH'"), "{stderr}");
+}
