@@ -22,6 +22,7 @@ pub mod explain;
 pub mod film;
 pub mod model;
 pub mod store;
+pub mod ui;
 
 /// Shown with every result, on every output: the device must never look like a diagnosis.
 pub const NOTICE: &str = "Research use only - not a diagnosis.";

@@ -4,6 +4,7 @@
 //! ```toml
 //! source = "dir:/var/lib/cxr-edge/inbox"   # or "samples"
 //! display = "png:/var/lib/cxr-edge/screen" # or "none"
+//! screen_size = "800x480"
 //! poll_ms = 1000
 //!
 //! [model]
@@ -102,6 +103,20 @@ fn default_display() -> String {
 fn default_poll() -> u64 {
     1000
 }
+fn default_screen_size() -> String {
+    "800x480".into()
+}
+
+/// `WIDTHxHEIGHT`, each 64 ..= 4096.
+pub fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let parsed = s
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+    match parsed {
+        Some((w, h)) if (64..=4096).contains(&w) && (64..=4096).contains(&h) => Ok((w, h)),
+        _ => bail!("screen size '{s}' is not WIDTHxHEIGHT with sides 64 to 4096, e.g. 800x480"),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +127,8 @@ struct RawConfig {
     display: String,
     #[serde(default = "default_poll")]
     poll_ms: u64,
+    #[serde(default = "default_screen_size")]
+    screen_size: String,
     #[serde(default)]
     model: ModelSection,
     #[serde(default)]
@@ -122,6 +139,8 @@ struct RawConfig {
 pub struct Config {
     pub source: SourceSpec,
     pub display: DisplaySpec,
+    /// Width and height of the screen in pixels (the PNG display draws at this size).
+    pub screen_size: (u32, u32),
     /// How often the watch folder is looked at, in milliseconds (100 ..= 60000).
     pub poll_ms: u64,
     pub model: ModelSection,
@@ -137,6 +156,7 @@ impl Config {
         Ok(Config {
             source: SourceSpec::parse(&raw.source)?,
             display: DisplaySpec::parse(&raw.display)?,
+            screen_size: parse_size(&raw.screen_size)?,
             poll_ms: raw.poll_ms,
             model: raw.model,
             storage: raw.storage,
@@ -178,6 +198,14 @@ mod tests {
         let e = Config::parse("display = \"fb:/dev/fb0\"").unwrap_err();
         assert!(format!("{e:#}").contains("'png:DIR' or 'none'"), "{e:#}");
         assert!(Config::parse("poll_ms = 5").is_err());
+        assert!(Config::parse("screen_size = \"800by480\"").is_err());
+        assert!(Config::parse("screen_size = \"10x10\"").is_err());
+        assert_eq!(
+            Config::parse("screen_size = \"240x240\"")
+                .unwrap()
+                .screen_size,
+            (240, 240)
+        );
         let e = Config::parse("[storage]\ndirectory = \"x\"").unwrap_err();
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
     }

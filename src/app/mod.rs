@@ -9,7 +9,6 @@
 pub mod analyse;
 pub mod config;
 pub mod notify;
-pub mod screen;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::capture::{self, read_limited, Input, InputSource, Limits};
 use crate::model::{manifest::locate_manifest, Classifier};
 use crate::store::{rfc3339, ResultsLog, StoredRecord};
+use crate::ui::{self, Problem, ResultView, Screen};
 use analyse::{process, write_png_atomically, BatchOptions, Record};
 use config::{Config, DisplaySpec, SourceSpec};
 use notify::Notifier;
@@ -107,11 +107,13 @@ struct Kiosk<'a> {
 }
 
 impl Kiosk<'_> {
-    fn show(&self, img: &image::RgbImage) {
+    fn show(&self, screen: &Screen) {
         if let DisplaySpec::Png(dir) = &self.cfg.display {
+            let (w, h) = self.cfg.screen_size;
+            let img = ui::render(screen, w, h);
             let res = std::fs::create_dir_all(dir)
                 .map_err(anyhow::Error::from)
-                .and_then(|_| write_png_atomically(img, &dir.join("screen.png")));
+                .and_then(|_| write_png_atomically(&img, &dir.join("screen.png")));
             if let Err(e) = res {
                 eprintln!(
                     "cxr-edge run: cannot update the screen in {}: {e:#}",
@@ -121,10 +123,10 @@ impl Kiosk<'_> {
         }
     }
 
-    fn show_message(&self, title: &str, lines: &[&str]) {
+    fn show_problem(&self, problem: Problem, detail: &str) {
         self.notifier
-            .status(&format!("{title}: {}", lines.join(" ")));
-        self.show(&screen::message_screen(title, lines));
+            .status(&format!("{}: {detail}", problem.title()));
+        self.show(&Screen::Error { problem, detail });
     }
 
     /// Analyse one film, record it and show it. Returns the record.
@@ -167,23 +169,19 @@ impl Kiosk<'_> {
         }
         if rec.error.is_some() {
             self.totals.failed += 1;
-            let why = rec.error.clone().unwrap_or_default();
-            self.show_message(
-                "Could not analyse this image",
-                &[&why, "Check the file and try again with another image."],
-            );
+            self.show_problem(Problem::BadImage, rec.error.as_deref().unwrap_or_default());
         } else {
             self.totals.analysed += 1;
-            match image.map(|n| self.log.dir().join(n)) {
-                Some(p) => match image::open(&p) {
-                    Ok(img) => self.show(&img.to_rgb8()),
-                    Err(e) => eprintln!("cxr-edge run: cannot show {}: {e}", p.display()),
-                },
-                None => self.show_message(
-                    rec.result.as_deref().unwrap_or("Result"),
-                    &["(pictures are not kept: storage.keep_images = false)"],
-                ),
-            }
+            let picture = image.map(|n| self.log.dir().join(n)).and_then(|p| {
+                image::open(&p)
+                    .inspect_err(|e| eprintln!("cxr-edge run: cannot show {}: {e}", p.display()))
+                    .ok()
+                    .map(|i| i.to_rgb8())
+            });
+            self.show(&Screen::Result(ResultView {
+                record: &rec,
+                picture: picture.as_ref(),
+            }));
         }
         rec
     }
@@ -243,10 +241,7 @@ fn load_model(k: &Kiosk, once: bool) -> Result<Classifier> {
             Err(e) => {
                 let msg = format!("{e:#}");
                 eprintln!("cxr-edge run: model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
-                k.show_message(
-                    "Model failed to load",
-                    &[&msg, "Reinstall the cxr-edge package or fix [model] in the config file. Retrying every 30 s."],
-                );
+                k.show_problem(Problem::ModelFailed, &msg);
                 sleep_alive(&k.notifier, MODEL_RETRY);
             }
         }
@@ -320,10 +315,9 @@ pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
                 match inbox.ready(!once) {
                     Ok(files) => {
                         if files.is_empty() && !waiting_shown {
-                            k.show_message(
-                                "Waiting for films",
-                                &[&format!("Copy chest X-ray images into {}", dir.display())],
-                            );
+                            let hint = format!("Copy chest X-ray images into {}", dir.display());
+                            k.notifier.status("waiting for films");
+                            k.show(&Screen::Waiting { hint: &hint });
                             waiting_shown = true;
                         }
                         for f in files {
@@ -343,7 +337,9 @@ pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
                         if once {
                             return Err(e);
                         }
-                        k.show_message("Inbox not available", &[&msg, "Retrying."]);
+                        k.show(&Screen::Waiting {
+                            hint: &format!("The inbox is not available: {msg}. Retrying."),
+                        });
                         waiting_shown = false;
                     }
                 }

@@ -1,0 +1,283 @@
+//! The screens of the device, drawn with embedded-graphics on any `DrawTarget<Color = Rgb888>`
+//! (a PNG canvas, a framebuffer, an SPI panel), laid out from the target's size so the same code
+//! serves a 240x240 SPI panel and a 1920x1080 monitor.
+//!
+//! Every screen ends with the research-use banner; it is drawn last, so nothing covers it.
+
+mod layout;
+
+use embedded_graphics::{
+    mono_font::MonoTextStyle,
+    pixelcolor::Rgb888,
+    prelude::*,
+    primitives::{PrimitiveStyle, Rectangle},
+    text::{Baseline, Text},
+};
+use image::RgbImage;
+
+pub use layout::{Fonts, Scaled};
+
+use crate::app::analyse::Record;
+
+const BG: Rgb888 = Rgb888::new(20, 20, 24);
+const FG: Rgb888 = Rgb888::new(235, 235, 235);
+const DIM: Rgb888 = Rgb888::new(150, 150, 160);
+const AMBER: Rgb888 = Rgb888::new(255, 200, 80);
+const BANNER: Rgb888 = Rgb888::new(150, 20, 20);
+const BAR: Rgb888 = Rgb888::new(70, 130, 220);
+const BAR_FLAGGED: Rgb888 = Rgb888::new(230, 120, 40);
+
+/// What a result screen shows, taken from the analysis record.
+pub struct ResultView<'a> {
+    pub record: &'a Record,
+    /// The film with its heatmap (from [`crate::explain::heatmap_image`]), if there is one.
+    pub picture: Option<&'a RgbImage>,
+}
+
+/// Errors the device explains to its user, each with what to do next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Problem {
+    NoCamera,
+    NoFilm,
+    NotChest,
+    ModelFailed,
+    BadImage,
+}
+
+impl Problem {
+    pub fn title(self) -> &'static str {
+        match self {
+            Problem::NoCamera => "No camera",
+            Problem::NoFilm => "No film found",
+            Problem::NotChest => "Not a chest X-ray",
+            Problem::ModelFailed => "Model failed to load",
+            Problem::BadImage => "Could not analyse this image",
+        }
+    }
+
+    pub fn advice(self) -> &'static str {
+        match self {
+            Problem::NoCamera => "Check the USB cable and that the camera is switched on. The device keeps looking for it.",
+            Problem::NoFilm => "Clip the film to the light box, switch the light on, and fill most of the view with the film.",
+            Problem::NotChest => "This does not look like a frontal chest X-ray, so no result about the lungs is given. Use a chest film.",
+            Problem::ModelFailed => "Reinstall the cxr-edge package or fix [model] in /etc/cxr-edge/config.toml. Retrying every 30 s.",
+            Problem::BadImage => "Check the file (PNG, JPEG, BMP or TIFF) and try another image.",
+        }
+    }
+}
+
+pub enum Screen<'a> {
+    /// Waiting for input, with a hint for the user.
+    Waiting {
+        hint: &'a str,
+    },
+    Analysing,
+    Result(ResultView<'a>),
+    Error {
+        problem: Problem,
+        detail: &'a str,
+    },
+}
+
+/// Draw `screen` over the whole target.
+pub fn draw<D: DrawTarget<Color = Rgb888>>(
+    screen: &Screen,
+    target: &mut D,
+) -> Result<(), D::Error> {
+    let area = target.bounding_box();
+    target.clear(BG)?;
+    let fonts = Fonts::for_width(area.size.width);
+    let banner = draw_banner(target, &fonts)?;
+    let content = Rectangle::new(
+        area.top_left,
+        Size::new(area.size.width, area.size.height.saturating_sub(banner)),
+    );
+    let pad = fonts.pad();
+    let inner = Rectangle::new(
+        content.top_left + Point::new(pad, pad),
+        Size::new(
+            content.size.width.saturating_sub(2 * pad as u32),
+            content.size.height.saturating_sub(2 * pad as u32),
+        ),
+    );
+    match screen {
+        Screen::Waiting { hint } => {
+            let mut y = inner.top_left.y;
+            y = text_line(target, "Ready", inner.top_left.x, y, fonts.title(AMBER))?;
+            layout::paragraph(target, hint, inner, y + pad, fonts.body(FG))?;
+        }
+        Screen::Analysing => {
+            text_line(
+                target,
+                "Analysing...",
+                inner.top_left.x,
+                inner.top_left.y,
+                fonts.title(FG),
+            )?;
+            layout::paragraph(
+                target,
+                "Hold the film still. This takes about a second.",
+                inner,
+                inner.top_left.y + fonts.title_h() + pad,
+                fonts.body(DIM),
+            )?;
+        }
+        Screen::Error { problem, detail } => {
+            let mut y = text_line(
+                target,
+                problem.title(),
+                inner.top_left.x,
+                inner.top_left.y,
+                fonts.title(AMBER),
+            )?;
+            y = layout::paragraph(target, problem.advice(), inner, y + pad, fonts.body(FG))?;
+            if !detail.is_empty() {
+                layout::paragraph(target, detail, inner, y + pad, fonts.body(DIM))?;
+            }
+        }
+        Screen::Result(view) => draw_result(target, view, inner, &fonts)?,
+    }
+    Ok(())
+}
+
+/// The red banner across the bottom; returns its height.
+fn draw_banner<D: DrawTarget<Color = Rgb888>>(t: &mut D, fonts: &Fonts) -> Result<u32, D::Error> {
+    let area = t.bounding_box();
+    let text = crate::NOTICE.trim_end_matches('.').to_uppercase();
+    let style = fonts.banner(Rgb888::WHITE);
+    let cw = style.font.character_size.width + style.font.character_spacing;
+    let fits = (text.len() as u32 + 2) * cw <= area.size.width;
+    let lines: Vec<&str> = if fits {
+        vec![&text]
+    } else {
+        text.split(" - ").collect()
+    };
+    let lh = style.font.character_size.height;
+    let h = lh * lines.len() as u32 + 2 * fonts.pad() as u32;
+    let top = area.top_left.y + area.size.height as i32 - h as i32;
+    Rectangle::new(
+        Point::new(area.top_left.x, top),
+        Size::new(area.size.width, h),
+    )
+    .into_styled(PrimitiveStyle::with_fill(BANNER))
+    .draw(t)?;
+    for (i, l) in lines.iter().enumerate() {
+        let w = l.len() as u32 * cw;
+        let x = area.top_left.x + (area.size.width.saturating_sub(w) / 2) as i32;
+        Text::with_baseline(
+            l,
+            Point::new(x, top + fonts.pad() + (i as u32 * lh) as i32),
+            style,
+            Baseline::Top,
+        )
+        .draw(t)?;
+    }
+    Ok(h)
+}
+
+fn text_line<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    s: &str,
+    x: i32,
+    y: i32,
+    style: MonoTextStyle<'static, Rgb888>,
+) -> Result<i32, D::Error> {
+    Text::with_baseline(s, Point::new(x, y), style, Baseline::Top).draw(t)?;
+    Ok(y + style.font.character_size.height as i32)
+}
+
+fn draw_result<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    view: &ResultView,
+    inner: Rectangle,
+    fonts: &Fonts,
+) -> Result<(), D::Error> {
+    let rec = view.record;
+    let pad = fonts.pad();
+    // Wide panels: picture on the left, words on the right. Square or tall: picture on top.
+    let (pic, column) = layout::split(inner, view.picture.is_some(), pad);
+    // The footer line (model, time) has its own row at the bottom of the text column.
+    let small_h = fonts.small(DIM).font.character_size.height as i32;
+    let text = Rectangle::new(
+        column.top_left,
+        Size::new(
+            column.size.width,
+            (column.size.height as i32 - small_h - pad / 2).max(1) as u32,
+        ),
+    );
+    if let (Some(img), Some(area)) = (view.picture, pic) {
+        layout::blit_fit(t, img, area)?;
+    }
+    let x = text.top_left.x;
+    let mut y = text.top_left.y;
+    if let Some(err) = &rec.error {
+        y = text_line(t, Problem::BadImage.title(), x, y, fonts.title(AMBER))?;
+        layout::paragraph(t, err, text, y + pad, fonts.body(FG))?;
+        return Ok(());
+    }
+    let not_chest = rec.label.as_deref() == Some("other")
+        || rec
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.flags.iter().any(|f| f == "other"));
+    let title = rec.result.as_deref().unwrap_or("Result");
+    y = layout::paragraph(
+        t,
+        title,
+        text,
+        y,
+        fonts.title(if not_chest { AMBER } else { FG }),
+    )?;
+    y += pad;
+    if let Some(probs) = &rec.probs {
+        let flags: Vec<&str> = rec
+            .decision
+            .as_ref()
+            .map(|d| d.flags.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        for (label, p) in probs {
+            let p = p.as_f64().unwrap_or(0.0) as f32;
+            y = layout::bar(
+                t,
+                label,
+                p,
+                flags.contains(&label.as_str()),
+                text,
+                y,
+                fonts,
+                (BAR, BAR_FLAGGED),
+            )?;
+        }
+    }
+    if let Some(d) = &rec.decision {
+        y = layout::paragraph(t, &d.summary, text, y + pad, fonts.body(FG))?;
+    }
+    for w in rec.quality.iter().filter(|w| w.code != "not_chest_xray") {
+        y = layout::paragraph(
+            t,
+            &format!("! {}", w.message),
+            text,
+            y + pad / 2,
+            fonts.body(AMBER),
+        )?;
+    }
+    let footer = format!(
+        "{} v{} {} - {:.0} ms",
+        rec.model.name, rec.model.version, rec.model.variant, rec.elapsed_ms
+    );
+    let fy = column.top_left.y + column.size.height as i32 - small_h;
+    text_line(t, &footer, x, fy, fonts.small(DIM))?;
+    Ok(())
+}
+
+/// Render a screen into a new image of the given size (PNG output, tests, screenshots).
+pub fn render(screen: &Screen, width: u32, height: u32) -> RgbImage {
+    let mut img = RgbImage::new(width, height);
+    let mut canvas = crate::explain::Canvas::new(&mut img);
+    // Large monitors: lay out at half resolution and double every pixel, so text stays
+    // readable at arm's length with the built-in bitmap fonts.
+    let k = if width >= 1600 { 2 } else { 1 };
+    let mut scaled = Scaled::new(&mut canvas, k);
+    let _ = draw(screen, &mut scaled);
+    img
+}

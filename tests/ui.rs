@@ -1,0 +1,234 @@
+//! The screens, compared with committed golden images at two panel sizes (tolerant: a few
+//! pixels may differ, e.g. after a font-rendering fix, but not the layout), plus the banner on
+//! every screen at every supported panel size.
+//!
+//! After an intended change: CXR_EDGE_UPDATE_GOLDEN=1 cargo test --test ui, then look at the
+//! images in tests/fixtures/golden/ before committing them.
+
+use std::path::PathBuf;
+
+use cxr_edge::app::analyse::Record;
+use cxr_edge::film::Warning;
+use cxr_edge::model::{Decision, ModelId};
+use cxr_edge::ui::{render, Problem, ResultView, Screen};
+use image::RgbImage;
+
+const PANELS: [(u32, u32); 6] = [
+    (240, 240),
+    (320, 240),
+    (480, 320),
+    (800, 480),
+    (1024, 600),
+    (1920, 1080),
+];
+const GOLDEN: [(u32, u32); 2] = [(320, 240), (800, 480)];
+
+fn record(label: &str, probs: [f64; 4], flags: &[&str], summary: &str) -> Record {
+    let model = ModelId {
+        name: "cxr-net".into(),
+        version: "1".into(),
+        variant: "int8".into(),
+        sha256: "47c765a29576".into(),
+    };
+    let mut r = Record::new("sample", model);
+    r.label = Some(label.into());
+    r.result = Some(cxr_edge::model::label_words(label).into());
+    let labels = ["covid", "pneumonia", "normal", "other"];
+    r.probs = Some(
+        labels
+            .iter()
+            .map(|l| l.to_string())
+            .zip(probs.iter().map(|&p| serde_json::json!(p)))
+            .collect(),
+    );
+    r.decision = Some(Decision {
+        flags: flags.iter().map(|s| s.to_string()).collect(),
+        summary: summary.into(),
+    });
+    r.elapsed_ms = 212.0;
+    r
+}
+
+/// A stand-in for the film + heatmap picture: a smooth gradient with a "hot" blob.
+fn picture() -> RgbImage {
+    RgbImage::from_fn(300, 344, |x, y| {
+        let g = (60 + (x + y) / 5) as u8;
+        let d = ((x as i32 - 200).pow(2) + (y as i32 - 120).pow(2)) as f32;
+        let hot = (-d / 2000.0).exp();
+        image::Rgb([
+            (g as f32 * (1.0 - hot) + 220.0 * hot) as u8,
+            g,
+            (g as f32 * (1.0 - hot)) as u8,
+        ])
+    })
+}
+
+fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
+    vec![
+        (
+            "waiting",
+            Box::new(|w, h| {
+                render(
+                    &Screen::Waiting {
+                        hint: "Copy chest X-ray images into /var/lib/cxr-edge/inbox",
+                    },
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "analysing",
+            Box::new(|w, h| render(&Screen::Analysing, w, h)),
+        ),
+        (
+            "result",
+            Box::new(|w, h| {
+                let mut r = record("pneumonia", [0.039, 0.924, 0.034, 0.002], &["pneumonia"], "Above the operating point for: non-COVID pneumonia pattern. Research use only.");
+                r.quality.push(Warning::new(
+                    "low_contrast",
+                    "Low contrast: the film may be under-exposed or faded.",
+                ));
+                let pic = picture();
+                render(
+                    &Screen::Result(ResultView {
+                        record: &r,
+                        picture: Some(&pic),
+                    }),
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "not-chest",
+            Box::new(|w, h| {
+                let mut r = record(
+                    "other",
+                    [0.01, 0.02, 0.03, 0.94],
+                    &["other"],
+                    "Not a chest X-ray: no result about the lungs is given.",
+                );
+                r.result = Some("not a chest X-ray".into());
+                render(
+                    &Screen::Result(ResultView {
+                        record: &r,
+                        picture: None,
+                    }),
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "no-camera",
+            Box::new(|w, h| {
+                render(
+                    &Screen::Error {
+                        problem: Problem::NoCamera,
+                        detail: "/dev/video0: No such device",
+                    },
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "model-failed",
+            Box::new(|w, h| {
+                render(
+                    &Screen::Error {
+                        problem: Problem::ModelFailed,
+                        detail: "models/cxr-net.int8.onnx: sha256 mismatch",
+                    },
+                    w,
+                    h,
+                )
+            }),
+        ),
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden")
+}
+
+/// Share of pixels whose largest channel difference exceeds 24 grey levels.
+fn differing(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let n = a
+        .pixels()
+        .zip(b.pixels())
+        .filter(|(p, q)| p.0.iter().zip(q.0).any(|(x, y)| x.abs_diff(y) > 24))
+        .count();
+    n as f64 / (a.width() * a.height()) as f64
+}
+
+#[test]
+fn screens_match_their_golden_images() {
+    let update = std::env::var_os("CXR_EDGE_UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for (name, make) in screens() {
+        for (w, h) in GOLDEN {
+            let img = make(w, h);
+            let path = golden_dir().join(format!("{name}-{w}x{h}.png"));
+            if update {
+                std::fs::create_dir_all(golden_dir()).unwrap();
+                img.save(&path).unwrap();
+                continue;
+            }
+            let want = image::open(&path)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e} (CXR_EDGE_UPDATE_GOLDEN=1 makes it)",
+                        path.display()
+                    )
+                })
+                .to_rgb8();
+            let d = differing(&img, &want);
+            if d > 0.005 {
+                let got = std::env::temp_dir().join(format!("cxr-edge-{name}-{w}x{h}.png"));
+                img.save(&got).unwrap();
+                failures.push(format!(
+                    "{name} {w}x{h}: {:.2}% of pixels differ (got {})",
+                    100.0 * d,
+                    got.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn every_screen_at_every_panel_size_carries_the_banner() {
+    for (name, make) in screens() {
+        for (w, h) in PANELS {
+            let img = make(w, h);
+            assert_eq!(img.dimensions(), (w, h));
+            let bottom = img.get_pixel(1, h - 2).0;
+            assert_eq!(
+                bottom,
+                [150, 20, 20],
+                "{name} {w}x{h}: banner colour at the bottom"
+            );
+            let white = (h * 3 / 4..h)
+                .flat_map(|y| (0..w).map(move |x| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0 == [255, 255, 255])
+                .count();
+            assert!(
+                white > 150,
+                "{name} {w}x{h}: banner text missing ({white} white pixels)"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_golden_images_differ_from_each_other() {
+    // A guard against a renderer that draws nothing but the banner: the comparison above
+    // would then pass for a blank golden set.
+    let a = screens()[2].1(800, 480);
+    let b = screens()[3].1(800, 480);
+    assert!(differing(&a, &b) > 0.02);
+}
