@@ -18,6 +18,7 @@
 pub mod app;
 pub mod capture;
 pub mod cli;
+pub mod display;
 pub mod explain;
 pub mod film;
 pub mod model;

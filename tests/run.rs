@@ -112,6 +112,19 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
     let done_stem = done[0].trim_end_matches(".png");
     assert!(ok["path"].as_str().unwrap().ends_with(done_stem), "{ok}");
 
+    // `history` lists both records and exports them as CSV, still without file names.
+    let out = command()
+        .args(["history", "--csv", "-", "--storage"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{csv}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "header + 2 records: {csv}");
+    assert!(rows[0].starts_with("time,source,input_sha256,label,result,p_covid"));
+    assert!(csv.contains(",pneumonia,non-COVID pneumonia pattern,") && !csv.contains("DOE"));
+
     // The screen shows the last event (the failure), drawn with the banner.
     let screen = image::open(d.path().join("screen/screen.png"))
         .unwrap()

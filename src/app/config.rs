@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! source = "dir:/var/lib/cxr-edge/inbox"   # or "samples"
-//! display = "png:/var/lib/cxr-edge/screen" # or "none"
+//! display = "png:/var/lib/cxr-edge/screen" # or "fb:/dev/fb0", or "none"
 //! screen_size = "800x480"
 //! poll_ms = 1000
 //!
@@ -36,6 +36,8 @@ pub enum SourceSpec {
 pub enum DisplaySpec {
     /// The current screen as `screen.png` in this folder (replaced atomically).
     Png(PathBuf),
+    /// A Linux framebuffer device such as `/dev/fb0` (its own size and pixel format).
+    Framebuffer(PathBuf),
     None,
 }
 
@@ -54,7 +56,10 @@ impl DisplaySpec {
         match s.split_once(':') {
             _ if s == "none" => Ok(DisplaySpec::None),
             Some(("png", p)) if !p.is_empty() => Ok(DisplaySpec::Png(PathBuf::from(p))),
-            _ => bail!("unknown display '{s}': this build writes 'png:DIR' or 'none'"),
+            Some(("fb", p)) if !p.is_empty() => Ok(DisplaySpec::Framebuffer(PathBuf::from(p))),
+            _ => bail!(
+                "unknown display '{s}': this build draws on 'png:DIR', 'fb:/dev/fbN' or 'none'"
+            ),
         }
     }
 }
@@ -195,8 +200,12 @@ mod tests {
             format!("{e:#}").contains("'samples' or 'dir:PATH'"),
             "{e:#}"
         );
-        let e = Config::parse("display = \"fb:/dev/fb0\"").unwrap_err();
-        assert!(format!("{e:#}").contains("'png:DIR' or 'none'"), "{e:#}");
+        assert_eq!(
+            Config::parse("display = \"fb:/dev/fb1\"").unwrap().display,
+            DisplaySpec::Framebuffer("/dev/fb1".into())
+        );
+        let e = Config::parse("display = \"spi:/dev/spidev0.0\"").unwrap_err();
+        assert!(format!("{e:#}").contains("'fb:/dev/fbN'"), "{e:#}");
         assert!(Config::parse("poll_ms = 5").is_err());
         assert!(Config::parse("screen_size = \"800by480\"").is_err());
         assert!(Config::parse("screen_size = \"10x10\"").is_err());

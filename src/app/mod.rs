@@ -101,6 +101,8 @@ impl Inbox {
 
 struct Kiosk<'a> {
     cfg: &'a Config,
+    /// The framebuffer, opened on first use and reopened after an error.
+    fb: std::cell::RefCell<Option<crate::display::fb::Framebuffer>>,
     log: ResultsLog,
     notifier: Notifier,
     totals: Totals,
@@ -108,6 +110,22 @@ struct Kiosk<'a> {
 
 impl Kiosk<'_> {
     fn show(&self, screen: &Screen) {
+        if let DisplaySpec::Framebuffer(dev) = &self.cfg.display {
+            let mut slot = self.fb.borrow_mut();
+            if slot.is_none() {
+                match crate::display::fb::Framebuffer::open(dev) {
+                    Ok(fb) => *slot = Some(fb),
+                    Err(e) => eprintln!("cxr-edge run: {e:#}"),
+                }
+            }
+            if let Some(fb) = slot.as_mut() {
+                let _ = ui::draw(screen, fb);
+                if let Err(e) = fb.flush() {
+                    eprintln!("cxr-edge run: {e:#}");
+                    *slot = None;
+                }
+            }
+        }
         if let DisplaySpec::Png(dir) = &self.cfg.display {
             let (w, h) = self.cfg.screen_size;
             let img = ui::render(screen, w, h);
@@ -271,6 +289,7 @@ pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
     let log = ResultsLog::open(&cfg.storage.dir)?;
     let mut k = Kiosk {
         cfg,
+        fb: std::cell::RefCell::new(None),
         log,
         notifier: Notifier::from_env(),
         totals: Totals::default(),

@@ -2,6 +2,7 @@
 //! arguments and turns errors into exit codes.
 
 mod classify;
+mod history;
 mod output;
 mod run;
 
@@ -35,6 +36,21 @@ pub enum Command {
     /// Run unattended (as the board's service does): analyse every film that arrives, keep a
     /// results log, show each result on the screen; never stop on a bad film.
     Run(RunArgs),
+    /// List the results log (what `run` recorded), or export it as CSV.
+    History(HistoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Results folder. Default: the one in the config file.
+    #[arg(long, value_name = "DIR")]
+    pub storage: Option<PathBuf>,
+    /// Configuration file to take the results folder from (default /etc/cxr-edge/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write CSV (one row per record) to FILE, or to stdout with `-`.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +107,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Classify(args) => classify::run(args),
         Command::Run(args) => run::run(args),
+        Command::History(args) => history::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::{RunArgs, EXIT_OK, EXIT_SOME_FAILED};
 use crate::app::config::{Config, DisplaySpec, SourceSpec};
 
-const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
+pub(super) const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut cfg = match &args.config {

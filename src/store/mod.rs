@@ -84,6 +84,34 @@ impl ResultsLog {
     }
 }
 
+/// Every record in `dir`, oldest first (names start with the time). Unreadable or broken
+/// records are returned as errors beside the good ones, so one bad file hides nothing else.
+pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Result<serde_json::Value>)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read results folder {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            !name.starts_with('.') && name.ends_with(".json")
+        })
+        .collect();
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .map(|p| {
+            let v = std::fs::read(&p)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice(&b)?))
+                .with_context(|| format!("bad record {}", p.display()));
+            (p, v)
+        })
+        .collect())
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for a time after 1970 (days to civil date: H. Hinnant's algorithm).
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
