@@ -1,6 +1,7 @@
 //! The `cxr-edge` command line. Each subcommand lives in its own module; `main` only parses
 //! arguments and turns errors into exit codes.
 
+mod bench;
 mod classify;
 mod history;
 mod output;
@@ -38,6 +39,21 @@ pub enum Command {
     Run(RunArgs),
     /// List the results log (what `run` recorded), or export it as CSV.
     History(HistoryArgs),
+    /// Time every stage (decode, film finding, rectification, preprocessing, inference,
+    /// heatmap, screen) for each model variant on this machine.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Timed runs per stage (after one warm-up run).
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// One JSON object per stage instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +124,7 @@ pub fn main() -> i32 {
         Command::Classify(args) => classify::run(args),
         Command::Run(args) => run::run(args),
         Command::History(args) => history::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,
