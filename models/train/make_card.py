@@ -18,9 +18,12 @@ def training_md(work: Path):
     if s.exists():
         sm = json.loads(s.read_text())
         m = sm["meta"]
+        lg = work / "log.jsonl"
+        ips = [json.loads(l)["img_s"] for l in lg.read_text().splitlines()] if lg.exists() else []
+        speed = f" (mean {sum(ips)/len(ips):.1f} img/s; about 30 img/s when the cores are idle, less while a Rust build shares them)" if ips else ""
         out.append(f"Training: {m['epochs']} epochs, batch {m['bs']}, AdamW one-cycle max lr {m['lr']}, input {m['size']}x{m['size']}, "
-                   f"seed {m['seed']}; wall time {sm['train_s']/60:.1f} min on this 2-core machine (shared with a "
-                   f"concurrent Rust build); best val macro AUC {sm['best_val_macro_auc']:.4f}.")
+                   f"seed {m['seed']}; wall time {sm['train_s']/60:.1f} min on this 2-core machine{speed}; "
+                   f"best val macro AUC {sm['best_val_macro_auc']:.4f}.")
         out.append("")
     lg = work / "log.jsonl"
     if lg.exists():

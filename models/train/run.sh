@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # Rebuild the cxr-net model artefacts from scratch (research use only - not a diagnosis).
 #
-#   models/train/run.sh            full run: train (~45 min on 2 cores), export f32 + int8,
-#                                  calibrate (val), write models/cxr-net.toml, evaluate (test),
-#                                  write tests/fixtures/parity.json, fill MODEL_CARD.md tables
+#   models/train/run.sh            full run: train (14 epochs: ~67 min on 2 cores shared with a Rust
+#                                  build, ~40 min if idle), export f32 + int8, calibrate (val), write
+#                                  models/cxr-net.toml, evaluate (test), write tests/fixtures/parity.json,
+#                                  fill MODEL_CARD.md tables (the rest takes ~10 min)
 #   models/train/run.sh --quick    smoke test: 1 epoch on a 400-image subset; writes ONLY under
 #                                  models/train/runs/quick/ (never touches the shipped files)
-#   options: --out DIR (quick mode output root), --sweep (also redo the input-size comparison),
-#            --skip-train (reuse runs/final/best.pt: export ... card only)
-#   env: CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS, CXR_SIZE
+#   models/train/run.sh --out DIR  full run into DIR instead of the shipped files: DIR/models,
+#                                  DIR/fixtures, DIR/work; MODEL_CARD.md is not touched
+#   options: --out DIR (output root; with --quick it defaults to runs/quick/ and is wiped first),
+#            --sweep (also redo the input-size comparison),
+#            --skip-train (reuse the work folder's best.pt: export ... card only; the work folder
+#                          is runs/final/, or DIR/work with --out),
+#            --export-only (stop after export: no calibrate/evaluate/parity/card)
+#   env: CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-QUICK=0; SWEEP=0; SKIP_TRAIN=0; QOUT="$HERE/runs/quick"
+QUICK=0; SWEEP=0; SKIP_TRAIN=0; EXPORT_ONLY=0; QOUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --sweep) SWEEP=1 ;;
     --skip-train) SKIP_TRAIN=1 ;;
-    --out) QOUT="$2"; shift ;;
+    --export-only) EXPORT_ONLY=1 ;;
+    --out) QOUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac; shift
 done
@@ -30,14 +37,21 @@ fi
 PY="$VENV/bin/python"
 export PYTHONHASHSEED=0 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 SIZE="${CXR_SIZE:-160}"
+SHIPPED=0
 if [ "$QUICK" = 1 ]; then
+  QOUT="${QOUT:-$HERE/runs/quick}"
   EPOCHS=1; TRAIN_ARGS=(--subset 400 --val-subset 200); CAL_ARGS=(--val-subset 200)
   EVAL_ARGS=(--test-subset 200 --train-subset 400 --reps 50)
   OUT="$QOUT/models"; FIX="$QOUT/fixtures"; WORK="$QOUT/work"; MANREL="models/cxr-net.toml"
   rm -rf "$QOUT"
 else
-  EPOCHS="${CXR_EPOCHS:-9}"; TRAIN_ARGS=(); CAL_ARGS=(); EVAL_ARGS=(--reps 1000)
-  OUT="$ROOT/models"; FIX="$ROOT/tests/fixtures"; WORK="$HERE/runs/final"; MANREL="models/cxr-net.toml"
+  EPOCHS="${CXR_EPOCHS:-14}"; TRAIN_ARGS=(); CAL_ARGS=(); EVAL_ARGS=(--reps 1000)
+  MANREL="models/cxr-net.toml"
+  if [ -n "$QOUT" ]; then
+    OUT="$QOUT/models"; FIX="$QOUT/fixtures"; WORK="$QOUT/work"
+  else
+    SHIPPED=1; OUT="$ROOT/models"; FIX="$ROOT/tests/fixtures"; WORK="$HERE/runs/final"
+  fi
 fi
 mkdir -p "$OUT" "$FIX" "$WORK"
 cd "$HERE"
@@ -48,13 +62,14 @@ if [ "$SKIP_TRAIN" = 0 ]; then
 fi
 echo "== export f32 + int8 -> $OUT"
 "$PY" export.py --ckpt "$WORK/best.pt" --out-dir "$OUT" 2>&1 | grep -v "pre-processing\|pre-process"
+if [ "$EXPORT_ONLY" = 1 ]; then echo "done (export only): $OUT"; exit 0; fi
 echo "== calibrate (val) + manifest"
 "$PY" calibrate.py --model-dir "$OUT" --size "$SIZE" "${CAL_ARGS[@]}" > "$WORK/calibrate.log"
 echo "== evaluate (test; val shown too)"
 "$PY" evaluate.py --model-dir "$OUT" "${EVAL_ARGS[@]}" --cmd "models/train/run.sh $([ $QUICK = 1 ] && echo --quick) (evaluate.py --model-dir models ${EVAL_ARGS[*]})" > "$WORK/evaluate.log"
 echo "== parity fixtures"
 "$PY" parity.py --model-dir "$OUT" --fixtures "$FIX" --manifest-rel "$MANREL"
-if [ "$QUICK" = 0 ]; then
+if [ "$SHIPPED" = 1 ]; then
   echo "== model card tables"
   "$PY" make_card.py --card "$ROOT/models/MODEL_CARD.md" --work "$WORK" --results "$OUT/card"
 fi
