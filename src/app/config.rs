@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+/// The board service's configuration file (installed by the package).
+pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
+
 /// Where films come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceSpec {
@@ -166,6 +169,16 @@ impl Config {
             model: raw.model,
             storage: raw.storage,
         })
+    }
+
+    /// The config `run` and `history` use: `explicit` if given, else [`SYSTEM_CONFIG`] when it
+    /// exists, else the built-in defaults.
+    pub fn find(explicit: Option<&Path>) -> Result<Config> {
+        match explicit {
+            Some(p) => Config::load(p),
+            None if Path::new(SYSTEM_CONFIG).exists() => Config::load(Path::new(SYSTEM_CONFIG)),
+            None => Ok(Config::default()),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Config> {

@@ -155,19 +155,22 @@ pub fn run(args: BenchArgs) -> Result<i32> {
                 .zip(pred.probs.iter().map(|&p| serde_json::json!(p)))
                 .collect(),
         );
+        let screen = |pic: &image::RgbImage| {
+            render(
+                &Screen::Result(ResultView {
+                    record: &rec,
+                    picture: Some(pic),
+                }),
+                800,
+                480,
+            )
+        };
         let pic = heatmap_image(&film, &pred.cam, pred.top, "map");
         rows.push(stage(
             v,
             "render result screen 800x480",
             time_runs(runs, || {
-                render(
-                    &Screen::Result(ResultView {
-                        record: &rec,
-                        picture: Some(&pic),
-                    }),
-                    800,
-                    480,
-                );
+                screen(&pic);
             }),
         ));
         rows.push(stage(
@@ -177,15 +180,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
                 let f = decode_image(sample.bytes, &limits).unwrap();
                 assess(&f);
                 let p = clf.classify(&f).unwrap();
-                let pic = heatmap_image(&f, &p.cam, p.top, "map");
-                render(
-                    &Screen::Result(ResultView {
-                        record: &rec,
-                        picture: Some(&pic),
-                    }),
-                    800,
-                    480,
-                );
+                screen(&heatmap_image(&f, &p.cam, p.top, "map"));
             }),
         ));
     }

@@ -1,7 +1,7 @@
 //! `cxr-edge history`: the results log as a table, or as CSV for a spreadsheet.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -14,14 +14,7 @@ fn storage_dir(args: &HistoryArgs) -> Result<PathBuf> {
     if let Some(d) = &args.storage {
         return Ok(d.clone());
     }
-    let cfg = match &args.config {
-        Some(p) => Config::load(p)?,
-        None if Path::new(super::run::SYSTEM_CONFIG).exists() => {
-            Config::load(Path::new(super::run::SYSTEM_CONFIG))?
-        }
-        None => Config::default(),
-    };
-    Ok(cfg.storage.dir)
+    Ok(Config::find(args.config.as_deref())?.storage.dir)
 }
 
 fn s(v: &Value) -> String {
@@ -82,7 +75,7 @@ pub fn run(args: HistoryArgs) -> Result<i32> {
             "TIME (UTC)", "RESULT", "P", "NOTES"
         )?;
     }
-    for (path, r) in &records {
+    for (_, r) in &records {
         let r = match r {
             Ok(r) => r,
             Err(e) => {
@@ -141,7 +134,6 @@ pub fn run(args: HistoryArgs) -> Result<i32> {
                     .unwrap_or_default(),
                 notes
             )?;
-            let _ = path;
         }
     }
     out.flush()?;

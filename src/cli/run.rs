@@ -1,20 +1,12 @@
 //! `cxr-edge run`: load the configuration, apply command-line overrides, start the loop.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use super::{RunArgs, EXIT_OK, EXIT_SOME_FAILED};
 use crate::app::config::{Config, DisplaySpec, SourceSpec};
 
-pub(super) const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
-
 pub fn run(args: RunArgs) -> Result<i32> {
-    let mut cfg = match &args.config {
-        Some(p) => Config::load(p)?,
-        None if Path::new(SYSTEM_CONFIG).exists() => Config::load(Path::new(SYSTEM_CONFIG))?,
-        None => Config::default(),
-    };
+    let mut cfg = Config::find(args.config.as_deref())?;
     if let Some(s) = &args.source {
         cfg.source = SourceSpec::parse(s)?;
     }
