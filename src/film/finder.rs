@@ -15,8 +15,8 @@ use crate::model::preprocess::resize_area;
 
 use super::filters::{box_blur, quantile};
 use super::geometry::{
-    angles_within, convex_hull, corners_from_sides, dist, in_quad, max_area_quad, offset_quad,
-    order_corners, scale_about_centroid, signed_area, Line, Pt,
+    angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, max_area_quad,
+    offset_quad, order_corners, scale_about_centroid, signed_area, Line, Pt,
 };
 use super::rectify::{sample_bilinear, Quad};
 
@@ -526,19 +526,14 @@ fn seg_dist(p: Pt, a: Pt, b: Pt) -> f32 {
 
 /// Median over the four sides of the mean grey step across the side (2 px each way).
 fn edge_contrast(img: &Frame, q: &Quad) -> f32 {
-    let c = [
-        q.iter().map(|p| p[0]).sum::<f32>() / 4.0,
-        q.iter().map(|p| p[1]).sum::<f32>() / 4.0,
-    ];
+    let c = centroid(q);
     let mut per_side = Vec::new();
     for i in 0..4 {
         let (a, b) = (q[i], q[(i + 1) % 4]);
         let Some(l) = Line::through(a, b) else {
             continue;
         };
-        // Outward normal: away from the centroid.
-        let s = if l.dist(c) > 0.0 { -1.0 } else { 1.0 };
-        let n = [l.n[0] * s, l.n[1] * s];
+        let n = l.normal_away_from(c);
         let mut acc = 0.0;
         for k in 1..12 {
             let t = k as f32 / 12.0;

@@ -30,6 +30,12 @@ impl Line {
         self.n[0] * p[0] + self.n[1] * p[1] - self.c
     }
 
+    /// The unit normal that points away from `inside` (e.g. a quad's centroid).
+    pub fn normal_away_from(&self, inside: Pt) -> Pt {
+        let s = if self.dist(inside) > 0.0 { -1.0 } else { 1.0 };
+        [self.n[0] * s, self.n[1] * s]
+    }
+
     pub fn intersect(&self, o: &Line) -> Option<Pt> {
         let det = self.n[0] * o.n[1] - self.n[1] * o.n[0];
         if det.abs() < 1e-4 {
@@ -239,10 +245,17 @@ pub fn angles_within(q: &Quad, lo: f32, hi: f32) -> bool {
         && (0..4).all(|i| cross(q[i], q[(i + 1) % 4], q[(i + 2) % 4]) > 0.0)
 }
 
+/// The mean of a quad's corners.
+pub fn centroid(q: &Quad) -> Pt {
+    [
+        q.iter().map(|p| p[0]).sum::<f32>() / 4.0,
+        q.iter().map(|p| p[1]).sum::<f32>() / 4.0,
+    ]
+}
+
 /// Shrink (f < 1) or grow (f > 1) a quad about its centroid.
 pub fn scale_about_centroid(q: &Quad, f: f32) -> Quad {
-    let cx = q.iter().map(|p| p[0]).sum::<f32>() / 4.0;
-    let cy = q.iter().map(|p| p[1]).sum::<f32>() / 4.0;
+    let [cx, cy] = centroid(q);
     q.map(|p| [cx + (p[0] - cx) * f, cy + (p[1] - cy) * f])
 }
 

@@ -8,16 +8,13 @@
 
 use crate::capture::Frame;
 
-use super::geometry::{corners_from_sides, dist, Line, Pt};
+use super::geometry::{centroid, corners_from_sides, dist, Line, Pt};
 use super::rectify::{sample_bilinear, Quad};
 
 /// Refine `q` (TL, TR, BR, BL) on `frame`; `scale` is full-res pixels per working pixel and
 /// sets the search range.
 pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
-    let c = [
-        q.iter().map(|p| p[0]).sum::<f32>() / 4.0,
-        q.iter().map(|p| p[1]).sum::<f32>() / 4.0,
-    ];
+    let c = centroid(q);
     let reach = 1.5 * scale + 2.0;
     let mut lines: [Option<Line>; 4] = [None; 4];
     for i in 0..4 {
@@ -25,8 +22,7 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         let Some(l) = Line::through(a, b) else {
             continue;
         };
-        let s = if l.dist(c) > 0.0 { -1.0 } else { 1.0 };
-        let n = [l.n[0] * s, l.n[1] * s];
+        let n = l.normal_away_from(c);
         let len = dist(a, b);
         let tang = [(b[0] - a[0]) / len, (b[1] - a[1]) / len];
         // Averaging three samples along the side suppresses sensor noise without blurring
