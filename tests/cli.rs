@@ -39,7 +39,7 @@ fn check_schema(r: &Value) {
     let mut keys: Vec<&str> = obj
         .keys()
         .map(String::as_str)
-        .filter(|k| *k != "heatmap")
+        .filter(|k| *k != "heatmap" && *k != "film_corners")
         .collect();
     keys.sort();
     assert_eq!(
@@ -48,6 +48,7 @@ fn check_schema(r: &Value) {
             "decision",
             "elapsed_ms",
             "error",
+            "input",
             "label",
             "model",
             "notice",

@@ -8,15 +8,33 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::capture::{decode_image, read_limited, Input, InputSource, Limits};
+use crate::capture::{decode_image, read_limited, Frame, Input, InputSource, Limits};
 use crate::explain::heatmap_image;
-use crate::film::{self, Warning};
+use crate::film::gates::{auto_is_bare_film, check_photo};
+use crate::film::{self, Quad, Warning};
 use crate::model::{label_words, Classifier, Decision, ModelId};
+
+/// What an input image is: a bare digital film (the whole image is the film), or a camera
+/// photo of a film on a light box, which must be found, straightened and checked first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputMode {
+    #[default]
+    Digital,
+    FilmPhoto,
+    /// Decide per image (`film::gates::auto_is_bare_film`).
+    Auto,
+}
 
 /// The JSON record of one input (also the row of the table).
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
     pub path: String,
+    /// How the image was taken: `digital` or `film-photo` (`null` if it could not be read).
+    pub input: Option<&'static str>,
+    /// Where the film was found in a photo: TL, TR, BR, BL corners in image pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub film_corners: Option<Quad>,
     /// A manifest label, or `null` when the input failed.
     pub label: Option<String>,
     /// The label in words (`other` reads "not a chest X-ray").
@@ -38,6 +56,8 @@ impl Record {
     pub fn new(path: &str, model: ModelId) -> Record {
         Record {
             path: path.to_string(),
+            input: None,
+            film_corners: None,
             label: None,
             result: None,
             probs: None,
@@ -53,6 +73,7 @@ impl Record {
 }
 
 pub struct BatchOptions {
+    pub input: InputMode,
     pub limits: Limits,
     pub heatmap_dir: Option<PathBuf>,
     pub jobs: usize,
@@ -91,7 +112,52 @@ fn analyse(
         }
         InputSource::Sample(s) => decode_image(s.bytes, &opts.limits)?,
     };
-    rec.quality = film::assess(&frame);
+    analyse_frame(frame, opts.input, clf, heatmap_path, rec)
+}
+
+/// The film in `frame`, ready for the model: the image itself when it is a digital film, or
+/// the film found, straightened and checked when it is a photo. Records what was done and
+/// the quality warnings; a photo that fails a blocking gate (no film, cut off, too small) is
+/// an error with the reason for a person, and no result.
+pub fn prepare_film(frame: Frame, mode: InputMode, rec: &mut Record) -> Result<Frame> {
+    let photo = match mode {
+        InputMode::Digital => false,
+        InputMode::FilmPhoto => true,
+        InputMode::Auto => !auto_is_bare_film(&frame),
+    };
+    if !photo {
+        rec.input = Some("digital");
+        rec.quality = film::assess(&frame);
+        return Ok(frame);
+    }
+    rec.input = Some("film-photo");
+    match check_photo(&frame) {
+        Ok(report) => {
+            rec.film_corners = Some(report.corners.map(|[x, y]| [round1(x), round1(y)]));
+            rec.quality = report.warnings;
+            Ok(report.film)
+        }
+        Err(blocked) => {
+            let msg = blocked.reason.message.clone();
+            rec.quality = vec![blocked.reason];
+            anyhow::bail!("{msg}")
+        }
+    }
+}
+
+fn round1(v: f32) -> f32 {
+    (v * 10.0).round() / 10.0
+}
+
+/// Prepare and classify one image; fills `rec`.
+pub fn analyse_frame(
+    frame: Frame,
+    mode: InputMode,
+    clf: &Classifier,
+    heatmap_path: Option<&Path>,
+    rec: &mut Record,
+) -> Result<()> {
+    let frame = prepare_film(frame, mode, rec)?;
     let pred = clf.classify(&frame).context("inference failed")?;
     let m = &clf.manifest;
     let label = pred.label(m).to_string();

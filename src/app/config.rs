@@ -6,6 +6,7 @@
 //! display = "png:/var/lib/cxr-edge/screen" # or "fb:/dev/fb0", or "none"
 //! screen_size = "800x480"
 //! poll_ms = 1000
+//! input = "digital"                       # or "film-photo", "auto"
 //!
 //! [model]
 //! manifest = "/usr/share/cxr-edge/models/cxr-net.toml"
@@ -138,6 +139,8 @@ struct RawConfig {
     #[serde(default = "default_screen_size")]
     screen_size: String,
     #[serde(default)]
+    input: crate::app::analyse::InputMode,
+    #[serde(default)]
     model: ModelSection,
     #[serde(default)]
     storage: StorageSection,
@@ -151,6 +154,8 @@ pub struct Config {
     pub screen_size: (u32, u32),
     /// How often the watch folder is looked at, in milliseconds (100 ..= 60000).
     pub poll_ms: u64,
+    /// Whether arriving images are digital films, camera photos of films, or either.
+    pub input: crate::app::analyse::InputMode,
     pub model: ModelSection,
     pub storage: StorageSection,
 }
@@ -166,6 +171,7 @@ impl Config {
             display: DisplaySpec::parse(&raw.display)?,
             screen_size: parse_size(&raw.screen_size)?,
             poll_ms: raw.poll_ms,
+            input: raw.input,
             model: raw.model,
             storage: raw.storage,
         })

@@ -9,6 +9,7 @@
 pub mod analyse;
 pub mod config;
 pub mod notify;
+pub mod steady;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -163,6 +164,7 @@ impl Kiosk<'_> {
             .keep_images
             .then(|| self.log.dir().join(format!("{name}.png")));
         let opts = BatchOptions {
+            input: self.cfg.input,
             limits: Limits::default(),
             heatmap_dir: None,
             jobs: 1,

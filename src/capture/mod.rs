@@ -1,15 +1,22 @@
 //! Frame sources: where the pixels come from.
 //!
-//! Today these are image files and the sample films bundled into the binary; camera sources
-//! plug in here later behind the same [`Frame`] type, so everything downstream runs without
-//! hardware.
+//! Files named on the command line and the bundled sample films ([`Input`]); and streams of
+//! frames ([`FrameSource`]): a V4L2 camera ([`camera::CameraSource`] over `v4l2`, feature
+//! `camera`) or image and raw frame files played as a camera ([`FileSource`]), so everything
+//! downstream runs without hardware.
 
+pub mod camera;
 mod decode;
 mod inputs;
+pub mod pixfmt;
 pub mod samples;
+mod source;
+#[cfg(feature = "camera")]
+pub mod v4l2;
 
 pub use decode::{decode_image, read_limited, DecodeError, Limits};
 pub use inputs::{expand_inputs, sample_inputs, Input, InputSource};
+pub use source::{read_frame_file, FileSource, FrameSource, Playback, SourceError};
 
 /// A grayscale image as the rest of the pipeline sees it: row-major, one `f32` per pixel in
 /// `[0, 255]`. Floats rather than `u8` because 16-bit films and colour conversion must not be
@@ -45,4 +52,26 @@ impl Frame {
         }
         (self.data.iter().map(|&v| v as f64).sum::<f64>() / self.data.len() as f64) as f32
     }
+}
+
+/// A camera by device name (`/dev/video0`, `0`, or a `/dev/v4l/by-id` name) as a frame source
+/// that reconnects by itself. Opening never fails here: a missing camera shows up as
+/// [`SourceError::Unavailable`] from `next_frame`, so a kiosk can show it and keep trying.
+#[cfg(feature = "camera")]
+pub fn open_camera(
+    device: &str,
+    opts: camera::CameraOptions,
+) -> anyhow::Result<Box<dyn FrameSource>> {
+    Ok(Box::new(camera::CameraSource::new(
+        Box::new(v4l2::V4l2Connector::new(device)),
+        opts,
+    )))
+}
+
+#[cfg(not(feature = "camera"))]
+pub fn open_camera(
+    device: &str,
+    _opts: camera::CameraOptions,
+) -> anyhow::Result<Box<dyn FrameSource>> {
+    anyhow::bail!("cannot use camera {device}: this build has no camera support (built without the `camera` feature)")
 }

@@ -16,6 +16,7 @@ use super::{BenchArgs, EXIT_OK};
 use crate::app::analyse::Record;
 use crate::capture::{decode_image, samples, Limits};
 use crate::explain::heatmap_image;
+use crate::film::gates::check_photo;
 use crate::film::simulate::{simulate, Placement, SimOptions};
 use crate::film::{assess, find_film, rectify};
 use crate::model::{label_words, manifest::locate_manifest, Classifier, Manifest};
@@ -80,6 +81,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
                 &SimOptions::new(1280, 720, 0.2, Placement::Inside, seed),
             );
             let found = find_film(&sim.frame).ok()?;
+            check_photo(&sim.frame).ok()?;
             Some((sim, found))
         })
         .context("the finder found the film in none of 64 simulated frames")?;
@@ -133,6 +135,16 @@ pub fn run(args: BenchArgs) -> Result<i32> {
             "inference (1 thread)",
             time_runs(runs, || {
                 clf.run_tensor(&tensor).unwrap();
+            }),
+        ));
+        // The camera path up to the model's input, as one figure: what a frame costs before
+        // inference (issue aim: <= 15 ms at 1280x720 on the development machine).
+        rows.push(stage(
+            v,
+            "photo to model input (1280x720)",
+            time_runs(runs, || {
+                let report = check_photo(&sim.frame).unwrap();
+                clf.preprocess(&report.film);
             }),
         ));
         let pred = clf.run_tensor(&tensor)?;

@@ -109,6 +109,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             .unwrap_or(1)
     });
     let opts = BatchOptions {
+        input: args.input,
         limits: Limits::default(),
         heatmap_dir: args.heatmap.clone(),
         jobs,

@@ -2,7 +2,9 @@
 //! arguments and turns errors into exit codes.
 
 mod bench;
+mod capture;
 mod classify;
+mod devices;
 mod history;
 mod output;
 mod run;
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::analyse::InputMode;
 pub use classify::{classify_inputs, BatchOptions, Record};
 
 /// Exit codes: 0 everything worked, 1 some inputs failed, 2 the command could not run at all.
@@ -39,9 +42,46 @@ pub enum Command {
     Run(RunArgs),
     /// List the results log (what `run` recorded), or export it as CSV.
     History(HistoryArgs),
+    /// Watch a camera (or recorded frames) until a film is found and held still, then
+    /// classify it once.
+    Capture(CaptureArgs),
+    /// List the cameras on this machine with their formats and frame sizes.
+    Devices,
     /// Time every stage (decode, film finding, rectification, preprocessing, inference,
     /// heatmap, screen) for each model variant on this machine.
     Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Camera: /dev/videoN, N, or a name in /dev/v4l/by-id (see `cxr-edge devices`).
+    /// Default: /dev/video0.
+    #[arg(long, value_name = "DEVICE")]
+    pub camera: Option<String>,
+    /// Play recorded frames instead of a camera: an image, or a directory of images or raw
+    /// frames (name.WxH.yuyv, name.WxH.grey), each once, in name order.
+    #[arg(long, value_name = "PATH")]
+    pub frames: Option<PathBuf>,
+    /// Frame size to ask the camera for (the nearest it offers at or above it).
+    #[arg(long, default_value = "1280x720", value_name = "WxH")]
+    pub size: String,
+    /// Pixel format to ask for: mjpeg, yuyv or grey (default: the best the camera offers).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// Frames in a row in which the film must be found and still.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub steady: usize,
+    /// Give up after this many seconds without a steady film.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Keep the analysed camera frame and the film with its heatmap in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +153,11 @@ pub struct ClassifyArgs {
     /// Images analysed in parallel (default: the number of CPUs).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// What the images are: `digital` films (the whole image is the film), `film-photo`
+    /// (a camera photo of a film on a light box: the film is found, straightened and checked
+    /// first), or `auto` (decided per image).
+    #[arg(long, value_enum, default_value_t = InputMode::Digital)]
+    pub input: InputMode,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -125,6 +170,8 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::History(args) => history::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Capture(args) => capture::run(args),
+        Command::Devices => devices::run(),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,170 @@
+//! Waiting for a good camera picture: a film must be found in several frames in a row, with its
+//! corners still, before it is analysed. One blurred or half-framed frame is never classified
+//! just because it came first.
+
+use crate::capture::Frame;
+use crate::film::gates::blocking_reason;
+use crate::film::{find_film, Quad, Warning};
+
+/// What the last frame showed, for the preview hint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Look {
+    /// No usable film: why, in words (`no_film`, `film_cut_off`, `film_too_small`).
+    NoFilm(Warning),
+    /// A film, but it moved since the last frame (or this is the first sighting).
+    Moving { corners: Quad },
+    /// A film held still for `still` of the `need` frames.
+    Steadying {
+        corners: Quad,
+        still: usize,
+        need: usize,
+    },
+    /// Still for long enough: analyse this frame.
+    Ready { corners: Quad },
+}
+
+impl Look {
+    pub fn corners(&self) -> Option<&Quad> {
+        match self {
+            Look::NoFilm(_) => None,
+            Look::Moving { corners }
+            | Look::Steadying { corners, .. }
+            | Look::Ready { corners } => Some(corners),
+        }
+    }
+
+    /// The hint for the person holding the camera.
+    pub fn hint(&self) -> String {
+        match self {
+            Look::NoFilm(w) => w.message.clone(),
+            Look::Moving { .. } => "Film found; hold the camera still.".into(),
+            Look::Steadying { still, need, .. } => {
+                format!("Film found; hold still ({still} of {need}).")
+            }
+            Look::Ready { .. } => "Film steady; analysing.".into(),
+        }
+    }
+}
+
+pub struct Steady {
+    need: usize,
+    /// Largest corner movement between frames that still counts as still, as a share of the
+    /// film diagonal.
+    tolerance: f32,
+    last: Option<Quad>,
+    still: usize,
+}
+
+impl Steady {
+    /// `need` consecutive still frames (at least 1).
+    pub fn new(need: usize) -> Steady {
+        Steady {
+            need: need.max(1),
+            tolerance: 0.01,
+            last: None,
+            still: 0,
+        }
+    }
+
+    /// Forget what was seen (after an analysis, or when the camera was lost).
+    pub fn reset(&mut self) {
+        self.last = None;
+        self.still = 0;
+    }
+
+    pub fn observe(&mut self, frame: &Frame) -> Look {
+        match find_film(frame) {
+            Err(e) => {
+                self.reset();
+                Look::NoFilm(blocking_reason(&e))
+            }
+            Ok(found) => self.observe_corners(found.corners),
+        }
+    }
+
+    /// The tracking step alone (the finder already ran).
+    pub fn observe_corners(&mut self, corners: Quad) -> Look {
+        let moved = match &self.last {
+            None => f32::INFINITY,
+            Some(prev) => {
+                let diag = diagonal(&corners).max(1.0);
+                prev.iter()
+                    .zip(&corners)
+                    .map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1]))
+                    .fold(0.0, f32::max)
+                    / diag
+            }
+        };
+        self.last = Some(corners);
+        if moved > self.tolerance {
+            self.still = 1;
+        } else {
+            self.still += 1;
+        }
+        if self.still >= self.need {
+            self.reset();
+            Look::Ready { corners }
+        } else if self.still <= 1 {
+            Look::Moving { corners }
+        } else {
+            Look::Steadying {
+                corners,
+                still: self.still,
+                need: self.need,
+            }
+        }
+    }
+}
+
+fn diagonal(q: &Quad) -> f32 {
+    let d1 = (q[0][0] - q[2][0]).hypot(q[0][1] - q[2][1]);
+    let d2 = (q[1][0] - q[3][0]).hypot(q[1][1] - q[3][1]);
+    d1.max(d2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quad(dx: f32) -> Quad {
+        [
+            [100.0 + dx, 50.0],
+            [500.0 + dx, 50.0],
+            [500.0 + dx, 550.0],
+            [100.0 + dx, 550.0],
+        ]
+    }
+
+    #[test]
+    fn needs_consecutive_still_frames() {
+        let mut s = Steady::new(3);
+        assert!(matches!(s.observe_corners(quad(0.0)), Look::Moving { .. }));
+        assert!(matches!(
+            s.observe_corners(quad(1.0)),
+            Look::Steadying { still: 2, .. }
+        ));
+        // A jump of 5% of the diagonal starts over.
+        assert!(matches!(s.observe_corners(quad(33.0)), Look::Moving { .. }));
+        assert!(matches!(
+            s.observe_corners(quad(33.0)),
+            Look::Steadying { .. }
+        ));
+        assert!(matches!(s.observe_corners(quad(34.0)), Look::Ready { .. }));
+        // Ready resets: the next film needs its own steady frames.
+        assert!(matches!(s.observe_corners(quad(34.0)), Look::Moving { .. }));
+    }
+
+    #[test]
+    fn a_frame_without_film_resets() {
+        let mut s = Steady::new(2);
+        s.observe_corners(quad(0.0));
+        let empty = Frame::new(320, 240, vec![30.0; 320 * 240]);
+        let look = s.observe(&empty);
+        assert!(
+            matches!(&look, Look::NoFilm(w) if w.code == "no_film"),
+            "{look:?}"
+        );
+        assert!(!look.hint().is_empty());
+        assert!(matches!(s.observe_corners(quad(0.0)), Look::Moving { .. }));
+    }
+}

@@ -1,0 +1,167 @@
+//! `cxr-edge capture`: watch a camera (or recorded frames) until a film is found and held
+//! still, then classify that one frame, as a photo of a film.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::output::{Summary, TableWriter};
+use super::{CaptureArgs, EXIT_OK, EXIT_SOME_FAILED};
+use crate::app::analyse::{analyse_frame, write_png_atomically, InputMode, Record};
+use crate::app::steady::{Look, Steady};
+use crate::capture::camera::CameraOptions;
+use crate::capture::pixfmt::PixelFormat;
+use crate::capture::{open_camera, FileSource, Frame, FrameSource, Playback, SourceError};
+use crate::model::{manifest::locate_manifest, Classifier};
+
+fn parse_format(s: &str) -> Result<PixelFormat> {
+    match s.to_ascii_lowercase().as_str() {
+        "mjpeg" | "mjpg" => Ok(PixelFormat::Mjpeg),
+        "yuyv" => Ok(PixelFormat::Yuyv),
+        "grey" | "gray" => Ok(PixelFormat::Grey),
+        _ => bail!("unknown pixel format '{s}': mjpeg, yuyv or grey"),
+    }
+}
+
+fn save_gray(f: &Frame, path: &Path) -> Result<()> {
+    let px: Vec<u8> = f
+        .data
+        .iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    let img =
+        image::GrayImage::from_raw(f.width as u32, f.height as u32, px).context("frame size")?;
+    let rgb = image::DynamicImage::ImageLuma8(img).to_rgb8();
+    write_png_atomically(&rgb, path)
+}
+
+/// Progress on stderr, each hint once (not once per frame).
+struct Hints {
+    name: String,
+    last: String,
+}
+
+impl Hints {
+    fn say(&mut self, hint: String) {
+        if hint != self.last {
+            eprintln!("{}: {hint}", self.name);
+            self.last = hint;
+        }
+    }
+    fn last_or<'a>(&'a self, none: &'a str) -> &'a str {
+        if self.last.is_empty() {
+            none
+        } else {
+            &self.last
+        }
+    }
+}
+
+pub fn run(args: CaptureArgs) -> Result<i32> {
+    let (w, h) = crate::app::config::parse_size(&args.size)?;
+    let mut source: Box<dyn FrameSource> = match (&args.camera, &args.frames) {
+        (Some(_), Some(_)) => bail!("give either --camera or --frames, not both"),
+        (_, Some(path)) => Box::new(
+            FileSource::open(path, Playback::Once)
+                .map_err(anyhow::Error::msg)
+                .context("cannot play frames")?,
+        ),
+        (camera, None) => {
+            let opts = CameraOptions {
+                width: w,
+                height: h,
+                format: args.format.as_deref().map(parse_format).transpose()?,
+                ..CameraOptions::default()
+            };
+            open_camera(camera.as_deref().unwrap_or("0"), opts)?
+        }
+    };
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let manifest_path = locate_manifest(args.model.model.as_deref())?;
+    let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
+
+    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
+    let mut steady = Steady::new(args.steady);
+    let name = source.name();
+    let mut hints = Hints {
+        name: name.clone(),
+        last: String::new(),
+    };
+    let (frame, frames_seen) = {
+        let mut seen = 0usize;
+        loop {
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "cxr-edge capture: no steady film within {} s from {name}; last: {}",
+                    args.timeout,
+                    hints.last_or("no frames")
+                );
+                return Ok(EXIT_SOME_FAILED);
+            }
+            let frame = match source.next_frame() {
+                Ok(f) => f,
+                Err(SourceError::Finished { .. }) => {
+                    eprintln!(
+                        "cxr-edge capture: {name} ran out of frames before a film was held still ({seen} frames; last: {})",
+                        hints.last_or("none readable")
+                    );
+                    return Ok(EXIT_SOME_FAILED);
+                }
+                Err(e) => {
+                    hints.say(e.to_string());
+                    continue;
+                }
+            };
+            seen += 1;
+            let look = steady.observe(&frame);
+            hints.say(look.hint());
+            if matches!(look, Look::Ready { .. }) {
+                break (frame, seen);
+            }
+        }
+    };
+    eprintln!("{name}: film steady after {frames_seen} frames; analysing");
+
+    let start = Instant::now();
+    let mut rec = Record::new(&format!("{name} (frame {frames_seen})"), clf.id());
+    let heatmap = args.save.as_ref().map(|d| d.join("film.heatmap.png"));
+    if let Some(dir) = &args.save {
+        save_gray(&frame, &dir.join("frame.png"))?;
+    }
+    if let Err(e) = analyse_frame(
+        frame,
+        InputMode::FilmPhoto,
+        &clf,
+        heatmap.as_deref(),
+        &mut rec,
+    ) {
+        rec.error = Some(format!("{e:#}"));
+    }
+    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+
+    let mut summary = Summary::new(&clf.manifest.labels);
+    summary.add(&rec);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&rec).expect("record serialises")
+        )?;
+    } else {
+        let mut t = TableWriter::new(&clf.manifest.labels, &clf.id());
+        t.header(&mut out)?;
+        t.row(&mut out, &rec)?;
+        writeln!(out, "\n{}", summary.render())?;
+    }
+    Ok(if rec.error.is_some() {
+        EXIT_SOME_FAILED
+    } else {
+        EXIT_OK
+    })
+}
