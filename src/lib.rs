@@ -9,6 +9,7 @@
 //!   inference in `tract` and the calibrated result;
 //! * [`explain`]: class-activation heatmaps drawn over the film;
 //! * [`store`]: the results log;
+//! * [`input`]: the operator's buttons (GPIO lines, debounced) and their keyboard stand-in;
 //! * [`app`]: one film from input to record ([`app::analyse`]) and the unattended loop of a
 //!   board service (`cxr-edge run`);
 //! * [`cli`]: the commands of the `cxr-edge` binary.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod display;
 pub mod explain;
 pub mod film;
+pub mod input;
 pub mod model;
 pub mod store;
 pub mod ui;

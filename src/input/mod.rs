@@ -1,0 +1,145 @@
+//! Buttons: what the operator presses on the device. Three buttons drive the kiosk:
+//! [`Button::Capture`] (analyse the film in front of the camera), [`Button::Next`] and
+//! [`Button::Back`] (move through screens and results).
+//!
+//! * [`gpio`] (feature `gpio-buttons`, on by default): momentary switches on GPIO lines of the
+//!   GPIO character device (`/dev/gpiochipN`), sampled every 5 ms and debounced;
+//! * [`keyboard`]: the same presses typed on stdin (`c`, `n`, `b` + Enter), for a bench setup
+//!   over SSH;
+//! * [`debounce`]: the debouncer both GPIO sampling and tests use.
+
+pub mod debounce;
+#[cfg(feature = "gpio-buttons")]
+pub mod gpio;
+pub mod keyboard;
+
+use anyhow::{bail, Context, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Button {
+    Capture,
+    Next,
+    Back,
+}
+
+impl Button {
+    pub const ALL: [Button; 3] = [Button::Capture, Button::Next, Button::Back];
+
+    /// `capture`, `next` or `back` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Button> {
+        Button::ALL
+            .into_iter()
+            .find(|b| s.trim().eq_ignore_ascii_case(b.name()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Button::Capture => "capture",
+            Button::Next => "next",
+            Button::Back => "back",
+        }
+    }
+}
+
+/// A source of button presses.
+pub trait Buttons: Send {
+    /// Non-blocking: presses since the last call, in order.
+    fn poll(&mut self) -> Vec<Button>;
+}
+
+/// No buttons: never a press.
+pub struct NoButtons;
+
+impl Buttons for NoButtons {
+    fn poll(&mut self) -> Vec<Button> {
+        Vec::new()
+    }
+}
+
+/// Parse the button lines of the config, `capture=17,next=27,back=22`: button name = GPIO
+/// line offset on the chip (the BCM number on a Raspberry Pi). Each button and each line at
+/// most once; any subset of the buttons.
+pub fn parse_button_lines(spec: &str) -> Result<Vec<(Button, u32)>> {
+    let mut out: Vec<(Button, u32)> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, line) = item.split_once('=').with_context(|| {
+            format!("button lines '{spec}': '{item}' is not BUTTON=LINE, e.g. capture=17")
+        })?;
+        let (name, line) = (name.trim(), line.trim());
+        let button = Button::parse(name).with_context(|| {
+            format!("button lines '{spec}': unknown button '{name}' (use capture, next, back)")
+        })?;
+        let line: u32 = line.parse().with_context(|| {
+            format!("button lines '{spec}': '{line}' for {name} is not a GPIO line number")
+        })?;
+        if let Some((other, _)) = out.iter().find(|(_, l)| *l == line) {
+            bail!(
+                "button lines '{spec}': GPIO line {line} is given for both {} and {}",
+                other.name(),
+                button.name()
+            );
+        }
+        if out.iter().any(|(b, _)| *b == button) {
+            bail!("button lines '{spec}': {} is given twice", button.name());
+        }
+        out.push((button, line));
+    }
+    if out.is_empty() {
+        bail!("button lines '{spec}': no buttons (e.g. capture=17,next=27,back=22)");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for b in Button::ALL {
+            assert_eq!(Button::parse(b.name()), Some(b));
+        }
+        assert_eq!(Button::parse(" Capture "), Some(Button::Capture));
+        assert_eq!(Button::parse("NEXT"), Some(Button::Next));
+        assert_eq!(Button::parse("forward"), None);
+    }
+
+    #[test]
+    fn no_buttons_never_press() {
+        assert!(NoButtons.poll().is_empty());
+    }
+
+    #[test]
+    fn button_lines() {
+        assert_eq!(
+            parse_button_lines("capture=17,next=27,back=22").unwrap(),
+            [
+                (Button::Capture, 17),
+                (Button::Next, 27),
+                (Button::Back, 22)
+            ]
+        );
+        assert_eq!(
+            parse_button_lines(" back = 5 , capture=6, ").unwrap(),
+            [(Button::Back, 5), (Button::Capture, 6)]
+        );
+        let err = |s: &str| format!("{:#}", parse_button_lines(s).unwrap_err());
+        let e = err("capture=17,select=4");
+        assert!(e.contains("unknown button 'select'"), "{e}");
+        let e = err("capture=GPIO17");
+        assert!(e.contains("'GPIO17'") && e.contains("capture"), "{e}");
+        let e = err("capture=-1");
+        assert!(e.contains("'-1'"), "{e}");
+        let e = err("capture=17,next=17");
+        assert!(
+            e.contains("line 17") && e.contains("capture") && e.contains("next"),
+            "{e}"
+        );
+        let e = err("capture=17,capture=18");
+        assert!(e.contains("capture is given twice"), "{e}");
+        let e = err("capture");
+        assert!(e.contains("not BUTTON=LINE"), "{e}");
+        let e = err(" , ");
+        assert!(e.contains("no buttons"), "{e}");
+    }
+}
