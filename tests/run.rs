@@ -144,7 +144,7 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
 fn bad_config_is_refused_with_the_reason() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("config.toml");
-    std::fs::write(&cfg, "source = \"camera:/dev/video0\"\n").unwrap();
+    std::fs::write(&cfg, "source = \"webcam0\"\n").unwrap();
     let out = command()
         .args(["run", "--once", "--config"])
         .arg(&cfg)
@@ -152,5 +152,125 @@ fn bad_config_is_refused_with_the_reason() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("'samples' or 'dir:PATH'"), "{stderr}");
+    assert!(stderr.contains("unknown source 'webcam0'"), "{stderr}");
+    assert!(stderr.contains("'camera:DEVICE'"), "{stderr}");
+    std::fs::write(&cfg, "steady_frames = 500\n").unwrap();
+    let out = command()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("steady_frames = 500"));
+}
+
+/// `run --source DIR --display png:OUT --script ...`: frames played as a camera, buttons from
+/// the script, one numbered PNG per screen.
+#[test]
+fn scripted_camera_run_writes_each_screen_and_records_the_film() {
+    use cxr_edge::capture::{decode_image, Frame, Limits};
+    use cxr_edge::film::find_film;
+    use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
+
+    let d = tempfile::tempdir().unwrap();
+    let frames = d.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let film = decode_image(
+        &std::fs::read(root().join("tests/fixtures/samples/nih-normal-1.png")).unwrap(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let save = |f: &Frame, name: &str| {
+        let px: Vec<u8> = f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
+        image::GrayImage::from_raw(f.width as u32, f.height as u32, px)
+            .unwrap()
+            .save(frames.join(name))
+            .unwrap();
+    };
+    let sim = |p, seed| simulate(&film, &SimOptions::new(480, 360, 0.15, p, seed)).frame;
+    save(&sim(Placement::Absent, 2), "00.png");
+    let good = (1..100)
+        .map(|s| sim(Placement::Inside, s))
+        .find(|f| find_film(f).is_ok())
+        .unwrap();
+    for i in 1..5 {
+        save(&good, &format!("{i:02}.png"));
+    }
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "steady_frames = 3\nscreen_size = \"480x320\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n",
+            root().join("models/cxr-net.toml").display(),
+            d.path().join("results").display()
+        ),
+    )
+    .unwrap();
+    let screens = d.path().join("screens");
+    let out = command()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--source")
+        .arg(&frames)
+        .arg("--display")
+        .arg(format!("png:{}", screens.display()))
+        .args(["--script", "wait:4,next,back"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("1 analysed, 0 failed"), "{err}");
+    let names = files(&screens);
+    let kinds: Vec<&str> = names
+        .iter()
+        .filter(|n| *n != "screen.png")
+        .map(|n| &n[5..n.len() - 4])
+        .collect();
+    // Waiting for the first frame, preview x3 (no film, film, steadying), analysing, result;
+    // next: the result is dismissed (preview); back: a frame (preview), then the result again.
+    assert_eq!(
+        kinds,
+        [
+            "waiting",
+            "preview",
+            "preview",
+            "preview",
+            "analysing",
+            "result",
+            "preview",
+            "preview",
+            "result"
+        ],
+        "{names:?}"
+    );
+    let records: Vec<String> = files(&d.path().join("results"))
+        .into_iter()
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+
+    // A script needs a camera-like source.
+    let out = command()
+        .args([
+            "run",
+            "--source",
+            "samples",
+            "--display",
+            "none",
+            "--script",
+            "capture",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--script drives a camera"));
+    let out = command()
+        .arg("run")
+        .arg("--source")
+        .arg(&frames)
+        .args(["--display", "none", "--script", "capture,jump"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown script step 'jump'"));
 }

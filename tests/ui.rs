@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use cxr_edge::app::analyse::Record;
 use cxr_edge::film::Warning;
 use cxr_edge::model::{Decision, ModelId};
-use cxr_edge::ui::{render, Problem, ResultView, Screen};
+use cxr_edge::ui::{render, PreviewView, Problem, ResultView, Screen};
 use image::RgbImage;
 
 const PANELS: [(u32, u32); 6] = [
@@ -62,6 +62,27 @@ fn picture() -> RgbImage {
         ])
     })
 }
+
+/// A stand-in camera view: a bright light box with a darker, tilted film on it.
+fn camera_view() -> RgbImage {
+    let q = OUTLINE;
+    let inside = |x: f32, y: f32| {
+        (0..4).all(|i| {
+            let (a, b) = (q[i], q[(i + 1) % 4]);
+            (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0]) >= 0.0
+        })
+    };
+    RgbImage::from_fn(320, 240, |x, y| {
+        let v = if inside(x as f32, y as f32) {
+            90 + ((x * 7 + y * 3) % 40) as u8
+        } else {
+            235 - (y / 12) as u8
+        };
+        image::Rgb([v, v, v])
+    })
+}
+
+const OUTLINE: [[f32; 2]; 4] = [[95.0, 30.0], [235.0, 40.0], [225.0, 215.0], [85.0, 205.0]];
 
 fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
     vec![
@@ -140,6 +161,35 @@ fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
                     &Screen::Error {
                         problem: Problem::ModelFailed,
                         detail: "models/cxr-net.int8.onnx: sha256 mismatch",
+                    },
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "preview",
+            Box::new(|w, h| {
+                let cam = camera_view();
+                render(
+                    &Screen::Preview(PreviewView {
+                        picture: &cam,
+                        outline: Some(OUTLINE),
+                        hint: "Film found; hold still (3 of 5).",
+                        steady: true,
+                    }),
+                    w,
+                    h,
+                )
+            }),
+        ),
+        (
+            "no-film",
+            Box::new(|w, h| {
+                render(
+                    &Screen::Error {
+                        problem: Problem::NoFilm,
+                        detail: "The film is cut off by the edge of the picture; move the camera back so that all four corners are visible.",
                     },
                     w,
                     h,

@@ -157,6 +157,28 @@ pub fn analyse_frame(
     heatmap_path: Option<&Path>,
     rec: &mut Record,
 ) -> Result<()> {
+    let picture = analyse_frame_picture(frame, mode, clf, heatmap_path.is_some(), rec)?;
+    if let (Some(path), Some(img)) = (heatmap_path, picture) {
+        write_png_atomically(&img, path).with_context(|| {
+            format!(
+                "result computed, but the heatmap could not be written to {}",
+                path.display()
+            )
+        })?;
+        rec.heatmap = Some(path.display().to_string());
+    }
+    Ok(())
+}
+
+/// [`analyse_frame`], handing back the film with its heatmap (when `picture` is set) instead
+/// of writing it, for a screen that shows it at once.
+pub fn analyse_frame_picture(
+    frame: Frame,
+    mode: InputMode,
+    clf: &Classifier,
+    picture: bool,
+    rec: &mut Record,
+) -> Result<Option<image::RgbImage>> {
     let frame = prepare_film(frame, mode, rec)?;
     let pred = clf.classify(&frame).context("inference failed")?;
     let m = &clf.manifest;
@@ -187,22 +209,14 @@ pub fn analyse_frame(
     );
     rec.label = Some(label);
     rec.decision = Some(pred.decision.clone());
-    if let Some(path) = heatmap_path {
+    Ok(picture.then(|| {
         let caption = format!(
             "map: {} {:.0}%",
             label_words(&m.labels[pred.top]),
             100.0 * pred.probs[pred.top]
         );
-        let img = heatmap_image(&frame, &pred.cam, pred.top, &caption);
-        write_png_atomically(&img, path).with_context(|| {
-            format!(
-                "result computed, but the heatmap could not be written to {}",
-                path.display()
-            )
-        })?;
-        rec.heatmap = Some(path.display().to_string());
-    }
-    Ok(())
+        heatmap_image(&frame, &pred.cam, pred.top, &caption)
+    }))
 }
 
 /// Write to a temporary name in the same directory, then rename: a reader never sees half a PNG.

@@ -2,11 +2,24 @@
 //! (or none) gives a working kiosk: the bundled sample films, screens written as PNG files.
 //!
 //! ```toml
-//! source = "dir:/var/lib/cxr-edge/inbox"   # or "samples"
-//! display = "png:/var/lib/cxr-edge/screen" # or "fb:/dev/fb0", or "none"
-//! screen_size = "800x480"
-//! poll_ms = 1000
-//! input = "digital"                       # or "film-photo", "auto"
+//! source = "camera:/dev/v4l/by-id/usb-Cam-video-index0"
+//!                      # or "frames:DIR" (images played as a camera), "dir:DIR" (a watch
+//!                      # folder of image files), "samples", or "auto" (the default: the first
+//!                      # camera if there is one, else the samples)
+//! display = "fb:/dev/fb0"  # or "png:DIR", "spi:st7789:/dev/spidev0.0?dc=25&reset=27",
+//!                          # "none", or "auto" (the default: /dev/fb0 if present, else PNG)
+//! screen_size = "800x480"  # PNG output only; panels and framebuffers know their size
+//! poll_ms = 1000           # watch folder
+//! input = "digital"        # watch folder: or "film-photo", "auto"
+//! camera_size = "1280x720"
+//! auto_capture = true      # analyse as soon as a film is held still
+//! steady_frames = 5
+//!
+//! [buttons]
+//! chip = "/dev/gpiochip0"
+//! lines = "capture=17,next=27,back=22"   # BCM numbers; buttons to GND, pull-ups on
+//! active_low = true
+//! keyboard = true          # also read c / n / b (+ Enter) from stdin
 //!
 //! [model]
 //! manifest = "/usr/share/cxr-edge/models/cxr-net.toml"
@@ -28,6 +41,11 @@ pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
 /// Where films come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceSpec {
+    /// A camera (V4L2 device path, index, or /dev/v4l/by-id name): live preview, film found
+    /// and analysed when held still.
+    Camera(String),
+    /// Image or raw frame files played as a camera, in a loop (demos, tests).
+    Frames(PathBuf),
     /// The sample films built into the binary, each analysed once.
     Samples,
     /// A watch folder: every image file that appears (and stops growing) is analysed once, then
@@ -42,15 +60,48 @@ pub enum DisplaySpec {
     Png(PathBuf),
     /// A Linux framebuffer device such as `/dev/fb0` (its own size and pixel format).
     Framebuffer(PathBuf),
+    /// An SPI TFT panel (ST7789, ILI9341) on spidev + GPIO lines.
+    #[cfg(feature = "spi-panel")]
+    Spi(crate::display::spi::SpiConfig),
     None,
+}
+
+/// The first video capture device, if this build can use cameras and one is there.
+fn first_camera() -> Option<String> {
+    #[cfg(feature = "camera")]
+    {
+        crate::capture::v4l2::list_devices()
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|d| {
+                d.stable_names
+                    .iter()
+                    .find(|n| n.starts_with("/dev/v4l/by-id"))
+                    .unwrap_or(&d.path)
+                    .display()
+                    .to_string()
+            })
+    }
+    #[cfg(not(feature = "camera"))]
+    None
 }
 
 impl SourceSpec {
     pub fn parse(s: &str) -> Result<SourceSpec> {
         match s.split_once(':') {
             _ if s == "samples" => Ok(SourceSpec::Samples),
+            _ if s == "auto" => Ok(first_camera()
+                .map(SourceSpec::Camera)
+                .unwrap_or(SourceSpec::Samples)),
             Some(("dir", p)) if !p.is_empty() => Ok(SourceSpec::Inbox(PathBuf::from(p))),
-            _ => bail!("unknown source '{s}': this build reads 'samples' or 'dir:PATH'"),
+            Some(("frames", p)) if !p.is_empty() => Ok(SourceSpec::Frames(PathBuf::from(p))),
+            Some(("camera", d)) if !d.is_empty() => Ok(SourceSpec::Camera(d.to_string())),
+            // A bare directory: frames played as a camera (`run --source DIR --script ...`).
+            None if Path::new(s).is_dir() => Ok(SourceSpec::Frames(PathBuf::from(s))),
+            _ => bail!(
+                "unknown source '{s}': use 'camera:DEVICE', 'frames:DIR', 'dir:DIR' (watch folder), 'samples' or 'auto'"
+            ),
         }
     }
 }
@@ -59,13 +110,53 @@ impl DisplaySpec {
     pub fn parse(s: &str) -> Result<DisplaySpec> {
         match s.split_once(':') {
             _ if s == "none" => Ok(DisplaySpec::None),
+            _ if s == "auto" => Ok(if Path::new("/dev/fb0").exists() {
+                DisplaySpec::Framebuffer(PathBuf::from("/dev/fb0"))
+            } else {
+                DisplaySpec::Png(PathBuf::from("cxr-edge-screen"))
+            }),
             Some(("png", p)) if !p.is_empty() => Ok(DisplaySpec::Png(PathBuf::from(p))),
             Some(("fb", p)) if !p.is_empty() => Ok(DisplaySpec::Framebuffer(PathBuf::from(p))),
+            #[cfg(feature = "spi-panel")]
+            Some(("spi", _)) => Ok(DisplaySpec::Spi(crate::display::spi::SpiConfig::parse(s)?)),
             _ => bail!(
-                "unknown display '{s}': this build draws on 'png:DIR', 'fb:/dev/fbN' or 'none'"
+                "unknown display '{s}': use 'png:DIR', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'none' or 'auto'"
             ),
         }
     }
+}
+
+/// GPIO buttons and the keyboard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonsSection {
+    /// GPIO character device with the button lines.
+    #[serde(default = "default_chip")]
+    pub chip: PathBuf,
+    /// `capture=17,next=27,back=22` (line offsets on `chip`); empty: no GPIO buttons.
+    #[serde(default)]
+    pub lines: String,
+    /// Buttons pull the line to ground when pressed (with pull-ups), the usual wiring.
+    #[serde(default = "yes")]
+    pub active_low: bool,
+    /// Also take c / n / b (then Enter) from standard input.
+    #[serde(default = "yes")]
+    pub keyboard: bool,
+}
+
+impl Default for ButtonsSection {
+    fn default() -> Self {
+        ButtonsSection {
+            chip: default_chip(),
+            lines: String::new(),
+            active_low: true,
+            keyboard: true,
+        }
+    }
+}
+
+fn default_chip() -> PathBuf {
+    PathBuf::from("/dev/gpiochip0")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,10 +195,16 @@ fn yes() -> bool {
     true
 }
 fn default_source() -> String {
-    "samples".into()
+    "auto".into()
 }
 fn default_display() -> String {
-    "png:cxr-edge-screen".into()
+    "auto".into()
+}
+fn default_camera_size() -> String {
+    "1280x720".into()
+}
+fn default_steady() -> usize {
+    5
 }
 fn default_poll() -> u64 {
     1000
@@ -127,6 +224,17 @@ pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     }
 }
 
+/// A camera frame size, `WIDTHxHEIGHT`, each 160 ..= 8192.
+pub fn parse_frame_size(s: &str) -> Result<(u32, u32)> {
+    let parsed = s
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+    match parsed {
+        Some((w, h)) if (160..=8192).contains(&w) && (120..=8192).contains(&h) => Ok((w, h)),
+        _ => bail!("camera size '{s}' is not WIDTHxHEIGHT, e.g. 1280x720"),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -140,10 +248,18 @@ struct RawConfig {
     screen_size: String,
     #[serde(default)]
     input: crate::app::analyse::InputMode,
+    #[serde(default = "default_camera_size")]
+    camera_size: String,
+    #[serde(default = "yes")]
+    auto_capture: bool,
+    #[serde(default = "default_steady")]
+    steady_frames: usize,
     #[serde(default)]
     model: ModelSection,
     #[serde(default)]
     storage: StorageSection,
+    #[serde(default)]
+    buttons: ButtonsSection,
 }
 
 #[derive(Debug)]
@@ -156,8 +272,15 @@ pub struct Config {
     pub poll_ms: u64,
     /// Whether arriving images are digital films, camera photos of films, or either.
     pub input: crate::app::analyse::InputMode,
+    /// Frame size asked of the camera.
+    pub camera_size: (u32, u32),
+    /// Analyse as soon as a film is held still; otherwise wait for the capture button.
+    pub auto_capture: bool,
+    /// Frames in a row in which the film must be found and still (1 ..= 100).
+    pub steady_frames: usize,
     pub model: ModelSection,
     pub storage: StorageSection,
+    pub buttons: ButtonsSection,
 }
 
 impl Config {
@@ -172,8 +295,15 @@ impl Config {
             screen_size: parse_size(&raw.screen_size)?,
             poll_ms: raw.poll_ms,
             input: raw.input,
+            camera_size: parse_frame_size(&raw.camera_size)?,
+            auto_capture: raw.auto_capture,
+            steady_frames: match raw.steady_frames {
+                n @ 1..=100 => n,
+                n => bail!("steady_frames = {n} is outside 1 ..= 100"),
+            },
             model: raw.model,
             storage: raw.storage,
+            buttons: raw.buttons,
         })
     }
 
@@ -205,25 +335,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_file_gives_the_sample_kiosk() {
+    fn empty_file_gives_the_sample_kiosk_without_camera_or_framebuffer() {
         let c = Config::default();
-        assert_eq!(c.source, SourceSpec::Samples);
-        assert_eq!(c.display, DisplaySpec::Png("cxr-edge-screen".into()));
+        // The defaults follow the hardware: the first camera, else the samples; /dev/fb0,
+        // else PNG files.
+        match first_camera() {
+            None => assert_eq!(c.source, SourceSpec::Samples),
+            Some(cam) => assert_eq!(c.source, SourceSpec::Camera(cam)),
+        }
+        if !Path::new("/dev/fb0").exists() {
+            assert_eq!(c.display, DisplaySpec::Png("cxr-edge-screen".into()));
+        }
         assert!(c.storage.keep_images);
+        assert!(c.auto_capture);
+        assert_eq!(c.camera_size, (1280, 720));
+        assert!(c.buttons.lines.is_empty() && c.buttons.keyboard);
     }
 
     #[test]
     fn bad_values_are_refused_with_the_reason() {
-        let e = Config::parse("source = \"camera:/dev/video0\"").unwrap_err();
-        assert!(
-            format!("{e:#}").contains("'samples' or 'dir:PATH'"),
-            "{e:#}"
+        assert_eq!(
+            Config::parse("source = \"camera:/dev/video0\"")
+                .unwrap()
+                .source,
+            SourceSpec::Camera("/dev/video0".into())
         );
+        let e = Config::parse("source = \"webcam\"").unwrap_err();
+        assert!(format!("{e:#}").contains("'camera:DEVICE'"), "{e:#}");
+        assert!(Config::parse("steady_frames = 0").is_err());
+        assert!(Config::parse("camera_size = \"big\"").is_err());
         assert_eq!(
             Config::parse("display = \"fb:/dev/fb1\"").unwrap().display,
             DisplaySpec::Framebuffer("/dev/fb1".into())
         );
-        let e = Config::parse("display = \"spi:/dev/spidev0.0\"").unwrap_err();
+        let e = Config::parse("display = \"hdmi\"").unwrap_err();
         assert!(format!("{e:#}").contains("'fb:/dev/fbN'"), "{e:#}");
         assert!(Config::parse("poll_ms = 5").is_err());
         assert!(Config::parse("screen_size = \"800by480\"").is_err());

@@ -8,7 +8,9 @@
 
 pub mod analyse;
 pub mod config;
+pub mod live;
 pub mod notify;
+pub mod output;
 pub mod steady;
 
 use std::collections::{HashMap, HashSet};
@@ -21,9 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::capture::{self, read_limited, Input, InputSource, Limits};
 use crate::model::{manifest::locate_manifest, Classifier};
 use crate::store::{rfc3339, ResultsLog, StoredRecord};
-use crate::ui::{self, Problem, ResultView, Screen};
-use analyse::{process, write_png_atomically, BatchOptions, Record};
-use config::{Config, DisplaySpec, SourceSpec};
+use crate::ui::{Problem, ResultView, Screen};
+use analyse::{process, BatchOptions, Record};
+use config::{Config, SourceSpec};
 use notify::Notifier;
 
 /// How long to wait before trying again to load a model that failed.
@@ -102,8 +104,7 @@ impl Inbox {
 
 struct Kiosk<'a> {
     cfg: &'a Config,
-    /// The framebuffer, opened on first use and reopened after an error.
-    fb: std::cell::RefCell<Option<crate::display::fb::Framebuffer>>,
+    out: std::cell::RefCell<output::ScreenOut>,
     log: ResultsLog,
     notifier: Notifier,
     totals: Totals,
@@ -111,35 +112,7 @@ struct Kiosk<'a> {
 
 impl Kiosk<'_> {
     fn show(&self, screen: &Screen) {
-        if let DisplaySpec::Framebuffer(dev) = &self.cfg.display {
-            let mut slot = self.fb.borrow_mut();
-            if slot.is_none() {
-                match crate::display::fb::Framebuffer::open(dev) {
-                    Ok(fb) => *slot = Some(fb),
-                    Err(e) => eprintln!("cxr-edge run: {e:#}"),
-                }
-            }
-            if let Some(fb) = slot.as_mut() {
-                let _ = ui::draw(screen, fb);
-                if let Err(e) = fb.flush() {
-                    eprintln!("cxr-edge run: {e:#}");
-                    *slot = None;
-                }
-            }
-        }
-        if let DisplaySpec::Png(dir) = &self.cfg.display {
-            let (w, h) = self.cfg.screen_size;
-            let img = ui::render(screen, w, h);
-            let res = std::fs::create_dir_all(dir)
-                .map_err(anyhow::Error::from)
-                .and_then(|_| write_png_atomically(&img, &dir.join("screen.png")));
-            if let Err(e) = res {
-                eprintln!(
-                    "cxr-edge run: cannot update the screen in {}: {e:#}",
-                    dir.display()
-                );
-            }
-        }
+        self.out.borrow_mut().show(screen);
     }
 
     fn show_problem(&self, problem: Problem, detail: &str) {
@@ -286,12 +259,73 @@ fn sleep_alive(n: &Notifier, total: Duration) {
     }
 }
 
-/// Run the kiosk. With `once`, analyse what is there now and return; otherwise run forever.
-pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
+/// How `run` is driven besides its config.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Watch folder and samples: analyse what is there now, then return.
+    pub once: bool,
+    /// Camera and frames: press these buttons (one frame before each), then return.
+    pub script: Option<Vec<live::Step>>,
+}
+
+/// The frame source for a camera or frames spec.
+fn open_frames(cfg: &Config) -> Result<Box<dyn capture::FrameSource>> {
+    Ok(match &cfg.source {
+        SourceSpec::Camera(dev) => capture::open_camera(
+            dev,
+            capture::camera::CameraOptions {
+                width: cfg.camera_size.0,
+                height: cfg.camera_size.1,
+                ..Default::default()
+            },
+        )?,
+        SourceSpec::Frames(dir) => Box::new(
+            capture::FileSource::open(dir, capture::Playback::Loop)
+                .map_err(anyhow::Error::msg)
+                .context("cannot play frames")?,
+        ),
+        _ => anyhow::bail!("not a camera source"),
+    })
+}
+
+/// GPIO buttons from the config, plus the keyboard unless switched off. A button line that
+/// cannot be opened is reported and the kiosk runs on without it (it still has auto-capture).
+fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn crate::input::Buttons>> {
+    let mut all: Vec<Box<dyn crate::input::Buttons>> = Vec::new();
+    if !cfg.buttons.lines.trim().is_empty() {
+        #[cfg(feature = "gpio-buttons")]
+        match crate::input::parse_button_lines(&cfg.buttons.lines).and_then(|lines| {
+            crate::input::gpio::GpioButtons::open(&cfg.buttons.chip, &lines, cfg.buttons.active_low)
+        }) {
+            Ok(b) => all.push(Box::new(b)),
+            Err(e) => eprintln!("cxr-edge run: buttons not available: {e:#}"),
+        }
+        #[cfg(not(feature = "gpio-buttons"))]
+        eprintln!("cxr-edge run: [buttons] lines are set, but this build has no GPIO support");
+    }
+    if cfg.buttons.keyboard && !script {
+        all.push(Box::new(crate::input::keyboard::Keyboard::stdin()));
+    }
+    all
+}
+
+struct AllButtons(Vec<Box<dyn crate::input::Buttons>>);
+
+impl crate::input::Buttons for AllButtons {
+    fn poll(&mut self) -> Vec<crate::input::Button> {
+        self.0.iter_mut().flat_map(|b| b.poll()).collect()
+    }
+}
+
+/// Run the kiosk until stopped (or per `opts`).
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
+    let once = opts.once;
     let log = ResultsLog::open(&cfg.storage.dir)?;
+    let out = output::ScreenOut::new(cfg.display.clone(), cfg.screen_size)
+        .numbered(opts.script.is_some());
     let mut k = Kiosk {
         cfg,
-        fb: std::cell::RefCell::new(None),
+        out: std::cell::RefCell::new(out),
         log,
         notifier: Notifier::from_env(),
         totals: Totals::default(),
@@ -315,6 +349,31 @@ pub fn run(cfg: &Config, once: bool) -> Result<Totals> {
     );
     let poll = Duration::from_millis(cfg.poll_ms);
     match &cfg.source {
+        SourceSpec::Camera(_) | SourceSpec::Frames(_) => {
+            let mut source = open_frames(cfg)?;
+            let mut buttons = AllButtons(open_buttons(cfg, opts.script.is_some()));
+            k.notifier.status(&format!("watching {}", source.name()));
+            let mut out = k.out.borrow_mut();
+            let mut kiosk = live::LiveKiosk::new(
+                &clf,
+                &k.log,
+                &mut *out,
+                cfg.storage.keep_images,
+                cfg.auto_capture,
+                cfg.steady_frames,
+            );
+            kiosk.show_current();
+            live::run_live(
+                &mut kiosk,
+                source.as_mut(),
+                &mut buttons,
+                opts.script.as_deref(),
+                &k.notifier,
+            );
+            let totals = kiosk.totals;
+            drop(out);
+            k.totals = totals;
+        }
         SourceSpec::Samples => {
             let samples = capture::sample_inputs();
             for s in &samples {

@@ -102,7 +102,8 @@ impl Steady {
             self.still += 1;
         }
         if self.still >= self.need {
-            self.reset();
+            // Stays ready while the film stays still; the caller decides whether to analyse
+            // the same film again.
             Look::Ready { corners }
         } else if self.still <= 1 {
             Look::Moving { corners }
@@ -150,8 +151,9 @@ mod tests {
             Look::Steadying { .. }
         ));
         assert!(matches!(s.observe_corners(quad(34.0)), Look::Ready { .. }));
-        // Ready resets: the next film needs its own steady frames.
-        assert!(matches!(s.observe_corners(quad(34.0)), Look::Moving { .. }));
+        assert!(matches!(s.observe_corners(quad(34.5)), Look::Ready { .. }));
+        // A move starts over.
+        assert!(matches!(s.observe_corners(quad(80.0)), Look::Moving { .. }));
     }
 
     #[test]

@@ -115,12 +115,19 @@ pub struct RunArgs {
     /// built-in defaults (the sample films, screens as PNG in ./cxr-edge-screen).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Override the config's source: `samples` or `dir:PATH` (a watch folder).
+    /// Override the config's source: `camera:DEVICE`, `frames:DIR` or just DIR (images played
+    /// as a camera), `dir:DIR` (a watch folder of image files), `samples` or `auto`.
     #[arg(long, value_name = "SPEC")]
     pub source: Option<String>,
-    /// Override the config's display: `png:DIR` or `none`.
+    /// Override the config's display: `png:DIR`, `fb:/dev/fbN`,
+    /// `spi:st7789:/dev/spidev0.0?dc=25&reset=27`, `none` or `auto`.
     #[arg(long, value_name = "SPEC")]
     pub display: Option<String>,
+    /// Camera or frames source: take one frame before each step, press the buttons named
+    /// (capture, next, back; wait or wait:N takes frames only), write every screen (as
+    /// numbered PNG files with a png display), then exit. For demos and tests.
+    #[arg(long, value_name = "STEPS")]
+    pub script: Option<String>,
     /// Override the config's results folder.
     #[arg(long, value_name = "DIR")]
     pub storage: Option<PathBuf>,

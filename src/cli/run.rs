@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use super::{RunArgs, EXIT_OK, EXIT_SOME_FAILED};
 use crate::app::config::{Config, DisplaySpec, SourceSpec};
+use crate::app::{live::parse_script, RunOptions};
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut cfg = Config::find(args.config.as_deref())?;
@@ -16,7 +17,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(dir) = &args.storage {
         cfg.storage.dir = dir.clone();
     }
-    let totals = crate::app::run(&cfg, args.once)?;
+    let script = args.script.as_deref().map(parse_script).transpose()?;
+    let live = matches!(cfg.source, SourceSpec::Camera(_) | SourceSpec::Frames(_));
+    if script.is_some() && !live {
+        anyhow::bail!("--script drives a camera or frames source (--source camera:DEV or DIR)");
+    }
+    if args.once && live {
+        anyhow::bail!(
+            "--once is for the watch folder and the samples; a camera source runs until stopped, or for the steps of --script"
+        );
+    }
+    let opts = RunOptions {
+        once: args.once,
+        script,
+    };
+    let totals = crate::app::run(&cfg, &opts)?;
     eprintln!(
         "cxr-edge run: {} analysed, {} failed. {}",
         totals.analysed,

@@ -183,12 +183,13 @@ pub fn split(inner: Rectangle, has_picture: bool, pad: i32) -> (Option<Rectangle
     }
 }
 
-/// Draw `img` scaled (nearest neighbour, aspect kept) and centred in `area`.
+/// Draw `img` scaled (nearest neighbour, aspect kept) and centred in `area`; returns where its
+/// top-left corner went and the scale, to draw over it.
 pub fn blit_fit<D: DrawTarget<Color = Rgb888>>(
     t: &mut D,
     img: &RgbImage,
     area: Rectangle,
-) -> Result<(), D::Error> {
+) -> Result<(Point, f32), D::Error> {
     let (iw, ih) = (img.width().max(1), img.height().max(1));
     let s = (area.size.width as f32 / iw as f32).min(area.size.height as f32 / ih as f32);
     let (w, h) = (
@@ -205,7 +206,8 @@ pub fn blit_fit<D: DrawTarget<Color = Rgb888>>(
             Rgb888::new(p[0], p[1], p[2])
         })
     });
-    t.fill_contiguous(&Rectangle::new(origin, Size::new(w, h)), colors)
+    t.fill_contiguous(&Rectangle::new(origin, Size::new(w, h)), colors)?;
+    Ok((origin, s))
 }
 
 /// A draw target that is `k` times smaller than the one it wraps: every pixel becomes a k x k

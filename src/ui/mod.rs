@@ -10,7 +10,7 @@ use embedded_graphics::{
     mono_font::MonoTextStyle,
     pixelcolor::Rgb888,
     prelude::*,
-    primitives::{PrimitiveStyle, Rectangle},
+    primitives::{Line, PrimitiveStyle, Rectangle},
     text::{Baseline, Text},
 };
 use image::RgbImage;
@@ -26,6 +26,19 @@ const AMBER: Rgb888 = Rgb888::new(255, 200, 80);
 const BANNER: Rgb888 = Rgb888::new(150, 20, 20);
 const BAR: Rgb888 = Rgb888::new(70, 130, 220);
 const BAR_FLAGGED: Rgb888 = Rgb888::new(230, 120, 40);
+const GOOD: Rgb888 = Rgb888::new(80, 220, 110);
+
+/// The live camera view while the device waits for a film.
+pub struct PreviewView<'a> {
+    /// The camera picture (any size; scaled to fit).
+    pub picture: &'a RgbImage,
+    /// The film's outline in picture pixels (TL, TR, BR, BL), when one is found.
+    pub outline: Option<[[f32; 2]; 4]>,
+    /// What to do now: "move closer", "hold still"...
+    pub hint: &'a str,
+    /// Film found and still: the outline turns green.
+    pub steady: bool,
+}
 
 /// What a result screen shows, taken from the analysis record.
 pub struct ResultView<'a> {
@@ -71,6 +84,8 @@ pub enum Screen<'a> {
     Waiting {
         hint: &'a str,
     },
+    /// The camera's view with the film outline and a hint.
+    Preview(PreviewView<'a>),
     Analysing,
     Result(ResultView<'a>),
     Error {
@@ -136,6 +151,37 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
             }
         }
         Screen::Result(view) => draw_result(target, view, inner, &fonts)?,
+        Screen::Preview(view) => draw_preview(target, view, inner, &fonts)?,
+    }
+    Ok(())
+}
+
+/// Hint on top (it is what the person at the light box reads), the camera view below it with
+/// the film outline: green when the film is found and still, amber while it moves.
+fn draw_preview<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    view: &PreviewView,
+    inner: Rectangle,
+    fonts: &Fonts,
+) -> Result<(), D::Error> {
+    let pad = fonts.pad();
+    let colour = if view.steady { GOOD } else { AMBER };
+    let y = layout::paragraph(t, view.hint, inner, inner.top_left.y, fonts.title(colour))?;
+    let bottom = inner.top_left.y + inner.size.height as i32;
+    let area = Rectangle::new(
+        Point::new(inner.top_left.x, y + pad / 2),
+        Size::new(inner.size.width, (bottom - y - pad / 2).max(1) as u32),
+    );
+    let (origin, scale) = layout::blit_fit(t, view.picture, area)?;
+    if let Some(q) = view.outline {
+        let at = |p: [f32; 2]| origin + Point::new((p[0] * scale) as i32, (p[1] * scale) as i32);
+        let width = (inner.size.width / 200).clamp(2, 5);
+        let style = PrimitiveStyle::with_stroke(colour, width);
+        for i in 0..4 {
+            Line::new(at(q[i]), at(q[(i + 1) % 4]))
+                .into_styled(style)
+                .draw(t)?;
+        }
     }
     Ok(())
 }

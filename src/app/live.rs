@@ -1,0 +1,436 @@
+//! The camera kiosk: a live preview until a film is held still (or the capture button is
+//! pressed), then the analysis, the result, and back to the preview when the film is taken
+//! away or `next` is pressed.
+//!
+//! [`LiveKiosk`] is a state machine fed with events (a frame, a camera error, a button); it
+//! draws through a [`ScreenOut`] and writes each analysis to the results log. The loop that
+//! feeds it ([`run_live`]) only moves events, so tests drive the state machine directly with
+//! scripted frames, camera failures and presses.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+
+use super::analyse::{analyse_frame_picture, InputMode, Record};
+use super::output::ScreenOut;
+use super::steady::{Look, Steady};
+use super::Totals;
+use crate::capture::{Frame, SourceError};
+use crate::film::Quad;
+use crate::input::Button;
+use crate::model::Classifier;
+use crate::store::{rfc3339, ResultsLog, StoredRecord};
+use crate::ui::{PreviewView, Problem, ResultView, Screen};
+
+/// Results kept for `back`.
+const HISTORY: usize = 20;
+/// Consecutive frame timeouts before the screen says the camera stopped.
+const TIMEOUTS_BEFORE_LOST: u32 = 3;
+/// A film that moved this much (share of its diagonal) since it was analysed is a new film.
+const NEW_FILM_MOVE: f32 = 0.05;
+/// Longest side of the preview picture; the screen is smaller, and scaling a 1280x720 frame
+/// once here is cheaper than drawing it full size.
+const PREVIEW_SIDE: usize = 480;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    /// Showing the camera view.
+    Live,
+    /// Showing a result; the index counts back from the newest (0) for `back`.
+    Result(usize),
+    /// Showing a problem (no film at capture, not a chest X-ray) until the film changes or a
+    /// button is pressed.
+    Problem(Problem, String),
+    /// The camera is gone or silent; the source keeps reconnecting.
+    CameraLost(String),
+}
+
+struct Shown {
+    record: Record,
+    picture: Option<RgbImage>,
+}
+
+pub struct LiveKiosk<'a> {
+    clf: &'a Classifier,
+    log: &'a ResultsLog,
+    out: &'a mut ScreenOut,
+    keep_images: bool,
+    /// Analyse as soon as a film is steady (no button needed).
+    auto_capture: bool,
+    steady: Steady,
+    state: State,
+    last: Option<(Frame, Look)>,
+    history: VecDeque<Shown>,
+    timeouts: u32,
+    /// Where the last analysed film was; a new analysis waits until it is removed or moved.
+    analysed: Option<Quad>,
+    pub totals: Totals,
+}
+
+fn moved(a: &Quad, b: &Quad) -> f32 {
+    let diag = (a[0][0] - a[2][0]).hypot(a[0][1] - a[2][1]).max(1.0);
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p[0] - q[0]).hypot(p[1] - q[1]))
+        .fold(0.0, f32::max)
+        / diag
+}
+
+/// A grey frame as a small RGB picture, and the factor its coordinates were scaled by.
+fn preview_picture(f: &Frame) -> (RgbImage, f32) {
+    let s = (PREVIEW_SIDE as f32 / f.width.max(f.height) as f32).min(1.0);
+    let (w, h) = (
+        ((f.width as f32 * s) as u32).max(1),
+        ((f.height as f32 * s) as u32).max(1),
+    );
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        let sx = ((x as f32 + 0.5) / s) as usize;
+        let sy = ((y as f32 + 0.5) / s) as usize;
+        let v = f
+            .pixel(sx.min(f.width - 1), sy.min(f.height - 1))
+            .clamp(0.0, 255.0) as u8;
+        image::Rgb([v, v, v])
+    });
+    (img, s)
+}
+
+impl<'a> LiveKiosk<'a> {
+    pub fn new(
+        clf: &'a Classifier,
+        log: &'a ResultsLog,
+        out: &'a mut ScreenOut,
+        keep_images: bool,
+        auto_capture: bool,
+        steady_frames: usize,
+    ) -> LiveKiosk<'a> {
+        LiveKiosk {
+            clf,
+            log,
+            out,
+            keep_images,
+            auto_capture,
+            steady: Steady::new(steady_frames),
+            state: State::Live,
+            last: None,
+            history: VecDeque::new(),
+            timeouts: 0,
+            analysed: None,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The newest result's record, if any.
+    pub fn latest(&self) -> Option<&Record> {
+        self.history.front().map(|s| &s.record)
+    }
+
+    /// Is the film in view a different one from the last analysed (or none was analysed)?
+    fn film_changed(&self, look: &Look) -> bool {
+        match (&self.analysed, look.corners()) {
+            (None, _) => true,
+            (Some(_), None) => true, // taken away
+            (Some(a), Some(c)) => moved(a, c) > NEW_FILM_MOVE,
+        }
+    }
+
+    pub fn on_frame(&mut self, frame: Frame) {
+        self.timeouts = 0;
+        let look = self.steady.observe(&frame);
+        if self.film_changed(&look) {
+            self.analysed = None;
+        }
+        let leave = match &self.state {
+            State::Live | State::CameraLost(_) => true,
+            // "No film" stays up until there is one to see.
+            State::Problem(Problem::NoFilm | Problem::NoCamera, _) => look.corners().is_some(),
+            // A result stays up until its film is taken away or replaced.
+            State::Result(_) | State::Problem(..) => self.analysed.is_none(),
+        };
+        let ready = matches!(look, Look::Ready { .. });
+        self.last = Some((frame, look));
+        if !leave {
+            return;
+        }
+        self.state = State::Live;
+        if ready && self.auto_capture && self.analysed.is_none() {
+            self.capture();
+        } else {
+            self.show_current();
+        }
+    }
+
+    pub fn on_source_error(&mut self, e: &SourceError) {
+        let lost = match e {
+            SourceError::Unavailable { reason, .. } => Some(reason.clone()),
+            SourceError::Timeout { waited, .. } => {
+                self.timeouts += 1;
+                (self.timeouts >= TIMEOUTS_BEFORE_LOST).then(|| {
+                    format!(
+                        "The camera sent no picture for {:.0} s.",
+                        waited.as_secs_f32() * self.timeouts as f32
+                    )
+                })
+            }
+            // One bad frame is not worth a screen; the next one usually is fine.
+            SourceError::BadFrame { .. } | SourceError::Finished { .. } => None,
+        };
+        if let Some(reason) = lost {
+            self.steady.reset();
+            self.last = None;
+            // A result on screen stays: losing the camera does not make it less true.
+            if !matches!(self.state, State::Result(_)) {
+                self.state = State::CameraLost(reason);
+                self.show_current();
+            }
+        }
+    }
+
+    pub fn on_button(&mut self, b: Button) {
+        match (&self.state, b) {
+            // Capture again from a problem screen is a retry.
+            (State::Live | State::CameraLost(_) | State::Problem(..), Button::Capture) => {
+                self.capture()
+            }
+            (State::Live, Button::Back) if !self.history.is_empty() => {
+                self.state = State::Result(0);
+                self.show_current();
+            }
+            (State::Result(i), Button::Back) => {
+                self.state = State::Result((i + 1).min(self.history.len().saturating_sub(1)));
+                self.show_current();
+            }
+            (State::Result(_) | State::Problem(..), _) => {
+                // Dismissed: the same film may be analysed again only on purpose.
+                self.state = State::Live;
+                self.show_current();
+            }
+            _ => {}
+        }
+    }
+
+    /// Analyse the last frame (when a film is in it), record it and show the outcome.
+    fn capture(&mut self) {
+        let Some((frame, look)) = self.last.take() else {
+            self.state =
+                State::Problem(Problem::NoCamera, "No picture from the camera yet.".into());
+            self.show_current();
+            return;
+        };
+        if let Look::NoFilm(w) = &look {
+            self.state = State::Problem(Problem::NoFilm, w.message.clone());
+            self.last = Some((frame, look));
+            self.show_current();
+            return;
+        }
+        self.out.show(&Screen::Analysing);
+        self.analysed = look.corners().copied();
+        self.steady.reset();
+        let start = std::time::Instant::now();
+        let sha = frame_sha(&frame);
+        let mut rec = Record::new("camera", self.clf.id());
+        let picture =
+            match analyse_frame_picture(frame, InputMode::FilmPhoto, self.clf, true, &mut rec) {
+                Ok(p) => p,
+                Err(e) => {
+                    rec.error = Some(format!("{e:#}"));
+                    None
+                }
+            };
+        rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+        self.store(&mut rec, &sha, picture.as_ref());
+        let not_chest = rec.quality.iter().any(|w| w.code == "not_chest_xray");
+        self.state = if let Some(err) = &rec.error {
+            self.totals.failed += 1;
+            let problem = if rec
+                .quality
+                .iter()
+                .any(|w| matches!(w.code, "no_film" | "film_cut_off" | "film_too_small"))
+            {
+                Problem::NoFilm
+            } else {
+                Problem::BadImage
+            };
+            State::Problem(problem, err.clone())
+        } else {
+            self.totals.analysed += 1;
+            if not_chest {
+                State::Problem(Problem::NotChest, String::new())
+            } else {
+                State::Result(0)
+            }
+        };
+        if rec.error.is_none() {
+            self.history.push_front(Shown {
+                record: rec,
+                picture,
+            });
+            self.history.truncate(HISTORY);
+        }
+        self.show_current();
+    }
+
+    /// Write the record (and the picture, if kept) to the results log.
+    fn store(&self, rec: &mut Record, sha: &str, picture: Option<&RgbImage>) {
+        let name = self.log.next_name(SystemTime::now(), Some(sha));
+        rec.path = format!("camera:{name}");
+        let mut image = None;
+        if let (true, Some(pic)) = (self.keep_images, picture) {
+            let file = format!("{name}.png");
+            match super::analyse::write_png_atomically(pic, &self.log.dir().join(&file)) {
+                Ok(()) => image = Some(file),
+                Err(e) => eprintln!("cxr-edge run: cannot keep the picture: {e:#}"),
+            }
+        }
+        let stored = StoredRecord {
+            time: rfc3339(SystemTime::now()),
+            source: "camera",
+            input_sha256: Some(sha.to_string()),
+            image,
+            record: rec,
+        };
+        match self.log.write(&name, &stored) {
+            Ok(p) => println!("{} {}", super::summary_line(rec), p.display()),
+            Err(e) => {
+                eprintln!("cxr-edge run: {e:#}");
+                rec.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+
+    /// Draw the screen for the current state.
+    pub fn show_current(&mut self) {
+        match &self.state {
+            State::Live => match &self.last {
+                Some((frame, look)) => {
+                    let (pic, s) = preview_picture(frame);
+                    let outline = look.corners().map(|q| q.map(|[x, y]| [x * s, y * s]));
+                    let hint = match look {
+                        Look::Ready { .. } if !self.auto_capture => {
+                            "Film steady; press Capture.".to_string()
+                        }
+                        Look::Ready { .. } if self.analysed.is_some() => {
+                            "Film analysed; take it away or press Capture to repeat.".to_string()
+                        }
+                        _ => look.hint(),
+                    };
+                    let steady = matches!(look, Look::Steadying { .. } | Look::Ready { .. });
+                    self.out.show(&Screen::Preview(PreviewView {
+                        picture: &pic,
+                        outline,
+                        hint: &hint,
+                        steady,
+                    }));
+                }
+                None => self.out.show(&Screen::Waiting {
+                    hint: "Waiting for the camera...",
+                }),
+            },
+            State::Result(i) => {
+                let shown = &self.history[*i.min(&(self.history.len() - 1))];
+                self.out.show(&Screen::Result(ResultView {
+                    record: &shown.record,
+                    picture: shown.picture.as_ref(),
+                }));
+            }
+            State::Problem(problem, detail) => self.out.show(&Screen::Error {
+                problem: *problem,
+                detail,
+            }),
+            State::CameraLost(reason) => self.out.show(&Screen::Error {
+                problem: Problem::NoCamera,
+                detail: reason,
+            }),
+        }
+    }
+}
+
+/// A camera frame has no file; its record names it by the hash of its 8-bit pixels.
+fn frame_sha(f: &Frame) -> String {
+    let mut h = Sha256::new();
+    h.update((f.width as u32).to_le_bytes());
+    h.update((f.height as u32).to_le_bytes());
+    let px: Vec<u8> = f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
+    h.update(&px);
+    super::hex(&h.finalize())
+}
+
+/// One step of a scripted run (`--script capture,next,wait:3,back`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Take one frame, then press the button.
+    Press(Button),
+    /// Take this many frames, pressing nothing.
+    Frames(usize),
+}
+
+pub fn parse_script(s: &str) -> anyhow::Result<Vec<Step>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if let Some(b) = Button::parse(w) {
+                return Ok(Step::Press(b));
+            }
+            match w.split_once(':') {
+                None if w == "wait" || w == "frame" => Ok(Step::Frames(1)),
+                Some(("wait" | "frame", n)) => n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| (1..=100_000).contains(&n))
+                    .map(Step::Frames)
+                    .ok_or_else(|| anyhow::anyhow!("'{w}': wait:N needs N from 1 to 100000")),
+                _ => anyhow::bail!(
+                    "unknown script step '{w}': use capture, next, back, wait or wait:N"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Feed the kiosk: frames from `source`, presses from `buttons` (and from `script`, which ends
+/// the run when it is done). Without a script this runs until the source finishes, which a
+/// camera never does.
+pub fn run_live(
+    kiosk: &mut LiveKiosk,
+    source: &mut dyn crate::capture::FrameSource,
+    buttons: &mut dyn crate::input::Buttons,
+    script: Option<&[Step]>,
+    notifier: &super::notify::Notifier,
+) {
+    let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
+        notifier.watchdog();
+        for b in buttons.poll() {
+            kiosk.on_button(b);
+        }
+        match source.next_frame() {
+            Ok(f) => kiosk.on_frame(f),
+            Err(SourceError::Finished { .. }) => return false,
+            Err(e) => kiosk.on_source_error(&e),
+        }
+        true
+    };
+    match script {
+        Some(steps) => {
+            for step in steps {
+                match *step {
+                    Step::Press(b) => {
+                        one_frame(kiosk);
+                        kiosk.on_button(b);
+                    }
+                    Step::Frames(n) => {
+                        for _ in 0..n {
+                            one_frame(kiosk);
+                        }
+                    }
+                }
+            }
+        }
+        None => while one_frame(kiosk) {},
+    }
+}
