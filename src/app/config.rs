@@ -383,6 +383,32 @@ mod tests {
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
     }
 
+    /// The commented-out kiosk lines of the board profiles, switched on.
+    #[test]
+    fn the_kiosk_settings_of_the_profiles_parse() {
+        let c = Config::parse(
+            "source = \"camera:/dev/v4l/by-id/usb-YOUR_CAMERA-video-index0\"\n\
+             camera_size = \"1280x720\"\nauto_capture = true\n\
+             display = \"fb:/dev/fb0\"\n\
+             [buttons]\nchip = \"/dev/gpiochip0\"\nlines = \"capture=17,next=27,back=22\"\n",
+        )
+        .unwrap();
+        assert!(matches!(c.source, SourceSpec::Camera(_)));
+        assert_eq!(
+            crate::input::parse_button_lines(&c.buttons.lines)
+                .unwrap()
+                .len(),
+            3
+        );
+        #[cfg(feature = "spi-panel")]
+        assert!(matches!(
+            Config::parse("display = \"spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18\"")
+                .unwrap()
+                .display,
+            DisplaySpec::Spi(_)
+        ));
+    }
+
     /// The board profiles shipped in board/ and in the package must stay loadable.
     #[test]
     fn every_board_profile_parses() {
