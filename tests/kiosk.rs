@@ -17,6 +17,7 @@ use cxr_edge::model::Classifier;
 use cxr_edge::store::ResultsLog;
 use cxr_edge::ui::Problem;
 
+#[allow(dead_code)] // shared with the tests that start the binary
 mod common;
 
 fn classifier() -> Classifier {

@@ -252,6 +252,7 @@ fn short_frames_are_bad_frames_not_panics() {
 #[test]
 fn timeouts_return_and_a_stalled_stream_is_restarted() {
     let fake = Fake::new(vec![fmt(b"GREY", &[(64, 48)])]);
+    fake.push(Step::Timeout);
     let mut src = fake.source(quick());
     for _ in 0..2 {
         assert!(matches!(src.next_frame(), Err(SourceError::Timeout { .. })));
