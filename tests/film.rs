@@ -221,3 +221,70 @@ fn auto_mode_tells_bare_films_from_photos() {
         "bare films taken as bare: {bare}/5, photos taken as photos: {photos}/5"
     );
 }
+
+/// One gate each, on a real sample film: every warning fires on the defect it names and stays
+/// quiet on the clean film; the blocking gates give their stable codes.
+#[test]
+fn every_photo_gate_fires_on_its_defect() {
+    use cxr_edge::film::filters::gaussian_blur;
+    use cxr_edge::film::gates::film_warnings;
+    let f = film("nih-normal-1.png");
+    let codes = |x: &Frame| {
+        film_warnings(x)
+            .into_iter()
+            .map(|w| w.code)
+            .collect::<Vec<_>>()
+    };
+    // The clean film as the gates see it: a sharp simulated photo, found and rectified.
+    let mut opt = SimOptions::new(320, 240, 0.1, Placement::Inside, 11);
+    opt.glare = Some(false);
+    opt.hand = Some(false);
+    opt.defocus = Some(0.0);
+    let rep = check_photo(&simulate(&f, &opt).frame).expect("film found");
+    let clean = rep.film;
+    let (w, h) = (clean.width, clean.height);
+    assert!(codes(&clean).is_empty(), "{:?}", codes(&clean));
+    let map = |k: f32| {
+        Frame::new(
+            w,
+            h,
+            clean.data.iter().map(|v| (v * k).min(255.0)).collect(),
+        )
+    };
+    assert!(codes(&map(0.15)).contains(&"underexposed"));
+    assert!(codes(&map(3.0)).contains(&"overexposed"));
+    // Focus blur and horizontal camera shake (a 12-pixel smear).
+    assert!(codes(&gaussian_blur(&clean, 4.0)).contains(&"blurred"));
+    let mut shaken = clean.clone();
+    for y in 0..h {
+        for x in 0..w {
+            shaken.data[y * w + x] = (0..12)
+                .map(|k| clean.data[y * w + (x + k).min(w - 1)])
+                .sum::<f32>()
+                / 12.0;
+        }
+    }
+    assert!(
+        codes(&shaken).contains(&"blurred"),
+        "{}",
+        blur_score(&shaken)
+    );
+    // A saturated glare spot over the right lung.
+    let mut glare = clean.clone();
+    for y in h * 3 / 10..h * 4 / 10 {
+        for x in w / 4..w * 4 / 10 {
+            glare.data[y * w + x] = 255.0;
+        }
+    }
+    assert_eq!(codes(&glare), vec!["glare_over_lungs"]);
+
+    // Blocking gates through check_photo: no film, cut off.
+    let absent = simulate(&f, &SimOptions::new(320, 240, 0.2, Placement::Absent, 21));
+    assert_eq!(
+        check_photo(&absent.frame).unwrap_err().reason.code,
+        "no_film"
+    );
+    let cut = simulate(&f, &SimOptions::new(320, 240, 0.2, Placement::CutOff, 22));
+    let code = check_photo(&cut.frame).unwrap_err().reason.code;
+    assert!(["film_cut_off", "no_film"].contains(&code), "{code}");
+}

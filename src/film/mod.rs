@@ -3,6 +3,7 @@
 //! Camera work (finding the film in a frame, rectifying it) will live here too; for digital
 //! images the film is the whole image, and only the quality checks apply.
 
+mod candidates;
 pub mod filters;
 pub mod finder;
 pub mod gates;
@@ -10,6 +11,7 @@ mod geometry;
 pub mod quality;
 pub mod rectify;
 mod refine;
+mod regions;
 pub mod simulate;
 
 pub use finder::{find_film, find_film_with, FindError, FinderConfig, FoundFilm};

@@ -1,0 +1,433 @@
+//! Candidate search for the film finder: every large connected region at a sweep of grey-level
+//! thresholds (both polarities) becomes a quad hypothesis with the measures `select` needs.
+
+use crate::capture::Frame;
+
+use super::filters::quantile;
+use super::finder::FinderConfig;
+use super::geometry::{
+    angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, max_area_quad,
+    offset_quad, order_corners, scale_about_centroid, signed_area, Line, Pt,
+};
+use super::rectify::{sample_bilinear, Quad};
+use super::regions::{components, fill_holes, index_bbox, open_region, signature};
+
+/// One quad hypothesis at working scale.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub quad: Quad,
+    pub iou: f32,
+    pub area: f32,
+    /// Part of the region (near the quad) lies on the frame border, or a corner is outside.
+    pub cut: bool,
+    pub texture: f32,
+    pub contrast: f32,
+    /// The weakest side's grey step: a quad with one side through the film's interior (a part
+    /// of the film cut along a smooth stretch) has one weak side.
+    pub min_side: f32,
+    pub spread: f32,
+    /// Segmented as brighter than its surroundings.
+    pub bright: bool,
+}
+
+pub struct Work {
+    pub w: usize,
+    pub h: usize,
+    pub img: Frame,
+    /// |image - local mean|: structure at the scale of ribs and vessels, none on a light box.
+    pub band: Vec<f32>,
+    pub noise_floor: f32,
+}
+
+/// Every quad-like region at every threshold of the sweep, in both polarities; then the dark
+/// regions again within each large bright quad (a light box in a darker room): there a hand or
+/// an arm reaching from the room no longer joins the film to the room.
+pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
+    let (w, h) = (work.w, work.h);
+    let n = w * h;
+    let mut sorted = work.img.data.clone();
+    let lo = quantile(&mut sorted, 0.01);
+    let hi = quantile(&mut sorted, 0.99);
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    sweep(work, cfg, (lo, hi), None, &mut seen, &mut out);
+    let mut boxes: Vec<Quad> = Vec::new();
+    let mut bright: Vec<&Candidate> = out
+        .iter()
+        .filter(|c| c.bright && c.iou >= 0.9 && c.area >= 0.15 * n as f32)
+        .collect();
+    bright.sort_by(|a, b| b.area.total_cmp(&a.area));
+    for c in bright {
+        let diag = dist(c.quad[0], c.quad[2]);
+        if boxes.len() < RESTRICTED_SWEEPS
+            && !boxes
+                .iter()
+                .any(|b| (0..4).all(|i| dist(b[i], c.quad[i]) < 0.05 * diag))
+        {
+            boxes.push(c.quad);
+        }
+    }
+    for b in boxes {
+        let inner = offset_quad(&b, -1.5);
+        let (x0, y0, x1, y1) = bbox_px(&inner, w, h);
+        let mut within = vec![false; n];
+        let mut vals = Vec::new();
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if in_quad(&inner, [x as f32 + 0.5, y as f32 + 0.5]) {
+                    within[y * w + x] = true;
+                    vals.push(work.img.data[y * w + x]);
+                }
+            }
+        }
+        if vals.len() < 64 {
+            continue;
+        }
+        let range = (quantile(&mut vals, 0.01), quantile(&mut vals, 0.99));
+        sweep(work, cfg, range, Some(&within), &mut seen, &mut out);
+    }
+    out
+}
+
+const RESTRICTED_SWEEPS: usize = 0;
+
+type Signature = (usize, usize, usize, usize, usize);
+
+/// One threshold sweep over `range`; `within` restricts it to the dark regions inside a
+/// light box.
+fn sweep(
+    work: &Work,
+    cfg: &FinderConfig,
+    (lo, hi): (f32, f32),
+    within: Option<&[bool]>,
+    seen: &mut Vec<Signature>,
+    out: &mut Vec<Candidate>,
+) {
+    let (w, h) = (work.w, work.h);
+    let n = w * h;
+    let min_px = (cfg.detect_area_frac * n as f32) as usize;
+    let mut seen_raw: Vec<Signature> = Vec::new();
+    const STEPS: usize = 16;
+    for k in 1..STEPS {
+        let t = lo + (hi - lo) * k as f32 / STEPS as f32;
+        for dark in [true, false] {
+            if within.is_some() && !dark {
+                continue;
+            }
+            let mask: Vec<bool> = match within {
+                None => work
+                    .img
+                    .data
+                    .iter()
+                    .map(|&v| if dark { v < t } else { v > t })
+                    .collect(),
+                Some(m) => work
+                    .img
+                    .data
+                    .iter()
+                    .zip(m)
+                    .map(|(&v, &inside)| inside && v < t)
+                    .collect(),
+            };
+            for comp in components(&mask, w, h, min_px) {
+                let (x0, y0, x1, y1) = index_bbox(&comp, w);
+                let raw = (comp.len() / 8, x0, y0, x1, y1);
+                if seen_raw.contains(&raw) {
+                    continue;
+                }
+                seen_raw.push(raw);
+                let filled = fill_holes(&comp, w, h);
+                let key = signature(&filled, w, h);
+                // Neighbouring thresholds often give the same region; fit it once.
+                if key.0 > n * 92 / 100 || seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                if let Some(mut c) = fit_region(work, &filled) {
+                    c.bright = !dark;
+                    out.push(c);
+                }
+            }
+        }
+    }
+}
+
+/// Fit a quad to a filled region and measure how film-like it is.
+fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
+    let (w, h) = (work.w, work.h);
+    let (mut quad, mut iou) = fit_quad(filled, w, h)?;
+    let mut region = filled.to_vec();
+    if iou < 0.92 {
+        // A hand, an arm or a clip attached to the film: open the region with a window wider
+        // than a finger (then wider than an arm) but much narrower than the film, and try again.
+        let area = filled.iter().filter(|&&b| b).count() as f32;
+        for k in [0.06f32, 0.14] {
+            let r = (k * area.sqrt()).round().max(2.0) as usize;
+            let opened = open_region(filled, w, h, r);
+            // The opening may split off bits; keep only the largest piece.
+            let Some(main) = components(&opened, w, h, 1)
+                .into_iter()
+                .max_by_key(|c| c.len())
+            else {
+                continue;
+            };
+            let main = fill_holes(&main, w, h);
+            if let Some((q2, iou2)) = fit_quad(&main, w, h) {
+                if iou2 > iou + 0.02 {
+                    (quad, iou, region) = (q2, iou2, main);
+                }
+            }
+            if iou >= 0.92 {
+                break;
+            }
+        }
+    }
+    let area = signed_area(&quad);
+    if area < 16.0 {
+        return None;
+    }
+    // Cut off: a corner beyond the frame, or region pixels on the border right at the quad
+    // (an arm reaching the border away from the film does not count).
+    let grown = scale_about_centroid(&quad, 1.0 + 3.0 / area.sqrt());
+    let corner_out = quad
+        .iter()
+        .any(|p| p[0] < -1.0 || p[1] < -1.0 || p[0] > w as f32 + 1.0 || p[1] > h as f32 + 1.0);
+    // Hits per frame side: left, right, top, bottom.
+    let (mut hits, mut near) = ([0usize; 4], [0usize; 4]);
+    for y in 0..h {
+        for x in 0..w {
+            let sides = [x == 0, x + 1 == w, y == 0, y + 1 == h];
+            if sides.iter().any(|&b| b) && region[y * w + x] {
+                let close = in_quad(&grown, [x as f32 + 0.5, y as f32 + 0.5]);
+                for (k, &on) in sides.iter().enumerate() {
+                    hits[k] += on as usize;
+                    near[k] += (on && close) as usize;
+                }
+            }
+        }
+    }
+    // A region running out of the frame on three or four sides is the scene around the film
+    // (the light box, the room), not a film that needs moving.
+    if hits.iter().filter(|&&n| n >= 3).count() >= 3 {
+        return None;
+    }
+    let touched = near.iter().filter(|&&n| n >= 3).count();
+    let cut = corner_out || touched > 0;
+
+    // Texture and grey-level spread inside, over the bounding box only. Texture is the median
+    // band-pass level: ribs and vessels run through the whole film, while a finger, a clip or a
+    // glare spot on an empty light box is local. The spread: a film has dark lungs and bright
+    // bones; an empty light box or a blank sheet is one brightness give or take its vignetting.
+    let inner = scale_about_centroid(&quad, 0.85);
+    let (mut bands, mut vals) = (Vec::new(), Vec::new());
+    let (bx0, by0, bx1, by1) = bbox_px(&inner, w, h);
+    for y in by0..by1 {
+        for x in bx0..bx1 {
+            if in_quad(&inner, [x as f32 + 0.5, y as f32 + 0.5]) {
+                bands.push(work.band[y * w + x]);
+                vals.push(work.img.data[y * w + x]);
+            }
+        }
+    }
+    let texture = quantile(&mut bands, 0.5);
+    let spread = quantile(&mut vals, 0.9) - quantile(&mut vals, 0.1);
+    let (contrast, min_side) = edge_contrast(&work.img, &quad);
+    Some(Candidate {
+        quad,
+        iou,
+        area,
+        cut,
+        texture,
+        contrast,
+        min_side,
+        spread,
+        bright: false,
+    })
+}
+
+/// Largest hull quad, then each side re-fitted to the region boundary, and the IoU of the
+/// result with the region.
+fn fit_quad(region: &[bool], w: usize, h: usize) -> Option<(Quad, f32)> {
+    // Boundary points sit on the pixel edge between the region and its outside; points on the
+    // frame border are kept for the hull but not used to fit the sides (they are the frame's
+    // edge, not the film's).
+    let mut pts: Vec<Pt> = Vec::new();
+    let mut hull_pts: Vec<Pt> = Vec::new();
+    let at = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < w
+            && (y as usize) < h
+            && region[y as usize * w + x as usize]
+    };
+    let sig = signature(region, w, h);
+    let (bx0, by0, bx1, by1) = (sig.1, sig.2, sig.3 + 1, sig.4 + 1);
+    for y in by0 as isize..by1 as isize {
+        for x in bx0 as isize..bx1 as isize {
+            if !at(x, y) {
+                continue;
+            }
+            let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+            for (dx, dy) in [(-1isize, 0isize), (1, 0), (0, -1), (0, 1)] {
+                if !at(x + dx, y + dy) {
+                    let p = [cx + 0.5 * dx as f32, cy + 0.5 * dy as f32];
+                    let (nx, ny) = (x + dx, y + dy);
+                    let on_frame = nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize;
+                    if !on_frame {
+                        pts.push(p);
+                    }
+                    hull_pts.push(p);
+                }
+            }
+        }
+    }
+    let hull = convex_hull(hull_pts);
+    let q0 = order_corners(max_area_quad(&hull)?);
+    let q = refine_sides(q0, &pts);
+    let q = if angles_within(&q, 20.0, 160.0) {
+        q
+    } else {
+        q0
+    };
+    let aq = signed_area(&q);
+    let (mut inter, mut total) = (0usize, 0usize);
+    for y in by0..by1 {
+        for x in bx0..bx1 {
+            if region[y * w + x] {
+                total += 1;
+                if in_quad(&q, [x as f32 + 0.5, y as f32 + 0.5]) {
+                    inter += 1;
+                }
+            }
+        }
+    }
+    let iou = inter as f32 / (total as f32 + aq - inter as f32).max(1.0);
+    Some((q, iou))
+}
+
+/// Re-fit each side of `q` to the boundary points nearest to it: RANSAC first (a finger or a
+/// glare bite is a minority of the side), then least squares on a tight band.
+fn refine_sides(q: Quad, pts: &[Pt]) -> Quad {
+    let mut q = q;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for pass in 0..2 {
+        let mut lines = [None; 4];
+        let mut groups: [Vec<Pt>; 4] = Default::default();
+        for &p in pts {
+            let mut best = (f32::MAX, 0);
+            for i in 0..4 {
+                let d = seg_dist(p, q[i], q[(i + 1) % 4]);
+                if d < best.0 {
+                    best = (d, i);
+                }
+            }
+            let len = dist(q[best.1], q[(best.1 + 1) % 4]);
+            let band = if pass == 0 { 0.12 * len + 2.0 } else { 2.0 };
+            if best.0 < band {
+                groups[best.1].push(p);
+            }
+        }
+        for i in 0..4 {
+            let g = &groups[i];
+            let len = dist(q[i], q[(i + 1) % 4]);
+            let need = (0.2 * len).max(6.0) as usize;
+            if g.len() < need {
+                continue;
+            }
+            let mut best: Option<(usize, Line)> = None;
+            for _ in 0..60 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let (a, b) = (
+                    g[(seed % g.len() as u64) as usize],
+                    g[((seed >> 32) % g.len() as u64) as usize],
+                );
+                if dist(a, b) < 0.2 * len {
+                    continue;
+                }
+                if let Some(l) = Line::through(a, b) {
+                    let c = g.iter().filter(|&&p| l.dist(p).abs() < 1.0).count();
+                    if best.as_ref().is_none_or(|b| c > b.0) {
+                        best = Some((c, l));
+                    }
+                }
+            }
+            if let Some((c, l)) = best {
+                if c >= need {
+                    let inl: Vec<Pt> = g
+                        .iter()
+                        .copied()
+                        .filter(|&p| l.dist(p).abs() < 1.5)
+                        .collect();
+                    lines[i] = Line::fit(&inl);
+                }
+            }
+        }
+        let mut nq = q;
+        for (i, p) in corners_from_sides(&q, &lines).into_iter().enumerate() {
+            if let Some(p) = p {
+                nq[i] = p;
+            }
+        }
+        let diag = dist(q[0], q[2]).max(dist(q[1], q[3]));
+        if (0..4).any(|i| dist(nq[i], q[i]) > 0.25 * diag) {
+            return q;
+        }
+        q = nq;
+    }
+    q
+}
+
+fn seg_dist(p: Pt, a: Pt, b: Pt) -> f32 {
+    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+    let t =
+        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / (dx * dx + dy * dy).max(1e-6)).clamp(0.0, 1.0);
+    dist(p, [a[0] + t * dx, a[1] + t * dy])
+}
+
+/// Median and minimum over the four sides of the mean grey step across the side (2 px each way).
+fn edge_contrast(img: &Frame, q: &Quad) -> (f32, f32) {
+    let c = centroid(q);
+    let mut per_side = Vec::new();
+    for i in 0..4 {
+        let (a, b) = (q[i], q[(i + 1) % 4]);
+        let Some(l) = Line::through(a, b) else {
+            continue;
+        };
+        let n = l.normal_away_from(c);
+        let mut acc = 0.0;
+        for k in 1..12 {
+            let t = k as f32 / 12.0;
+            let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let out = sample_bilinear(img, p[0] + 2.0 * n[0], p[1] + 2.0 * n[1]);
+            let inn = sample_bilinear(img, p[0] - 2.0 * n[0], p[1] - 2.0 * n[1]);
+            acc += (out - inn).abs();
+        }
+        per_side.push(acc / 11.0);
+    }
+    per_side.sort_by(f32::total_cmp);
+    if per_side.len() == 4 {
+        (0.5 * (per_side[1] + per_side[2]), per_side[0])
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// Pixel bounding box `[x0, x1) x [y0, y1)` of a quad, clipped to the image.
+pub fn bbox_px(q: &Quad, w: usize, h: usize) -> (usize, usize, usize, usize) {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in q {
+        x0 = x0.min(p[0]);
+        y0 = y0.min(p[1]);
+        x1 = x1.max(p[0]);
+        y1 = y1.max(p[1]);
+    }
+    let c = |v: f32, n: usize| (v.max(0.0) as usize).min(n);
+    (
+        c(x0.floor(), w),
+        c(y0.floor(), h),
+        c(x1.ceil() + 1.0, w),
+        c(y1.ceil() + 1.0, h),
+    )
+}
