@@ -60,6 +60,15 @@ fn photo(placement: Placement, seed: u64) -> Frame {
     simulate(&film(), &SimOptions::new(640, 480, 0.2, placement, seed)).frame
 }
 
+/// As a phone or camera stores it: colour, even of a grey film.
+fn save_rgb(f: &Frame, path: &Path) {
+    let img = image::RgbImage::from_fn(f.width as u32, f.height as u32, |x, y| {
+        let v = f.pixel(x as usize, y as usize).round().clamp(0.0, 255.0) as u8;
+        image::Rgb([v, v, v.saturating_sub(3)])
+    });
+    img.save(path).unwrap();
+}
+
 fn stdout_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -137,11 +146,14 @@ fn capture_of_a_missing_frames_folder_is_a_clear_error() {
 fn classify_input_modes() {
     let dir = tempfile::tempdir().unwrap();
     let good: PathBuf = dir.path().join("photo.png");
-    save(&good_photo(), &good);
+    save_rgb(&good_photo(), &good);
+    let grey_photo: PathBuf = dir.path().join("grey-photo.png");
+    save(&good_photo(), &grey_photo);
     let cut = dir.path().join("cut.png");
     save(&photo(Placement::CutOff, 7), &cut);
 
-    // auto: the sample films are digital, the photo is a photo.
+    // auto: the grey sample films are digital, the colour photo is a photo; a photo saved as
+    // a grey file is taken for an export (documented; --input film-photo is the way).
     let out = run(&[
         "classify",
         "--json",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::capture::{decode_image, read_limited, Frame, Input, InputSource, Limits};
+use crate::capture::{decode_image, is_grey_file, read_limited, Frame, Input, InputSource, Limits};
 use crate::explain::heatmap_image;
 use crate::film::gates::{auto_is_bare_film, check_photo};
 use crate::film::{self, Quad, Warning};
@@ -22,7 +22,8 @@ pub enum InputMode {
     #[default]
     Digital,
     FilmPhoto,
-    /// Decide per image (`film::gates::auto_is_bare_film`).
+    /// Decide per image: grey files are digital (exports); for colour files the picture
+    /// decides (`film::gates::auto_is_bare_film`).
     Auto,
 }
 
@@ -105,14 +106,23 @@ fn analyse(
     heatmap_path: Option<&Path>,
     rec: &mut Record,
 ) -> Result<()> {
-    let frame = match &input.source {
+    let owned;
+    let bytes: &[u8] = match &input.source {
         InputSource::Problem(why) => anyhow::bail!("{why}"),
         InputSource::File(p) => {
-            decode_image(&read_limited(p, opts.limits.max_file_bytes)?, &opts.limits)?
+            owned = read_limited(p, opts.limits.max_file_bytes)?;
+            &owned
         }
-        InputSource::Sample(s) => decode_image(s.bytes, &opts.limits)?,
+        InputSource::Sample(s) => s.bytes,
     };
-    analyse_frame(frame, opts.input, clf, heatmap_path, rec)
+    let frame = decode_image(bytes, &opts.limits)?;
+    // A grey file is an export, not a photo (see `is_grey_file`); only colour files need the
+    // picture-based decision.
+    let mode = match opts.input {
+        InputMode::Auto if is_grey_file(bytes) == Some(true) => InputMode::Digital,
+        m => m,
+    };
+    analyse_frame(frame, mode, clf, heatmap_path, rec)
 }
 
 /// The film in `frame`, ready for the model: the image itself when it is a digital film, or

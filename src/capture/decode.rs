@@ -158,6 +158,21 @@ pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     to_frame(img, format)
 }
 
+/// Whether an image file stores grey levels only (read from its header; `None` if the header
+/// cannot be read). Readers and PACS export grey files; cameras and phones write colour, even
+/// of a grey film, which is what `--input auto` leans on first.
+pub fn is_grey_file(bytes: &[u8]) -> Option<bool> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let decoder = reader.into_decoder().ok()?;
+    use image::ColorType as C;
+    Some(matches!(
+        decoder.color_type(),
+        C::L8 | C::La8 | C::L16 | C::La16
+    ))
+}
+
 /// True when an end-of-image marker follows the last start-of-scan marker. Inside entropy-coded
 /// data 0xFF is always stuffed (0xFF00) or a restart marker, so 0xFFD9 there is the real end.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {

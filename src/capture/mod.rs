@@ -14,7 +14,7 @@ mod source;
 #[cfg(feature = "camera")]
 pub mod v4l2;
 
-pub use decode::{decode_image, read_limited, DecodeError, Limits};
+pub use decode::{decode_image, is_grey_file, read_limited, DecodeError, Limits};
 pub use inputs::{expand_inputs, sample_inputs, Input, InputSource};
 pub use source::{read_frame_file, FileSource, FrameSource, Playback, SourceError};
 
