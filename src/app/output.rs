@@ -21,7 +21,13 @@ pub struct ScreenOut {
     shown: usize,
     /// The last error, so a display that stays broken is reported once, not every frame.
     last_error: Option<String>,
+    /// When the PNG preview was last written (see `PNG_PREVIEW_EVERY`).
+    last_png_preview: Option<std::time::Instant>,
 }
+
+/// A camera preview as PNG files at the camera's frame rate would wear out an SD card for
+/// nothing; unless every screen is kept (scripted runs), it is rewritten at most this often.
+const PNG_PREVIEW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ScreenOut {
     pub fn new(spec: DisplaySpec, size: (u32, u32)) -> ScreenOut {
@@ -34,6 +40,7 @@ impl ScreenOut {
             numbered: false,
             shown: 0,
             last_error: None,
+            last_png_preview: None,
         }
     }
 
@@ -72,6 +79,16 @@ impl ScreenOut {
     }
 
     fn show_png(&mut self, dir: PathBuf, screen: &Screen) -> anyhow::Result<()> {
+        if matches!(screen, Screen::Preview(_)) && !self.numbered {
+            let now = std::time::Instant::now();
+            if self
+                .last_png_preview
+                .is_some_and(|t| now.duration_since(t) < PNG_PREVIEW_EVERY)
+            {
+                return Ok(());
+            }
+            self.last_png_preview = Some(now);
+        }
         let (w, h) = self.size;
         let img = ui::render(screen, w, h);
         std::fs::create_dir_all(&dir)?;
