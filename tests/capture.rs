@@ -29,15 +29,7 @@ fn film() -> Frame {
 }
 
 fn save(f: &Frame, path: &Path) {
-    let px: Vec<u8> = f
-        .data
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
-    image::GrayImage::from_raw(f.width as u32, f.height as u32, px)
-        .unwrap()
-        .save(path)
-        .unwrap();
+    f.to_luma8().save(path).unwrap();
 }
 
 /// A 640x480 photo of the film, whole and found by the finder (the first such seed, so the

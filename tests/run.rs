@@ -180,13 +180,7 @@ fn scripted_camera_run_writes_each_screen_and_records_the_film() {
         &Limits::default(),
     )
     .unwrap();
-    let save = |f: &Frame, name: &str| {
-        let px: Vec<u8> = f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
-        image::GrayImage::from_raw(f.width as u32, f.height as u32, px)
-            .unwrap()
-            .save(frames.join(name))
-            .unwrap();
-    };
+    let save = |f: &Frame, name: &str| f.to_luma8().save(frames.join(name)).unwrap();
     let sim = |p, seed| simulate(&film, &SimOptions::new(480, 360, 0.15, p, seed)).frame;
     save(&sim(Placement::Absent, 2), "00.png");
     let good = (1..100)

@@ -46,6 +46,17 @@ impl Frame {
         self.data[y * self.width + x]
     }
 
+    /// The frame as an 8-bit grey image (rounded, clamped to 0..=255): for saving and encoding.
+    pub fn to_luma8(&self) -> image::GrayImage {
+        let px: Vec<u8> = self
+            .data
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        image::GrayImage::from_raw(self.width as u32, self.height as u32, px)
+            .expect("a frame's buffer matches its size")
+    }
+
     pub fn mean(&self) -> f32 {
         if self.data.is_empty() {
             return 0.0;

@@ -246,11 +246,7 @@ fn lacks_huffman_tables(data: &[u8]) -> bool {
 /// A frame as the camera would send it, for fakes, recordings and tests. MJPEG is encoded at
 /// quality 90.
 pub fn encode_frame(f: &Frame, format: PixelFormat) -> Vec<u8> {
-    let y: Vec<u8> = f
-        .data
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
+    let y = f.to_luma8().into_raw();
     match format {
         PixelFormat::Grey => y,
         PixelFormat::Yuyv => y.iter().flat_map(|&v| [v, 128]).collect(),

@@ -26,14 +26,7 @@ fn parse_format(s: &str) -> Result<PixelFormat> {
 }
 
 fn save_gray(f: &Frame, path: &Path) -> Result<()> {
-    let px: Vec<u8> = f
-        .data
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
-    let img =
-        image::GrayImage::from_raw(f.width as u32, f.height as u32, px).context("frame size")?;
-    let rgb = image::DynamicImage::ImageLuma8(img).to_rgb8();
+    let rgb = image::DynamicImage::ImageLuma8(f.to_luma8()).to_rgb8();
     write_png_atomically(&rgb, path)
 }
 

@@ -532,15 +532,9 @@ fn motion_blur(f: &Frame, len: f32, ang: f32) -> Frame {
 
 /// Encode to JPEG at `quality` and decode again, as the camera's compression would.
 pub fn jpeg_roundtrip(f: &Frame, quality: u8) -> Frame {
-    let bytes: Vec<u8> = f
-        .data
-        .iter()
-        .map(|&v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100));
-    let img =
-        image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes).expect("frame size");
+    let img = f.to_luma8();
     if img.write_with_encoder(enc).is_err() {
         return f.clone();
     }
