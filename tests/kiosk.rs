@@ -268,3 +268,42 @@ fn capture_button_timeouts_and_a_scripted_run() {
     assert_eq!(k.totals.analysed, 1);
     assert_eq!(records(log.dir()).len(), 2);
 }
+
+/// With the analysis on its own thread, frames keep coming and the preview keeps being drawn
+/// while the model runs; the result is recorded when it arrives.
+#[test]
+fn the_preview_goes_on_while_the_worker_analyses() {
+    use cxr_edge::app::live::Worker;
+    let clf = classifier();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = ResultsLog::open(&tmp.path().join("results")).unwrap();
+    let shots = tmp.path().join("screens");
+    let mut out = ScreenOut::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
+    let a = photo("nih-normal-1.png", 1);
+    std::thread::scope(|scope| {
+        let mut k = LiveKiosk::new(&clf, &log, &mut out, true, true, 2)
+            .with_worker(Worker::spawn(scope, &clf));
+        k.on_frame(a.clone());
+        k.on_frame(a.clone()); // steady: handed to the worker
+        assert!(k.busy());
+        assert_eq!(k.state(), &State::Live);
+        // Buttons wait for the result; frames go on being shown.
+        k.on_button(Button::Capture);
+        k.on_frame(a.clone());
+        k.poll(true);
+        assert!(!k.busy());
+        assert_eq!(k.state(), &State::Result(0));
+        assert_eq!(k.totals.analysed, 1);
+    });
+    let kinds = screens(&shots);
+    let analysing = kinds.iter().position(|k| k == "analysing").unwrap();
+    let result = kinds.iter().position(|k| k == "result").unwrap();
+    assert!(analysing < result, "{kinds:?}");
+    // The frame that came in while the model ran was drawn (the preview did not freeze),
+    // unless the worker had already finished by then.
+    assert!(
+        kinds[analysing + 1..result].iter().all(|k| k == "preview"),
+        "{kinds:?}"
+    );
+    assert_eq!(records(log.dir()).len(), 1);
+}

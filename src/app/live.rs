@@ -8,6 +8,7 @@
 //! scripted frames, camera failures and presses.
 
 use std::collections::VecDeque;
+use std::sync::mpsc;
 use std::time::SystemTime;
 
 use image::RgbImage;
@@ -66,6 +67,9 @@ pub struct LiveKiosk<'a> {
     timeouts: u32,
     /// Where the last analysed film was; a new analysis waits until it is removed or moved.
     analysed: Option<Quad>,
+    /// Analyses run here when `None` (deterministic: scripts, tests).
+    worker: Option<Worker>,
+    busy: bool,
     pub totals: Totals,
 }
 
@@ -117,8 +121,16 @@ impl<'a> LiveKiosk<'a> {
             history: VecDeque::new(),
             timeouts: 0,
             analysed: None,
+            worker: None,
+            busy: false,
             totals: Totals::default(),
         }
+    }
+
+    /// Run analyses on `worker` instead of in the frame loop.
+    pub fn with_worker(mut self, worker: Worker) -> Self {
+        self.worker = Some(worker);
+        self
     }
 
     pub fn state(&self) -> &State {
@@ -141,6 +153,14 @@ impl<'a> LiveKiosk<'a> {
 
     pub fn on_frame(&mut self, frame: Frame) {
         self.timeouts = 0;
+        self.poll(false);
+        if self.busy {
+            // The preview goes on while the worker analyses; nothing else changes meanwhile.
+            let look = self.steady.observe(&frame);
+            self.last = Some((frame, look));
+            self.show_current();
+            return;
+        }
         let look = self.steady.observe(&frame);
         if self.film_changed(&look) {
             self.analysed = None;
@@ -192,6 +212,9 @@ impl<'a> LiveKiosk<'a> {
     }
 
     pub fn on_button(&mut self, b: Button) {
+        if self.busy {
+            return; // one analysis at a time; its result comes next
+        }
         match (&self.state, b) {
             // Capture again from a problem screen is a retry.
             (State::Live | State::CameraLost(_) | State::Problem(..), Button::Capture) => {
@@ -228,21 +251,28 @@ impl<'a> LiveKiosk<'a> {
             self.show_current();
             return;
         }
-        self.out.show(&Screen::Analysing);
         self.analysed = look.corners().copied();
         self.steady.reset();
-        let start = std::time::Instant::now();
-        let sha = frame_sha(&frame);
-        let mut rec = Record::new("camera", self.clf.id());
-        let picture =
-            match analyse_frame_picture(frame, InputMode::FilmPhoto, self.clf, true, &mut rec) {
-                Ok(p) => p,
-                Err(e) => {
-                    rec.error = Some(format!("{e:#}"));
-                    None
-                }
-            };
-        rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+        if let Some(worker) = &self.worker {
+            // Analysed beside the frame loop: the preview keeps moving meanwhile.
+            if worker.jobs.send(frame).is_ok() {
+                self.busy = true;
+                self.state = State::Live;
+                self.out.show(&Screen::Analysing);
+                return;
+            }
+            eprintln!("cxr-edge run: the analysis thread is gone; analysing here");
+            return;
+        }
+        self.out.show(&Screen::Analysing);
+        let (rec, picture) = analyse_camera_frame(self.clf, frame);
+        self.finish(rec, picture);
+    }
+
+    /// An analysis finished (here or on the worker): record it and show the outcome.
+    fn finish(&mut self, done: Analysed, picture: Option<RgbImage>) {
+        self.busy = false;
+        let Analysed { mut rec, sha } = done;
         self.store(&mut rec, &sha, picture.as_ref());
         let not_chest = rec.quality.iter().any(|w| w.code == "not_chest_xray");
         self.state = if let Some(err) = &rec.error {
@@ -273,6 +303,27 @@ impl<'a> LiveKiosk<'a> {
             self.history.truncate(HISTORY);
         }
         self.show_current();
+    }
+
+    /// Take a finished background analysis, if there is one. `wait` blocks until the running
+    /// one is done (end of a run, tests).
+    pub fn poll(&mut self, wait: bool) {
+        if !self.busy {
+            return;
+        }
+        let got = match &self.worker {
+            Some(w) if wait => w.done.recv().ok(),
+            Some(w) => w.done.try_recv().ok(),
+            None => None,
+        };
+        if let Some((done, picture)) = got {
+            self.finish(done, picture);
+        }
+    }
+
+    /// An analysis is running on the worker.
+    pub fn busy(&self) -> bool {
+        self.busy
     }
 
     /// Write the record (and the picture, if kept) to the results log.
@@ -311,6 +362,7 @@ impl<'a> LiveKiosk<'a> {
                     let (pic, s) = preview_picture(frame);
                     let outline = look.corners().map(|q| q.map(|[x, y]| [x * s, y * s]));
                     let hint = match look {
+                        _ if self.busy => "Analysing; keep the film in place.".to_string(),
                         Look::Ready { .. } if !self.auto_capture => {
                             "Film steady; press Capture.".to_string()
                         }
@@ -347,6 +399,52 @@ impl<'a> LiveKiosk<'a> {
                 detail: reason,
             }),
         }
+    }
+}
+
+/// One analysed camera frame, before it is recorded.
+pub struct Analysed {
+    rec: Record,
+    sha: String,
+}
+
+fn analyse_camera_frame(clf: &Classifier, frame: Frame) -> (Analysed, Option<RgbImage>) {
+    let start = std::time::Instant::now();
+    let sha = frame_sha(&frame);
+    let mut rec = Record::new("camera", clf.id());
+    let picture = match analyse_frame_picture(frame, InputMode::FilmPhoto, clf, true, &mut rec) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.error = Some(format!("{e:#}"));
+            None
+        }
+    };
+    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    (Analysed { rec, sha }, picture)
+}
+
+/// The analysis thread: frames in, analyses out, so that capture, film finding and the preview
+/// go on while the model runs. Lives inside a `std::thread::scope` that also holds the model.
+pub struct Worker {
+    jobs: mpsc::Sender<Frame>,
+    done: mpsc::Receiver<(Analysed, Option<RgbImage>)>,
+}
+
+impl Worker {
+    pub fn spawn<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        clf: &'env Classifier,
+    ) -> Worker {
+        let (jobs, job_rx) = mpsc::channel::<Frame>();
+        let (done_tx, done) = mpsc::channel();
+        scope.spawn(move || {
+            for frame in job_rx {
+                if done_tx.send(analyse_camera_frame(clf, frame)).is_err() {
+                    break;
+                }
+            }
+        });
+        Worker { jobs, done }
     }
 }
 
@@ -405,6 +503,7 @@ pub fn run_live(
 ) {
     let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
         notifier.watchdog();
+        kiosk.poll(false);
         for b in buttons.poll() {
             kiosk.on_button(b);
         }
@@ -433,4 +532,6 @@ pub fn run_live(
         }
         None => while one_frame(kiosk) {},
     }
+    // An analysis still running is finished and recorded before the run ends.
+    kiosk.poll(true);
 }

@@ -354,23 +354,29 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
             let mut buttons = AllButtons(open_buttons(cfg, opts.script.is_some()));
             k.notifier.status(&format!("watching {}", source.name()));
             let mut out = k.out.borrow_mut();
-            let mut kiosk = live::LiveKiosk::new(
-                &clf,
-                &k.log,
-                &mut *out,
-                cfg.storage.keep_images,
-                cfg.auto_capture,
-                cfg.steady_frames,
-            );
-            kiosk.show_current();
-            live::run_live(
-                &mut kiosk,
-                source.as_mut(),
-                &mut buttons,
-                opts.script.as_deref(),
-                &k.notifier,
-            );
-            let totals = kiosk.totals;
+            let totals = std::thread::scope(|scope| {
+                let mut kiosk = live::LiveKiosk::new(
+                    &clf,
+                    &k.log,
+                    &mut out,
+                    cfg.storage.keep_images,
+                    cfg.auto_capture,
+                    cfg.steady_frames,
+                );
+                // A script must give the same screens every time, so it analyses in step.
+                if opts.script.is_none() {
+                    kiosk = kiosk.with_worker(live::Worker::spawn(scope, &clf));
+                }
+                kiosk.show_current();
+                live::run_live(
+                    &mut kiosk,
+                    source.as_mut(),
+                    &mut buttons,
+                    opts.script.as_deref(),
+                    &k.notifier,
+                );
+                kiosk.totals
+            });
             drop(out);
             k.totals = totals;
         }
