@@ -279,12 +279,8 @@ impl FrameSource for CameraSource {
                     // Wait for the retry, but never longer than one frame timeout.
                     std::thread::sleep((at - now).min(self.opts.timeout));
                     if Instant::now() < at {
-                        let wait = at.saturating_duration_since(Instant::now());
-                        return Err(self.unavailable(format!(
-                            "{}; trying again in {:.1} s",
-                            self.last_problem,
-                            wait.as_secs_f32()
-                        )));
+                        // The same words every time, so a caller can show them once.
+                        return Err(self.unavailable(format!("{}; retrying", self.last_problem)));
                     }
                 }
             }
