@@ -143,9 +143,23 @@ fn sweep(
                     continue;
                 }
                 seen.push(key);
-                if let Some(mut c) = fit_region(work, &filled) {
+                let mut pieces = Vec::new();
+                if let Some(mut c) = fit_region(work, &filled, min_px, Some(&mut pieces)) {
                     c.bright = !dark;
                     out.push(c);
+                }
+                // Pieces a neck (an arm) joined to a bigger region (the room around a light
+                // box): each is a film hypothesis of its own.
+                for piece in pieces {
+                    let key = signature(&piece, w, h);
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    seen.push(key);
+                    if let Some(mut c) = fit_region(work, &piece, min_px, None) {
+                        c.bright = !dark;
+                        out.push(c);
+                    }
                 }
             }
         }
@@ -153,7 +167,12 @@ fn sweep(
 }
 
 /// Fit a quad to a filled region and measure how film-like it is.
-fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
+fn fit_region(
+    work: &Work,
+    filled: &[bool],
+    min_px: usize,
+    mut pieces: Option<&mut Vec<Vec<bool>>>,
+) -> Option<Candidate> {
     let (w, h) = (work.w, work.h);
     let (mut quad, mut iou) = fit_quad(filled, w, h)?;
     let mut region = filled.to_vec();
@@ -165,10 +184,22 @@ fn fit_region(work: &Work, filled: &[bool]) -> Option<Candidate> {
             let r = (k * area.sqrt()).round().max(2.0) as usize;
             let opened = open_region(filled, w, h, r);
             // The opening may split off bits; keep only the largest piece.
-            let Some(main) = components(&opened, w, h, 1)
-                .into_iter()
-                .max_by_key(|c| c.len())
-            else {
+            let mut parts = components(&opened, w, h, 1);
+            parts.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            if let Some(pieces) = pieces.as_deref_mut() {
+                // Other large pieces clear of the frame border are set aside for a fit of
+                // their own.
+                for part in parts.iter().skip(1) {
+                    if part.len() < min_px.max(1) {
+                        break;
+                    }
+                    let (x0, y0, x1, y1) = index_bbox(part, w);
+                    if x0 > 0 && y0 > 0 && x1 + 1 < w && y1 + 1 < h {
+                        pieces.push(fill_holes(part, w, h));
+                    }
+                }
+            }
+            let Some(main) = parts.into_iter().next() else {
                 continue;
             };
             let main = fill_holes(&main, w, h);
