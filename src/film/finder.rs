@@ -166,9 +166,11 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
                 && (0.35..=2.8).contains(&aspect)
                 // Brighter than its surroundings: a front-lit film, or an empty light box in a
                 // darker room (whose vignetting and lamp pattern have some texture of their own).
+                // A front-lit film on a dark surface is as smooth as that but has the grey-level
+                // spread of dark lungs and bright bones.
                 && c.texture
-                    >= (if c.bright { 2.0 } else { 1.0 } * cfg.min_texture)
-                        .max(3.0 * work.noise_floor)
+                    >= (if c.bright && c.spread < 20.0 { 2.0 } else { 1.0 } * cfg.min_texture)
+                        .max(if c.bright { 4.0 } else { 3.0 } * work.noise_floor)
                 && c.spread >= 12.0
                 && c.contrast >= cfg.min_edge_contrast
                 && c.area <= 0.92 * n
