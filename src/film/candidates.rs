@@ -243,7 +243,17 @@ fn fit_region(
         return None;
     }
     let touched = near.iter().filter(|&&n| n >= 3).count();
-    let cut = corner_out || touched > 0;
+    // A side running along the frame border (both its corners within a pixel or two of the
+    // same frame edge) is where the frame cut the film, even if the region stops just short.
+    let on_edge = |p: Pt, k: usize| match k {
+        0 => p[0] < 2.5,
+        1 => p[0] > w as f32 - 2.5,
+        2 => p[1] < 2.5,
+        _ => p[1] > h as f32 - 2.5,
+    };
+    let side_on_border =
+        (0..4).any(|i| (0..4).any(|k| on_edge(quad[i], k) && on_edge(quad[(i + 1) % 4], k)));
+    let cut = corner_out || touched > 0 || side_on_border;
 
     // Texture and grey-level spread inside, over the bounding box only. Texture is the median
     // band-pass level: ribs and vessels run through the whole film, while a finger, a clip or a

@@ -169,7 +169,7 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
                 // A front-lit film on a dark surface is as smooth as that but has the grey-level
                 // spread of dark lungs and bright bones.
                 && c.texture
-                    >= (if c.bright && c.spread < 20.0 { 2.0 } else { 1.0 } * cfg.min_texture)
+                    >= (if c.bright && c.spread < 15.0 { 2.0 } else { 1.0 } * cfg.min_texture)
                         .max(if c.bright { 4.0 } else { 3.0 } * work.noise_floor)
                 && c.spread >= 12.0
                 && c.contrast >= cfg.min_edge_contrast
