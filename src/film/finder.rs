@@ -186,7 +186,17 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
             let grown = scale_about_centroid(&a.quad, 1.05);
             !valid.iter().any(|b| {
                 !b.cut
-                    && b.area < 0.85 * a.area
+                    // A cut-off region may be the film plus a thin strip to the border, when the
+                    // film has four strong sides.
+                    && b.area
+                        < if a.cut
+                            && b.min_side >= 0.5 * b.contrast
+                            && b.contrast >= 3.0 * cfg.min_edge_contrast
+                        {
+                            0.97
+                        } else {
+                            0.85
+                        } * a.area
                     && b.quad.iter().all(|&p| in_quad(&grown, p))
                     && b.min_side >= 0.35 * b.contrast
                     && (ring_is_background(work, a, b)
