@@ -47,12 +47,7 @@ fn is_image_name(p: &Path) -> bool {
     if name.starts_with('.') {
         return false; // hidden, or a copy in progress (rsync's .name.XXXX)
     }
-    matches!(
-        p.extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .as_deref(),
-        Some("png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff")
-    )
+    capture::has_image_extension(p)
 }
 
 /// The watch folder: a file is taken once its size and modification time stayed the same

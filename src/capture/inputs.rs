@@ -42,7 +42,8 @@ impl Input {
     }
 }
 
-fn has_image_extension(path: &Path) -> bool {
+/// Named like an image file cxr-edge reads (PNG, JPEG, BMP, TIFF), case-insensitively.
+pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .map(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))

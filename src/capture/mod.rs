@@ -15,7 +15,7 @@ mod source;
 pub mod v4l2;
 
 pub use decode::{decode_image, is_grey_file, read_limited, DecodeError, Limits};
-pub use inputs::{expand_inputs, sample_inputs, Input, InputSource};
+pub use inputs::{expand_inputs, has_image_extension, sample_inputs, Input, InputSource};
 pub use source::{read_frame_file, FileSource, FrameSource, Playback, SourceError};
 
 /// A grayscale image as the rest of the pipeline sees it: row-major, one `f32` per pixel in

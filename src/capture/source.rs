@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::pixfmt::{frame_from_buffer, FrameError, PixelFormat, StreamFormat};
-use super::{decode_image, read_limited, Frame, Limits};
+use super::{decode_image, has_image_extension, read_limited, Frame, Limits};
 
 /// Why [`FrameSource::next_frame`] has no frame. Only `Finished` is final; after any other
 /// error the caller may simply ask again.
@@ -58,8 +58,6 @@ const RAW_EXTENSIONS: &[(&str, PixelFormat)] = &[
     ("y8", PixelFormat::Grey),
 ];
 
-const FRAME_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "mjpg"];
-
 /// The format and size a raw frame's name declares, or `None` for ordinary image files.
 /// An error when the extension is raw but the size is missing or malformed.
 pub fn raw_format(path: &Path) -> Option<Result<StreamFormat, String>> {
@@ -93,7 +91,8 @@ fn is_frame_file(path: &Path) -> bool {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase())
         .unwrap_or_default();
-    FRAME_EXTENSIONS.contains(&ext.as_str()) || RAW_EXTENSIONS.iter().any(|(e, _)| *e == ext)
+    // `.mjpg`: single frames saved from a motion-JPEG camera.
+    has_image_extension(path) || ext == "mjpg" || RAW_EXTENSIONS.iter().any(|(e, _)| *e == ext)
 }
 
 /// Read one frame file: an image (PNG, JPEG, ...), or a raw YUYV/GREY frame.

@@ -109,6 +109,19 @@ impl Drop for V4l2Camera {
     }
 }
 
+/// Every pixel format the device lists, with its frame sizes.
+fn formats_of(dev: &Device) -> io::Result<Vec<FormatInfo>> {
+    Ok(dev
+        .enum_formats()?
+        .into_iter()
+        .map(|d| FormatInfo {
+            fourcc: d.fourcc.repr,
+            description: d.description,
+            sizes: sizes_of(dev, d.fourcc),
+        })
+        .collect())
+}
+
 fn sizes_of(dev: &Device, fourcc: FourCC) -> Vec<FrameSizes> {
     let Ok(sizes) = dev.enum_framesizes(fourcc) else {
         return Vec::new();
@@ -128,16 +141,7 @@ fn sizes_of(dev: &Device, fourcc: FourCC) -> Vec<FrameSizes> {
 
 impl CameraDevice for V4l2Camera {
     fn formats(&mut self) -> io::Result<Vec<FormatInfo>> {
-        Ok(self
-            .dev
-            .enum_formats()?
-            .into_iter()
-            .map(|d| FormatInfo {
-                fourcc: d.fourcc.repr,
-                description: d.description,
-                sizes: sizes_of(&self.dev, d.fourcc),
-            })
-            .collect())
+        formats_of(&self.dev)
     }
 
     fn set_format(&mut self, fourcc: [u8; 4], width: u32, height: u32) -> io::Result<RawFormat> {
@@ -239,16 +243,7 @@ pub fn list_devices() -> Vec<Result<DeviceReport, (PathBuf, String)>> {
             if !caps.capabilities.contains(Flags::VIDEO_CAPTURE) {
                 return None;
             }
-            let formats = dev
-                .enum_formats()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|d| FormatInfo {
-                    fourcc: d.fourcc.repr,
-                    description: d.description,
-                    sizes: sizes_of(&dev, d.fourcc),
-                })
-                .collect();
+            let formats = formats_of(&dev).unwrap_or_default();
             Some(Ok(DeviceReport {
                 stable_names: stable_names(&path),
                 path,
