@@ -73,6 +73,28 @@ impl Record {
     }
 }
 
+impl Record {
+    /// A record for `path` filled in by `work`, with its time; an error from `work` becomes the
+    /// record's `error`. Every way an image is analysed (files, camera frames) goes through here.
+    pub fn timed<T>(
+        path: &str,
+        model: ModelId,
+        work: impl FnOnce(&mut Record) -> Result<T>,
+    ) -> (Record, Option<T>) {
+        let start = Instant::now();
+        let mut rec = Record::new(path, model);
+        let out = match work(&mut rec) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                rec.error = Some(format!("{e:#}"));
+                None
+            }
+        };
+        rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+        (rec, out)
+    }
+}
+
 pub struct BatchOptions {
     pub input: InputMode,
     pub limits: Limits,
@@ -90,13 +112,10 @@ pub fn process(
     opts: &BatchOptions,
     heatmap_path: Option<&Path>,
 ) -> Record {
-    let start = Instant::now();
-    let mut rec = Record::new(&input.display, clf.id());
-    if let Err(e) = analyse(input, clf, opts, heatmap_path, &mut rec) {
-        rec.error = Some(format!("{e:#}"));
-    }
-    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-    rec
+    Record::timed(&input.display, clf.id(), |rec| {
+        analyse(input, clf, opts, heatmap_path, rec)
+    })
+    .0
 }
 
 fn analyse(

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::analyse::{analyse_frame_picture, InputMode, Record};
 use super::output::ScreenOut;
-use super::steady::{Look, Steady};
+use super::steady::{corner_shift, Look, Steady};
 use super::Totals;
 use crate::capture::{Frame, SourceError};
 use crate::film::Quad;
@@ -71,15 +71,6 @@ pub struct LiveKiosk<'a> {
     worker: Option<Worker>,
     busy: bool,
     pub totals: Totals,
-}
-
-fn moved(a: &Quad, b: &Quad) -> f32 {
-    let diag = (a[0][0] - a[2][0]).hypot(a[0][1] - a[2][1]).max(1.0);
-    a.iter()
-        .zip(b)
-        .map(|(p, q)| (p[0] - q[0]).hypot(p[1] - q[1]))
-        .fold(0.0, f32::max)
-        / diag
 }
 
 /// A grey frame as a small RGB picture, and the factor its coordinates were scaled by.
@@ -137,17 +128,12 @@ impl<'a> LiveKiosk<'a> {
         &self.state
     }
 
-    /// The newest result's record, if any.
-    pub fn latest(&self) -> Option<&Record> {
-        self.history.front().map(|s| &s.record)
-    }
-
     /// Is the film in view a different one from the last analysed (or none was analysed)?
     fn film_changed(&self, look: &Look) -> bool {
         match (&self.analysed, look.corners()) {
             (None, _) => true,
             (Some(_), None) => true, // taken away
-            (Some(a), Some(c)) => moved(a, c) > NEW_FILM_MOVE,
+            (Some(a), Some(c)) => corner_shift(a, c) > NEW_FILM_MOVE,
         }
     }
 
@@ -253,16 +239,22 @@ impl<'a> LiveKiosk<'a> {
         }
         self.analysed = look.corners().copied();
         self.steady.reset();
+        let mut frame = frame;
         if let Some(worker) = &self.worker {
             // Analysed beside the frame loop: the preview keeps moving meanwhile.
-            if worker.jobs.send(frame).is_ok() {
-                self.busy = true;
-                self.state = State::Live;
-                self.out.show(&Screen::Analysing);
-                return;
+            match worker.jobs.send(frame) {
+                Ok(()) => {
+                    self.busy = true;
+                    self.state = State::Live;
+                    self.out.show(&Screen::Analysing);
+                    return;
+                }
+                Err(mpsc::SendError(back)) => {
+                    eprintln!("cxr-edge run: the analysis thread is gone; analysing here");
+                    self.worker = None;
+                    frame = back;
+                }
             }
-            eprintln!("cxr-edge run: the analysis thread is gone; analysing here");
-            return;
         }
         self.out.show(&Screen::Analysing);
         let (rec, picture) = analyse_camera_frame(self.clf, frame);
@@ -280,7 +272,7 @@ impl<'a> LiveKiosk<'a> {
             let problem = if rec
                 .quality
                 .iter()
-                .any(|w| matches!(w.code, "no_film" | "film_cut_off" | "film_too_small"))
+                .any(|w| crate::film::gates::is_blocking(w.code))
             {
                 Problem::NoFilm
             } else {
@@ -312,12 +304,20 @@ impl<'a> LiveKiosk<'a> {
             return;
         }
         let got = match &self.worker {
-            Some(w) if wait => w.done.recv().ok(),
-            Some(w) => w.done.try_recv().ok(),
-            None => None,
+            Some(w) if wait => w.done.recv().map_err(|_| mpsc::TryRecvError::Disconnected),
+            Some(w) => w.done.try_recv(),
+            None => Err(mpsc::TryRecvError::Disconnected),
         };
-        if let Some((done, picture)) = got {
-            self.finish(done, picture);
+        match got {
+            Ok((done, picture)) => self.finish(done, picture),
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => {
+                // The thread died mid-analysis: that frame is lost, the kiosk must not wait on it.
+                eprintln!("cxr-edge run: the analysis thread stopped; analysing here from now on");
+                self.worker = None;
+                self.busy = false;
+                self.show_current();
+            }
         }
     }
 
@@ -409,18 +409,11 @@ pub struct Analysed {
 }
 
 fn analyse_camera_frame(clf: &Classifier, frame: Frame) -> (Analysed, Option<RgbImage>) {
-    let start = std::time::Instant::now();
     let sha = frame_sha(&frame);
-    let mut rec = Record::new("camera", clf.id());
-    let picture = match analyse_frame_picture(frame, InputMode::FilmPhoto, clf, true, &mut rec) {
-        Ok(p) => p,
-        Err(e) => {
-            rec.error = Some(format!("{e:#}"));
-            None
-        }
-    };
-    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-    (Analysed { rec, sha }, picture)
+    let (rec, picture) = Record::timed("camera", clf.id(), |rec| {
+        analyse_frame_picture(frame, InputMode::FilmPhoto, clf, true, rec)
+    });
+    (Analysed { rec, sha }, picture.flatten())
 }
 
 /// The analysis thread: frames in, analyses out, so that capture, film finding and the preview

@@ -46,11 +46,12 @@ impl Look {
     }
 }
 
+/// Largest corner movement between frames that still counts as still, as a share of the film
+/// diagonal.
+const STILL: f32 = 0.01;
+
 pub struct Steady {
     need: usize,
-    /// Largest corner movement between frames that still counts as still, as a share of the
-    /// film diagonal.
-    tolerance: f32,
     last: Option<Quad>,
     still: usize,
 }
@@ -60,7 +61,6 @@ impl Steady {
     pub fn new(need: usize) -> Steady {
         Steady {
             need: need.max(1),
-            tolerance: 0.01,
             last: None,
             still: 0,
         }
@@ -86,17 +86,10 @@ impl Steady {
     pub fn observe_corners(&mut self, corners: Quad) -> Look {
         let moved = match &self.last {
             None => f32::INFINITY,
-            Some(prev) => {
-                let diag = diagonal(&corners).max(1.0);
-                prev.iter()
-                    .zip(&corners)
-                    .map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1]))
-                    .fold(0.0, f32::max)
-                    / diag
-            }
+            Some(prev) => corner_shift(prev, &corners),
         };
         self.last = Some(corners);
-        if moved > self.tolerance {
+        if moved > STILL {
             self.still = 1;
         } else {
             self.still += 1;
@@ -117,10 +110,16 @@ impl Steady {
     }
 }
 
-fn diagonal(q: &Quad) -> f32 {
-    let d1 = (q[0][0] - q[2][0]).hypot(q[0][1] - q[2][1]);
-    let d2 = (q[1][0] - q[3][0]).hypot(q[1][1] - q[3][1]);
-    d1.max(d2)
+/// How far the film moved from `a` to `b`: the largest corner movement, as a share of the
+/// longer diagonal of `b`.
+pub fn corner_shift(a: &Quad, b: &Quad) -> f32 {
+    let d1 = (b[0][0] - b[2][0]).hypot(b[0][1] - b[2][1]);
+    let d2 = (b[1][0] - b[3][0]).hypot(b[1][1] - b[3][1]);
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p[0] - q[0]).hypot(p[1] - q[1]))
+        .fold(0.0, f32::max)
+        / d1.max(d2).max(1.0)
 }
 
 #[cfg(test)]

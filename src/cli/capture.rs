@@ -119,22 +119,13 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
     };
     eprintln!("{name}: film steady after {frames_seen} frames; analysing");
 
-    let start = Instant::now();
-    let mut rec = Record::new(&format!("{name} (frame {frames_seen})"), clf.id());
     let heatmap = args.save.as_ref().map(|d| d.join("film.heatmap.png"));
     if let Some(dir) = &args.save {
         save_gray(&frame, &dir.join("frame.png"))?;
     }
-    if let Err(e) = analyse_frame(
-        frame,
-        InputMode::FilmPhoto,
-        &clf,
-        heatmap.as_deref(),
-        &mut rec,
-    ) {
-        rec.error = Some(format!("{e:#}"));
-    }
-    rec.elapsed_ms = (start.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+    let (rec, _) = Record::timed(&format!("{name} (frame {frames_seen})"), clf.id(), |rec| {
+        analyse_frame(frame, InputMode::FilmPhoto, &clf, heatmap.as_deref(), rec)
+    });
 
     let mut summary = Summary::new(&clf.manifest.labels);
     summary.add(&rec);

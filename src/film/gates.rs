@@ -44,6 +44,11 @@ pub struct PhotoReport {
     pub inverted: bool,
 }
 
+/// Whether a warning code is one of [`blocking_reason`]'s: the photo got no result.
+pub fn is_blocking(code: &str) -> bool {
+    matches!(code, "no_film" | "film_cut_off" | "film_too_small")
+}
+
 /// The plain-language blocking reason for a finder error.
 pub fn blocking_reason(e: &FindError) -> Warning {
     match e {
@@ -387,6 +392,14 @@ mod tests {
         let small = blocking_reason(&FindError::TooSmall { area_frac: 0.05 });
         assert_eq!(small.code, "film_too_small");
         assert!(small.message.contains("5%"));
+        for e in [
+            FindError::NoFilm,
+            FindError::CutOff,
+            FindError::TooSmall { area_frac: 0.05 },
+        ] {
+            assert!(is_blocking(blocking_reason(&e).code));
+        }
+        assert!(!is_blocking("blurred") && !is_blocking("not_chest_xray"));
     }
 
     #[test]
