@@ -213,23 +213,23 @@ fn default_screen_size() -> String {
     "800x480".into()
 }
 
-/// `WIDTHxHEIGHT`, each 64 ..= 4096.
+/// `WIDTHxHEIGHT` as two numbers, if it is that.
+fn wxh(s: &str) -> Option<(u32, u32)> {
+    s.split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
+}
+
+/// A screen size, `WIDTHxHEIGHT`, each 64 ..= 4096.
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
-    let parsed = s
-        .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
-    match parsed {
+    match wxh(s) {
         Some((w, h)) if (64..=4096).contains(&w) && (64..=4096).contains(&h) => Ok((w, h)),
         _ => bail!("screen size '{s}' is not WIDTHxHEIGHT with sides 64 to 4096, e.g. 800x480"),
     }
 }
 
-/// A camera frame size, `WIDTHxHEIGHT`, each 160 ..= 8192.
+/// A camera frame size, `WIDTHxHEIGHT`: width 160 ..= 8192, height 120 ..= 8192.
 pub fn parse_frame_size(s: &str) -> Result<(u32, u32)> {
-    let parsed = s
-        .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
-    match parsed {
+    match wxh(s) {
         Some((w, h)) if (160..=8192).contains(&w) && (120..=8192).contains(&h) => Ok((w, h)),
         _ => bail!("camera size '{s}' is not WIDTHxHEIGHT, e.g. 1280x720"),
     }

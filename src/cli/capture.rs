@@ -53,7 +53,7 @@ impl Hints {
 }
 
 pub fn run(args: CaptureArgs) -> Result<i32> {
-    let (w, h) = crate::app::config::parse_size(&args.size)?;
+    let (w, h) = crate::app::config::parse_frame_size(&args.size)?;
     let mut source: Box<dyn FrameSource> = match (&args.camera, &args.frames) {
         (Some(_), Some(_)) => bail!("give either --camera or --frames, not both"),
         (_, Some(path)) => Box::new(
