@@ -671,29 +671,23 @@ where
         };
         // Checked by validate(): both fit the 240x320 memory.
         let (nw, nh) = (nw as u16, nh as u16);
+        // The same settings for either controller; only the mipidsi model type differs.
+        macro_rules! build {
+            ($model:expr) => {
+                Builder::new($model, bus)
+                    .reset_pin(rst)
+                    .display_size(nw, nh)
+                    .display_offset(ox, oy)
+                    .orientation(orientation)
+                    .invert_colors(inversion)
+                    .color_order(order)
+                    .init(delay)
+                    .map_err(init_error)?
+            };
+        }
         let model = match cfg.controller {
-            Controller::St7789 => Model::St7789(
-                Builder::new(ST7789, bus)
-                    .reset_pin(rst)
-                    .display_size(nw, nh)
-                    .display_offset(ox, oy)
-                    .orientation(orientation)
-                    .invert_colors(inversion)
-                    .color_order(order)
-                    .init(delay)
-                    .map_err(init_error)?,
-            ),
-            Controller::Ili9341 => Model::Ili9341(
-                Builder::new(ILI9341Rgb565, bus)
-                    .reset_pin(rst)
-                    .display_size(nw, nh)
-                    .display_offset(ox, oy)
-                    .orientation(orientation)
-                    .invert_colors(inversion)
-                    .color_order(order)
-                    .init(delay)
-                    .map_err(init_error)?,
-            ),
+            Controller::St7789 => Model::St7789(build!(ST7789)),
+            Controller::Ili9341 => Model::Ili9341(build!(ILI9341Rgb565)),
         };
         Ok(Driver {
             model,
