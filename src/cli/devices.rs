@@ -3,13 +3,13 @@
 
 use anyhow::Result;
 
-use super::EXIT_OK;
-
 #[cfg(feature = "camera")]
 pub fn run() -> Result<i32> {
     use crate::capture::camera::{FormatInfo, FrameSizes};
     use crate::capture::pixfmt::{fourcc_str, PixelFormat};
     use crate::capture::v4l2::list_devices;
+
+    use super::EXIT_OK;
 
     fn sizes(f: &FormatInfo) -> String {
         if f.sizes.is_empty() {
