@@ -2,7 +2,7 @@
 //!
 //! The modules follow the data path of the device:
 //!
-//! * [`capture`]: where pixels come from (image files, bundled samples; cameras later) and
+//! * [`capture`]: where pixels come from (image and DICOM files, bundled samples, cameras) and
 //!   safe decoding with size and memory caps;
 //! * [`film`]: checks on the film image itself (quality warnings);
 //! * [`model`]: the model manifest, the preprocessing shared with the training pipeline,
@@ -12,6 +12,7 @@
 //! * [`input`]: the operator's buttons (GPIO lines, debounced) and their keyboard stand-in;
 //! * [`app`]: one film from input to record ([`app::analyse`]) and the unattended loop of a
 //!   board service (`cxr-edge run`);
+//! * [`serve`]: the local upload page and JSON API (`cxr-edge serve`, feature `serve`);
 //! * [`cli`]: the commands of the `cxr-edge` binary.
 //!
 //! Nothing here is a medical device. Every result carries [`NOTICE`].
@@ -24,6 +25,8 @@ pub mod explain;
 pub mod film;
 pub mod input;
 pub mod model;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod store;
 pub mod ui;
 

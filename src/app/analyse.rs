@@ -208,6 +208,18 @@ pub fn analyse_frame_picture(
     picture: bool,
     rec: &mut Record,
 ) -> Result<Option<image::RgbImage>> {
+    Ok(analyse_frame_film(frame, mode, clf, picture, rec)?.1)
+}
+
+/// [`analyse_frame_picture`], also handing back the film as the model saw it (straightened,
+/// when the input was a photo), for the upload page.
+pub fn analyse_frame_film(
+    frame: Frame,
+    mode: InputMode,
+    clf: &Classifier,
+    picture: bool,
+    rec: &mut Record,
+) -> Result<(Frame, Option<image::RgbImage>)> {
     let frame = prepare_film(frame, mode, rec)?;
     let pred = clf.classify(&frame).context("inference failed")?;
     let m = &clf.manifest;
@@ -238,14 +250,15 @@ pub fn analyse_frame_picture(
     );
     rec.label = Some(label);
     rec.decision = Some(pred.decision.clone());
-    Ok(picture.then(|| {
+    let heatmap = picture.then(|| {
         let caption = format!(
             "map: {} {:.0}%",
             label_words(&m.labels[pred.top]),
             100.0 * pred.probs[pred.top]
         );
         heatmap_image(&frame, &pred.cam, pred.top, &caption)
-    }))
+    });
+    Ok((frame, heatmap))
 }
 
 /// Write to a temporary name in the same directory, then rename: a reader never sees half a PNG.

@@ -28,6 +28,14 @@
 //! [storage]
 //! dir = "/var/lib/cxr-edge/results"
 //! keep_images = true
+//!
+//! [serve]                  # `cxr-edge serve`, the upload page
+//! listen = "127.0.0.1:8080"  # another address needs `token`
+//! token = ""               # access token (16+ characters); required when set
+//! max_upload_mb = 32
+//! max_megapixels = 36
+//! queue = 4                # uploads waiting for the model; more get 503 + Retry-After
+//! client_timeout_s = 30    # a client silent this long is dropped
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -188,6 +196,79 @@ impl Default for StorageSection {
     }
 }
 
+/// `cxr-edge serve`: the upload page and JSON API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Access token; empty means none. Listening beyond loopback needs one.
+    #[serde(default)]
+    pub token: String,
+    #[serde(default = "default_upload_mb")]
+    pub max_upload_mb: u64,
+    #[serde(default = "default_megapixels")]
+    pub max_megapixels: u64,
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_s: u64,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults are valid")
+    }
+}
+
+impl ServeSection {
+    fn check(&self) -> Result<()> {
+        if !(1..=512).contains(&self.max_upload_mb) {
+            bail!(
+                "serve.max_upload_mb = {} is outside 1 ..= 512",
+                self.max_upload_mb
+            );
+        }
+        if !(1..=256).contains(&self.max_megapixels) {
+            bail!(
+                "serve.max_megapixels = {} is outside 1 ..= 256",
+                self.max_megapixels
+            );
+        }
+        if !(1..=64).contains(&self.queue) {
+            bail!("serve.queue = {} is outside 1 ..= 64", self.queue);
+        }
+        if !(1..=600).contains(&self.client_timeout_s) {
+            bail!(
+                "serve.client_timeout_s = {} is outside 1 ..= 600",
+                self.client_timeout_s
+            );
+        }
+        if !self.token.is_empty() && self.token.trim().chars().count() < 16 {
+            bail!("serve.token is too short to be safe: use at least 16 characters (e.g. the output of `openssl rand -hex 16`)");
+        }
+        Ok(())
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_upload_mb() -> u64 {
+    32
+}
+fn default_megapixels() -> u64 {
+    // CR/DX films are 5-16 megapixels; a 36 MP upload still fits, and decoding one costs
+    // about 5 bytes a pixel.
+    36
+}
+fn default_queue() -> usize {
+    4
+}
+fn default_client_timeout() -> u64 {
+    30
+}
+
 fn default_storage() -> PathBuf {
     PathBuf::from("cxr-edge-results")
 }
@@ -260,6 +341,8 @@ struct RawConfig {
     storage: StorageSection,
     #[serde(default)]
     buttons: ButtonsSection,
+    #[serde(default)]
+    serve: ServeSection,
 }
 
 #[derive(Debug)]
@@ -281,6 +364,7 @@ pub struct Config {
     pub model: ModelSection,
     pub storage: StorageSection,
     pub buttons: ButtonsSection,
+    pub serve: ServeSection,
 }
 
 impl Config {
@@ -304,6 +388,10 @@ impl Config {
             model: raw.model,
             storage: raw.storage,
             buttons: raw.buttons,
+            serve: {
+                raw.serve.check()?;
+                raw.serve
+            },
         })
     }
 

@@ -70,6 +70,8 @@ pub struct LiveKiosk<'a> {
     /// Analyses run here when `None` (deterministic: scripts, tests).
     worker: Option<Worker>,
     busy: bool,
+    /// Do not print a line per record on stdout (`cxr-edge bench` drives a kiosk).
+    quiet: bool,
     pub totals: Totals,
 }
 
@@ -114,6 +116,7 @@ impl<'a> LiveKiosk<'a> {
             analysed: None,
             worker: None,
             busy: false,
+            quiet: false,
             totals: Totals::default(),
         }
     }
@@ -121,6 +124,12 @@ impl<'a> LiveKiosk<'a> {
     /// Run analyses on `worker` instead of in the frame loop.
     pub fn with_worker(mut self, worker: Worker) -> Self {
         self.worker = Some(worker);
+        self
+    }
+
+    /// No line per record on stdout (the record is still written).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
         self
     }
 
@@ -346,6 +355,7 @@ impl<'a> LiveKiosk<'a> {
             record: rec,
         };
         match self.log.write(&name, &stored) {
+            Ok(_) if self.quiet => {}
             Ok(p) => println!("{} {}", super::summary_line(rec), p.display()),
             Err(e) => {
                 eprintln!("cxr-edge run: {e:#}");

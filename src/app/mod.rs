@@ -205,11 +205,11 @@ impl Kiosk<'_> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn summary_line(rec: &Record) -> String {
+pub(crate) fn summary_line(rec: &Record) -> String {
     match (&rec.result, &rec.error) {
         (_, Some(e)) => format!("{}  failed: {e}", rec.path),
         (Some(r), None) => format!("{}  {r}  ({})", rec.path, crate::NOTICE),

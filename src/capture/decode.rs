@@ -48,7 +48,7 @@ pub enum DecodeError {
     Empty,
     #[error("file is {size} bytes, larger than the {limit}-byte limit")]
     FileTooLarge { size: u64, limit: u64 },
-    #[error("not a supported image (PNG, JPEG, BMP or TIFF expected; content was checked, not the name)")]
+    #[error("not a supported image (PNG, JPEG, BMP, TIFF or DICOM expected; content was checked, not the name)")]
     UnknownFormat,
     #[error("{format} image of {width}x{height} pixels exceeds the limit ({limit}); refusing to decode it")]
     TooLarge {
@@ -63,6 +63,13 @@ pub enum DecodeError {
     Corrupt { format: Fmt, detail: String },
     #[error("{format} pixel layout {layout} is not supported")]
     Unsupported { format: Fmt, layout: String },
+    #[error("DICOM file is corrupt or truncated: {0}")]
+    DicomCorrupt(String),
+    /// The header says the image is not a frontal chest radiograph (or cannot be one).
+    #[error("DICOM file refused: {0}")]
+    DicomRefused(String),
+    #[error("DICOM file uses an encoding this build cannot read: {0}")]
+    DicomUnsupported(String),
 }
 
 /// Image format name for messages.
@@ -109,6 +116,14 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DecodeError> {
 pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
+    }
+    if super::dicom_magic(bytes) {
+        #[cfg(feature = "dicom")]
+        return super::dicom::decode_dicom(bytes, limits);
+        #[cfg(not(feature = "dicom"))]
+        return Err(DecodeError::DicomUnsupported(
+            "this build of cxr-edge was made without DICOM support (cargo feature `dicom`)".into(),
+        ));
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -162,6 +177,10 @@ pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
 /// cannot be read). Readers and PACS export grey files; cameras and phones write colour, even
 /// of a grey film, which is what `--input auto` leans on first.
 pub fn is_grey_file(bytes: &[u8]) -> Option<bool> {
+    // DICOM files come from readers and PACS, never from a camera pointed at a light box.
+    if super::dicom_magic(bytes) {
+        return Some(true);
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .ok()?;

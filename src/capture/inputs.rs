@@ -10,7 +10,7 @@ use super::samples::Sample;
 
 /// Extensions looked for when walking a directory. Files named explicitly are always tried:
 /// the content decides the format, never the name.
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "dicom"];
 
 #[derive(Clone, Debug)]
 pub enum InputSource {
@@ -42,7 +42,7 @@ impl Input {
     }
 }
 
-/// Named like an image file cxr-edge reads (PNG, JPEG, BMP, TIFF), case-insensitively.
+/// Named like an image file cxr-edge reads (PNG, JPEG, BMP, TIFF, DICOM), case-insensitively.
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())

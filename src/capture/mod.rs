@@ -6,6 +6,8 @@
 //! downstream runs without hardware.
 
 pub mod camera;
+#[cfg(feature = "dicom")]
+pub mod dicom;
 mod decode;
 mod inputs;
 pub mod pixfmt;
@@ -85,4 +87,10 @@ pub fn open_camera(
     _opts: camera::CameraOptions,
 ) -> anyhow::Result<Box<dyn FrameSource>> {
     anyhow::bail!("cannot use camera {device}: this build has no camera support (built without the `camera` feature)")
+}
+
+/// A DICOM Part 10 file: a 128-byte preamble, then "DICM" (checked in every build, so a build
+/// without DICOM support can say why it refuses one).
+pub fn dicom_magic(bytes: &[u8]) -> bool {
+    bytes.len() >= 132 && &bytes[128..132] == b"DICM"
 }

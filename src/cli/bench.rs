@@ -1,38 +1,82 @@
 //! `cxr-edge bench`: how long each stage of the device takes on this machine, for each shipped
-//! model variant, as medians with their spread (10th-90th percentile) over repeated runs.
-//! Timings never live in tests; this is where they are measured.
+//! model variant and thread count, as medians with their spread (10th-90th percentile) over
+//! repeated runs. Timings never live in tests; this is where they are measured.
 //!
 //! Stages follow the data path: decode a JPEG film, find the film in a simulated 1280x720
 //! camera frame and rectify it, preprocess, infer, draw the heatmap, render the 800x480 result
-//! screen; then the whole digital path end to end. Model load (start-up) is timed separately.
+//! screen; then the whole digital path end to end. Model load (start-up) is timed separately,
+//! and the camera preview's frame rate is measured while an analysis runs beside it.
+//!
+//! Threads: tract-onnx 0.23 runs one inference on one thread (its multi-threaded matrix
+//! products sit behind tract-linalg's `multithread-mm` feature, which tract-onnx does not
+//! forward). `--threads N` with N > 1 therefore runs N films at once, one per thread, and
+//! reports the wall time per film: the throughput of `classify -j N`, not the latency of one.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use serde::Serialize;
 
 use super::{BenchArgs, EXIT_OK};
 use crate::app::analyse::Record;
-use crate::capture::{decode_image, samples, Limits};
+use crate::capture::{decode_image, samples, Frame, Limits};
 use crate::explain::heatmap_image;
 use crate::film::gates::check_photo;
 use crate::film::simulate::{simulate, Placement, SimOptions};
 use crate::film::{assess, find_film, rectify};
 use crate::model::{label_words, manifest::locate_manifest, Classifier, Manifest};
-use crate::ui::{render, ResultView, Screen};
+use crate::ui::{render, PreviewView, ResultView, Screen};
 
-#[derive(Serialize)]
-struct Stage {
-    variant: String,
-    stage: &'static str,
-    runs: usize,
-    median_ms: f64,
-    p10_ms: f64,
-    p90_ms: f64,
+mod choose;
+mod preview;
+
+/// The options `cxr-edge bench` adds to `--runs`, `--json` and the model selection.
+#[derive(Args, Debug, Clone)]
+pub struct BenchMore {
+    /// Thread counts to time inference and the end-to-end path with (comma-separated). N > 1
+    /// runs N films at once, one thread each, and reports ms per film (tract-onnx 0.23 runs one
+    /// inference on one thread).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2",
+        value_name = "N,.."
+    )]
+    pub threads: Vec<usize>,
+    /// Analyses to run beside the 640x480 camera preview when measuring its frame rate
+    /// (0 skips that measurement).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub preview_analyses: usize,
+    /// Only the stages whose name contains this text (e.g. `inference`, `load`).
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
+    /// Choose the model variant for this machine: time every variant of the manifest, keep
+    /// those that give the reference's (f32) top label on every bundled film, print the fastest.
+    #[arg(long)]
+    pub choose: bool,
+    /// With --choose: write the chosen variant as `variant` in the `[model]` table of this
+    /// config file (every other line is kept).
+    #[arg(long, value_name = "FILE", requires = "choose")]
+    pub write_config: Option<std::path::PathBuf>,
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
+#[derive(Serialize, Clone)]
+pub(crate) struct Stage {
+    pub variant: String,
+    pub stage: &'static str,
+    pub threads: usize,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub p10_ms: f64,
+    pub p90_ms: f64,
+    /// Frames per second, for the preview row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+}
+
+pub(crate) fn time_runs(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
     f(); // warm-up: caches, lazy initialisation
     (0..runs)
         .map(|_| {
@@ -43,118 +87,206 @@ fn time_runs(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
-fn stage(variant: &str, name: &'static str, mut ms: Vec<f64>) -> Stage {
+/// `threads` copies of `f` at once, one per thread; milliseconds of wall time per copy.
+fn time_parallel(runs: usize, threads: usize, f: impl Fn() + Sync) -> Vec<f64> {
+    if threads <= 1 {
+        return time_runs(runs, &f);
+    }
+    time_runs(runs, || {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(&f);
+            }
+        })
+    })
+    .into_iter()
+    .map(|ms| ms / threads as f64)
+    .collect()
+}
+
+pub(crate) fn stage(variant: &str, name: &'static str, threads: usize, mut ms: Vec<f64>) -> Stage {
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
     Stage {
         variant: variant.to_string(),
         stage: name,
+        threads,
         runs: ms.len(),
         median_ms: q(0.5),
         p10_ms: q(0.1),
         p90_ms: q(0.9),
+        fps: None,
     }
+}
+
+/// The bundled film the bench uses (a JPEG, so decoding is timed on the common case).
+fn bench_sample() -> Result<&'static samples::Sample> {
+    samples::all()
+        .iter()
+        .find(|s| s.name.ends_with(".jpg"))
+        .or_else(|| samples::all().first())
+        .context("this build has no bundled sample film to benchmark with")
+}
+
+/// A camera frame of `film` on a light box: the first seed (fixed order, so the same frame on
+/// every machine) whose frame the finder accepts. Accuracy is measured elsewhere
+/// (examples/finder_eval.rs); this only needs a frame that goes through every stage.
+pub(crate) fn photo_of(film: &Frame, width: usize, height: usize) -> Result<Frame> {
+    (1..=64u64)
+        .find_map(|seed| {
+            let sim = simulate(
+                film,
+                &SimOptions::new(width, height, 0.2, Placement::Inside, seed),
+            );
+            find_film(&sim.frame).ok()?;
+            check_photo(&sim.frame).ok()?;
+            Some(sim.frame)
+        })
+        .with_context(|| format!("the finder found the film in none of 64 {width}x{height} frames"))
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
+    if args.more.choose {
+        return choose::run(&manifest_path, &args);
+    }
     let manifest = Manifest::load(&manifest_path)?;
     let variants: Vec<String> = match &args.model.variant {
         Some(v) => vec![v.clone()],
         None => manifest.variants.keys().cloned().collect(),
     };
     let runs = args.runs.max(3);
-    let sample = samples::all()
-        .iter()
-        .find(|s| s.name.ends_with(".jpg"))
-        .or_else(|| samples::all().first())
-        .context("this build has no bundled sample film to benchmark with")?;
+    let mut threads = args.more.threads.clone();
+    threads.retain(|&n| n >= 1);
+    threads.dedup();
+    if threads.is_empty() {
+        threads.push(1);
+    }
+    let sample = bench_sample()?;
     let limits = Limits::default();
     let film = decode_image(sample.bytes, &limits)?;
-    // A camera frame of a film on a light box: the first seed (fixed order, so the same frame
-    // on every machine) whose frame the finder accepts. Accuracy is measured elsewhere
-    // (examples/finder_eval.rs); this only needs a frame that goes through every stage.
-    let (sim, found) = (1..=64u64)
-        .find_map(|seed| {
-            let sim = simulate(
-                &film,
-                &SimOptions::new(1280, 720, 0.2, Placement::Inside, seed),
-            );
-            let found = find_film(&sim.frame).ok()?;
-            check_photo(&sim.frame).ok()?;
-            Some((sim, found))
-        })
-        .context("the finder found the film in none of 64 simulated frames")?;
+    let frame = photo_of(&film, 1280, 720)?;
+    let corners = find_film(&frame)?.corners;
+    let small = photo_of(&film, 640, 480)?;
     let (rw, rh) = (film.width.min(512), film.height.min(512));
 
     let mut rows = Vec::new();
-    rows.push(stage(
+    let want = |name: &str| args.more.only.as_deref().is_none_or(|o| name.contains(o));
+    // A stage's timings are only taken when the stage is wanted (`--only`).
+    macro_rules! row {
+        ($v:expr, $name:expr, $n:expr, $ms:expr $(,)?) => {
+            if want($name) {
+                rows.push(stage($v, $name, $n, $ms));
+            }
+        };
+    }
+    row!(
         "-",
         "decode JPEG",
+        1,
         time_runs(runs, || {
             decode_image(sample.bytes, &limits).unwrap();
         }),
-    ));
-    rows.push(stage(
+    );
+    row!(
         "-",
         "find film (1280x720)",
+        1,
         time_runs(runs, || {
-            find_film(&sim.frame).unwrap();
+            find_film(&frame).unwrap();
         }),
-    ));
-    rows.push(stage(
+    );
+    row!(
+        "-",
+        "find film (640x480)",
+        1,
+        time_runs(runs, || {
+            find_film(&small).unwrap();
+        }),
+    );
+    row!(
         "-",
         "rectify",
+        1,
         time_runs(runs, || {
-            rectify(&sim.frame, &found.corners, rw, rh).unwrap();
+            rectify(&frame, &corners, rw, rh).unwrap();
         }),
-    ));
-    rows.push(stage(
+    );
+    row!(
         "-",
         "quality checks",
+        1,
         time_runs(runs, || {
             assess(&film);
         }),
-    ));
+    );
+    let preview_pic = image::RgbImage::from_pixel(480, 360, image::Rgb([90, 90, 90]));
+    row!(
+        "-",
+        "render preview screen 800x480",
+        1,
+        time_runs(runs, || {
+            render(
+                &Screen::Preview(PreviewView {
+                    picture: &preview_pic,
+                    outline: None,
+                    hint: "Hold still.",
+                    steady: true,
+                }),
+                800,
+                480,
+            );
+        }),
+    );
     for v in &variants {
-        let load = time_runs(3.min(runs), || {
-            Classifier::load(&manifest_path, Some(v)).unwrap();
-        });
-        rows.push(stage(v, "model load + optimise", load));
+        row!(
+            v,
+            "model load + optimise",
+            1,
+            time_runs(3.min(runs), || {
+                Classifier::load(&manifest_path, Some(v)).unwrap();
+            })
+        );
         let clf = Classifier::load(&manifest_path, Some(v))?;
         let tensor = clf.preprocess(&film);
-        rows.push(stage(
+        row!(
             v,
             "preprocess",
+            1,
             time_runs(runs, || {
                 clf.preprocess(&film);
             }),
-        ));
-        rows.push(stage(
-            v,
-            "inference (1 thread)",
-            time_runs(runs, || {
-                clf.run_tensor(&tensor).unwrap();
-            }),
-        ));
+        );
+        for &n in &threads {
+            row!(
+                v,
+                "inference",
+                n,
+                time_parallel(runs, n, || {
+                    clf.run_tensor(&tensor).unwrap();
+                }),
+            );
+        }
         // The camera path up to the model's input, as one figure: what a frame costs before
         // inference (issue aim: <= 15 ms at 1280x720 on the development machine).
-        rows.push(stage(
+        row!(
             v,
             "photo to model input (1280x720)",
+            1,
             time_runs(runs, || {
-                let report = check_photo(&sim.frame).unwrap();
+                let report = check_photo(&frame).unwrap();
                 clf.preprocess(&report.film);
             }),
-        ));
+        );
         let pred = clf.run_tensor(&tensor)?;
-        rows.push(stage(
+        row!(
             v,
             "heatmap",
+            1,
             time_runs(runs, || {
                 heatmap_image(&film, &pred.cam, pred.top, "map");
             }),
-        ));
+        );
         let mut rec = Record::new("bench", clf.id());
         rec.result = Some(label_words(pred.label(&clf.manifest)).to_string());
         rec.label = Some(pred.label(&clf.manifest).to_string());
@@ -178,23 +310,34 @@ pub fn run(args: BenchArgs) -> Result<i32> {
             )
         };
         let pic = heatmap_image(&film, &pred.cam, pred.top, "map");
-        rows.push(stage(
+        row!(
             v,
             "render result screen 800x480",
+            1,
             time_runs(runs, || {
                 screen(&pic);
             }),
-        ));
-        rows.push(stage(
-            v,
-            "end to end: JPEG to screen",
-            time_runs(runs, || {
-                let f = decode_image(sample.bytes, &limits).unwrap();
-                assess(&f);
-                let p = clf.classify(&f).unwrap();
-                screen(&heatmap_image(&f, &p.cam, p.top, "map"));
-            }),
-        ));
+        );
+        for &n in &threads {
+            row!(
+                v,
+                "end to end: JPEG to screen",
+                n,
+                time_parallel(runs, n, || {
+                    let f = decode_image(sample.bytes, &limits).unwrap();
+                    assess(&f);
+                    let p = clf.classify(&f).unwrap();
+                    screen(&heatmap_image(&f, &p.cam, p.top, "map"));
+                }),
+            );
+        }
+        if args.more.preview_analyses > 0 && want("preview 640x480 during analysis") {
+            rows.push(preview::during_analysis(
+                &clf,
+                &small,
+                args.more.preview_analyses,
+            )?);
+        }
     }
 
     let stdout = std::io::stdout();
@@ -214,15 +357,24 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         )?;
         writeln!(
             out,
-            "{:<8} {:<32} {:>10} {:>19}",
-            "MODEL", "STAGE", "MEDIAN ms", "p10-p90 ms"
+            "THREADS N > 1: N films at once, one thread each, ms per film (tract runs one \
+             inference on one thread)"
+        )?;
+        writeln!(
+            out,
+            "{:<8} {:<34} {:>7} {:>10} {:>19}",
+            "MODEL", "STAGE", "THREADS", "MEDIAN ms", "p10-p90 ms"
         )?;
         for r in &rows {
-            writeln!(
+            write!(
                 out,
-                "{:<8} {:<32} {:>10.2} {:>9.2}-{:<9.2}",
-                r.variant, r.stage, r.median_ms, r.p10_ms, r.p90_ms
+                "{:<8} {:<34} {:>7} {:>10.2} {:>9.2}-{:<9.2}",
+                r.variant, r.stage, r.threads, r.median_ms, r.p10_ms, r.p90_ms
             )?;
+            match r.fps {
+                Some(fps) => writeln!(out, " {fps:.1} frames/s")?,
+                None => writeln!(out)?,
+            }
         }
     }
     Ok(EXIT_OK)

@@ -8,6 +8,8 @@ mod devices;
 mod history;
 mod output;
 mod run;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,9 @@ pub enum Command {
     Capture(CaptureArgs),
     /// List the cameras on this machine with their formats and frame sizes.
     Devices,
+    /// Serve the upload page and JSON API (local only unless a token is configured).
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
     /// Time every stage (decode, film finding, rectification, preprocessing, inference,
     /// heatmap, screen) for each model variant on this machine.
     Bench(BenchArgs),
@@ -92,6 +97,25 @@ pub struct BenchArgs {
     /// One JSON object per stage instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub more: bench::BenchMore,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; the [serve], [model] and [storage] sections). Default:
+    /// /etc/cxr-edge/config.toml if it exists, otherwise built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, IP:PORT (default 127.0.0.1:8080; another address needs the
+    /// config's access token).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Override the config's results folder.
+    #[arg(long, value_name = "DIR")]
+    pub storage: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -149,7 +173,7 @@ pub struct ModelArgs {
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
-    /// Image files (PNG, JPEG, BMP, TIFF), directories (searched recursively) or glob patterns.
+    /// Image files (PNG, JPEG, BMP, TIFF, DICOM), directories (searched recursively) or glob patterns.
     pub paths: Vec<String>,
     /// One JSON object per line on stdout instead of a table.
     #[arg(long)]
@@ -179,6 +203,8 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Devices => devices::run(),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

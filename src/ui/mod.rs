@@ -74,7 +74,7 @@ impl Problem {
             Problem::NoFilm => "Clip the film to the light box, switch the light on, and fill most of the view with the film.",
             Problem::NotChest => "This does not look like a frontal chest X-ray, so no result about the lungs is given. Use a chest film.",
             Problem::ModelFailed => "Reinstall the cxr-edge package or fix [model] in /etc/cxr-edge/config.toml. Retrying every 30 s.",
-            Problem::BadImage => "Check the file (PNG, JPEG, BMP or TIFF) and try another image.",
+            Problem::BadImage => "Check the file (PNG, JPEG, BMP, TIFF or DICOM) and try another image.",
         }
     }
 }

@@ -1,0 +1,353 @@
+//! DICOM files from CR/DX readers and PACS exports.
+//!
+//! Only what a chest film needs is read: the image of a projection radiograph, with the
+//! modality rescale, the window stored in the file and MONOCHROME1 turned the right way round.
+//! The header is checked first, so a CT slice, a lateral view or a knee is refused with the
+//! reason instead of being classified. Patient attributes (name, ID, birth date...) are never
+//! read: nothing here can copy them into a record, a log or an output file.
+//!
+//! Every size is checked against [`Limits`] before pixel data is decoded, and the decoders run
+//! under `catch_unwind`: a hostile file costs an error, never the process.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::{
+    ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutFunction, VoiLutOption, WindowLevel,
+};
+
+use super::decode::{DecodeError, Limits};
+use super::Frame;
+
+/// A DICOM Part 10 file: 128-byte preamble, then "DICM". Files without the preamble (raw data
+/// sets) are not accepted: every reader and PACS export writes Part 10 files.
+pub fn is_dicom(bytes: &[u8]) -> bool {
+    super::dicom_magic(bytes)
+}
+
+/// Modalities of projection radiographs: computed and digital radiography (RG: radiographic
+/// imaging with indirect capture; DR: not a DICOM term, but written by some DR systems).
+const PROJECTION_MODALITIES: &[&str] = &["CR", "DX", "RG", "DR"];
+
+/// View positions that are not frontal (lateral and oblique); the model was trained on PA and
+/// AP views only.
+const NOT_FRONTAL_VIEWS: &[&str] = &["LL", "RL", "LLO", "RLO", "LAT", "LATERAL"];
+
+/// Body parts a chest film is filed under.
+const CHEST_PARTS: &[&str] = &["CHEST", "THORAX", "LUNG", "LUNGS", "TORAX", "THORAX_CHEST"];
+
+fn corrupt(detail: impl std::fmt::Display) -> DecodeError {
+    DecodeError::DicomCorrupt(detail.to_string())
+}
+
+fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    let v = obj.get(tag)?.to_str().ok()?;
+    let v = v
+        .trim_matches(|c: char| c.is_whitespace() || c == '\0')
+        .to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+fn number(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
+    let v = obj.get(tag)?;
+    v.to_int::<i64>()
+        .ok()
+        .or_else(|| text(obj, tag)?.parse().ok())
+        .and_then(|n| u64::try_from(n).ok())
+}
+
+/// Whether the header describes something other than a frontal chest radiograph; the reason
+/// in words when it does.
+fn refusal(obj: &DefaultDicomObject) -> Option<String> {
+    let modality = text(obj, tags::MODALITY).map(|m| m.to_uppercase());
+    match modality.as_deref() {
+        None => {
+            return Some(
+                "the file does not say what kind of image it is (no Modality); only chest radiographs (CR, DX) are accepted".into(),
+            )
+        }
+        Some(m) if !PROJECTION_MODALITIES.contains(&m) => {
+            return Some(format!(
+                "this is a {m} image, not a radiograph; only chest radiographs (CR, DX) are accepted"
+            ))
+        }
+        _ => {}
+    }
+    if let Some(view) = text(obj, tags::VIEW_POSITION).map(|v| v.to_uppercase()) {
+        if NOT_FRONTAL_VIEWS.contains(&view.as_str()) {
+            return Some(format!(
+                "the header says this is a {view} (lateral or oblique) view; only frontal (PA or AP) chest films are analysed"
+            ));
+        }
+    }
+    if let Some(part) = text(obj, tags::BODY_PART_EXAMINED).map(|v| v.to_uppercase()) {
+        if !CHEST_PARTS.contains(&part.as_str()) {
+            return Some(format!(
+                "the header says this image is of the {part}, not the chest"
+            ));
+        }
+    }
+    None
+}
+
+/// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
+pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
+    if !is_dicom(bytes) {
+        return Err(corrupt("no DICM marker after the 128-byte preamble"));
+    }
+    prescan(bytes).map_err(corrupt)?;
+    let obj = catch_unwind(AssertUnwindSafe(|| {
+        OpenFileOptions::new().from_reader(&bytes[128..])
+    }))
+    .map_err(|_| corrupt("the header could not be parsed"))?
+    .map_err(corrupt)?;
+
+    if let Some(why) = refusal(&obj) {
+        return Err(DecodeError::DicomRefused(why));
+    }
+    if obj.get(tags::PIXEL_DATA).is_none() {
+        return Err(DecodeError::DicomRefused(
+            "the file holds no image (no Pixel Data)".into(),
+        ));
+    }
+    let rows = number(&obj, tags::ROWS).ok_or_else(|| corrupt("no Rows in the header"))?;
+    let cols = number(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns in the header"))?;
+    let frames = number(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    let samples = number(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let photometric = text(&obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    if samples != 1 || !photometric.starts_with("MONOCHROME") {
+        return Err(DecodeError::DicomRefused(format!(
+            "the image is {} ({samples} samples per pixel); a radiograph is stored as MONOCHROME1 or MONOCHROME2",
+            if photometric.is_empty() { "of unknown colour type" } else { &photometric }
+        )));
+    }
+    if rows > limits.max_side as u64 || cols > limits.max_side as u64 {
+        return Err(DecodeError::DicomRefused(format!(
+            "the image is {cols}x{rows} pixels, larger than the limit of {} pixels per side",
+            limits.max_side
+        )));
+    }
+    // All frames are decoded at once by the library, so all of them count.
+    if rows * cols * frames > limits.max_pixels {
+        return Err(DecodeError::DicomRefused(format!(
+            "the image is {cols}x{rows} pixels x {frames} frames, more than the limit of {} megapixels",
+            limits.max_pixels / 1_000_000
+        )));
+    }
+    if rows < limits.min_side as u64 || cols < limits.min_side as u64 {
+        return Err(DecodeError::TooSmall {
+            width: cols as u32,
+            height: rows as u32,
+            min: limits.min_side,
+        });
+    }
+
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let grey = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<f32>, DecodeError> {
+        let pixels = obj.decode_pixel_data_frame(0).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("nsupported") || msg.contains("not supported") {
+                DecodeError::DicomUnsupported(format!("transfer syntax {ts}: {msg}"))
+            } else {
+                corrupt(format!("pixel data: {msg}"))
+            }
+        })?;
+        // The modality rescale (slope, intercept) by the library; the window ourselves, so
+        // the rule is visible here and no image-format features are pulled into the build.
+        let options = ConvertOptions::new()
+            .with_modality_lut(ModalityLutOption::Default)
+            .with_voi_lut(VoiLutOption::Identity);
+        let values: Vec<f64> = pixels
+            .to_vec_frame_with_options(0, &options)
+            .map_err(|e| corrupt(format!("pixel data: {e}")))?;
+        if values.len() as u64 != rows * cols {
+            return Err(corrupt(format!(
+                "{} pixel values where the header says {cols}x{rows}",
+                values.len()
+            )));
+        }
+        let window = pixels
+            .window()
+            .ok()
+            .flatten()
+            .and_then(|w| w.first().copied());
+        let function = pixels
+            .voi_lut_function()
+            .ok()
+            .flatten()
+            .and_then(|f| f.first().copied())
+            .unwrap_or_default();
+        Ok(voi(&values, window.filter(|w| w.width > 0.0), function))
+    }))
+    .map_err(|_| corrupt("the pixel data could not be decoded"))??;
+
+    let (w, h) = (cols as usize, rows as usize);
+    let mut data = grey;
+    // MONOCHROME1: high values are dark. A presentation LUT of INVERSE flips once more.
+    let mut invert = photometric == "MONOCHROME1";
+    if text(&obj, tags::PRESENTATION_LUT_SHAPE).as_deref() == Some("INVERSE") {
+        invert = !invert;
+    }
+    if invert {
+        data.iter_mut().for_each(|v| *v = 255.0 - *v);
+    }
+    Ok(Frame::new(w, h, data))
+}
+
+/// Walk the element headers of the meta group and of the data set (explicit or implicit VR
+/// little endian) and check that every length fits in the file, before the parser sees it. A
+/// damaged length otherwise sends the parser through megabytes of garbage (measured: seconds
+/// per file), which an upload page cannot afford. Stops, accepting, where lengths are
+/// undefined (sequences, encapsulated pixel data) or the encoding is deflated or big endian.
+fn prescan(bytes: &[u8]) -> Result<(), String> {
+    const LONG: [&[u8; 2]; 13] = [
+        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+    ];
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let mut at = 132;
+    let mut explicit = true;
+    let mut in_meta = true;
+    let mut transfer_syntax = String::new();
+    while at < bytes.len() {
+        if at + 8 > bytes.len() {
+            return Err(format!(
+                "the file ends inside an element header at byte {at}"
+            ));
+        }
+        let (group, element) = (u16_at(at), u16_at(at + 2));
+        if in_meta && group != 0x0002 {
+            in_meta = false;
+            match transfer_syntax.as_str() {
+                "1.2.840.10008.1.2" => explicit = false,
+                // Deflated or big endian: the parser checks these itself.
+                "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.2" => return Ok(()),
+                _ => {}
+            }
+        }
+        let (len, value_at) = if explicit {
+            let vr = [bytes[at + 4], bytes[at + 5]];
+            if !vr.iter().all(u8::is_ascii_uppercase) {
+                return Err(format!(
+                    "element ({group:04X},{element:04X}) at byte {at} has no valid value representation"
+                ));
+            }
+            if LONG.contains(&&vr) {
+                if at + 12 > bytes.len() {
+                    return Err(format!(
+                        "the file ends inside an element header at byte {at}"
+                    ));
+                }
+                (u32_at(at + 8), at + 12)
+            } else {
+                (u16_at(at + 6) as u32, at + 8)
+            }
+        } else {
+            (u32_at(at + 4), at + 8)
+        };
+        if len == u32::MAX {
+            return Ok(());
+        }
+        let end = value_at + len as usize;
+        if end > bytes.len() {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) claims {len} bytes but only {} remain",
+                bytes.len() - value_at
+            ));
+        }
+        if (group, element) == (0x0002, 0x0010) {
+            transfer_syntax = String::from_utf8_lossy(&bytes[value_at..end])
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// The VOI transform of DICOM PS3.3 C.11.2.1.2 onto 0..255 (rounded to whole grey levels, as
+/// an 8-bit export would be); min-max over the image when the file gives no window.
+fn voi(values: &[f64], window: Option<WindowLevel>, function: VoiLutFunction) -> Vec<f32> {
+    let (ymin, ymax) = (0.0, 255.0);
+    let map: Box<dyn Fn(f64) -> f64> = match window {
+        Some(WindowLevel {
+            center: c,
+            width: w,
+        }) => match function {
+            VoiLutFunction::Linear if w >= 1.0 => Box::new(move |x: f64| {
+                if x <= c - 0.5 - (w - 1.0) / 2.0 {
+                    ymin
+                } else if x > c - 0.5 + (w - 1.0) / 2.0 {
+                    ymax
+                } else {
+                    ((x - (c - 0.5)) / (w - 1.0) + 0.5) * (ymax - ymin) + ymin
+                }
+            }),
+            VoiLutFunction::Sigmoid => {
+                Box::new(move |x: f64| (ymax - ymin) / (1.0 + (-4.0 * (x - c) / w).exp()) + ymin)
+            }
+            // LINEAR_EXACT, and LINEAR with a width below 1 (which LINEAR does not allow).
+            _ => Box::new(move |x: f64| ((x - c) / w + 0.5) * (ymax - ymin) + ymin),
+        },
+        None => {
+            let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let span = (hi - lo).max(f64::EPSILON);
+            Box::new(move |x: f64| (x - lo) / span * (ymax - ymin) + ymin)
+        }
+    };
+    values
+        .iter()
+        .map(|&x| map(x).clamp(ymin, ymax).round() as f32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_part10_files_are_dicom() {
+        let mut b = vec![0u8; 140];
+        assert!(!is_dicom(&b));
+        b[128..132].copy_from_slice(b"DICM");
+        assert!(is_dicom(&b));
+        assert!(!is_dicom(&b[..131]));
+    }
+
+    #[test]
+    fn windows_follow_the_standard() {
+        let xs = [0.0, 100.0, 127.5, 128.0, 200.0, 255.0, 1000.0];
+        let id = WindowLevel {
+            center: 128.0,
+            width: 256.0,
+        };
+        let linear = voi(&xs, Some(id), VoiLutFunction::Linear);
+        assert_eq!(linear, vec![0.0, 100.0, 128.0, 128.0, 200.0, 255.0, 255.0]);
+        let narrow = WindowLevel {
+            center: 100.0,
+            width: 20.0,
+        };
+        let n = voi(&xs, Some(narrow), VoiLutFunction::Linear);
+        assert_eq!((n[0], n[1], n[4]), (0.0, 134.0, 255.0));
+        let s = voi(&[100.0], Some(narrow), VoiLutFunction::Sigmoid);
+        assert_eq!(s, vec![128.0]);
+        let mm = voi(&[10.0, 20.0, 30.0], None, VoiLutFunction::Linear);
+        assert_eq!(mm, vec![0.0, 128.0, 255.0]);
+    }
+
+    #[test]
+    fn a_preamble_without_a_data_set_is_corrupt() {
+        let mut b = vec![0u8; 200];
+        b[128..132].copy_from_slice(b"DICM");
+        let e = decode_dicom(&b, &Limits::default()).unwrap_err();
+        assert!(matches!(e, DecodeError::DicomCorrupt(_)), "{e}");
+    }
+}

@@ -1,0 +1,34 @@
+//! `cxr-edge serve`: resolve the configuration, load the model, open the results log, serve.
+
+use anyhow::Result;
+
+use super::{ServeArgs, EXIT_OK};
+use crate::app::config::Config;
+use crate::model::{manifest::locate_manifest, Classifier};
+use crate::serve::{run as serve, ServeOptions};
+use crate::store::ResultsLog;
+
+pub fn run(args: ServeArgs) -> Result<i32> {
+    let mut cfg = Config::find(args.config.as_deref())?;
+    if let Some(dir) = &args.storage {
+        cfg.storage.dir = dir.clone();
+    }
+    // Checked before the model loads, so a refused address is reported at once.
+    let opts =
+        ServeOptions::from_config(&cfg.serve, args.listen.as_deref(), cfg.storage.keep_images)?;
+    let manifest = locate_manifest(
+        args.model
+            .model
+            .as_deref()
+            .or(cfg.model.manifest.as_deref()),
+    )?;
+    let variant = args
+        .model
+        .variant
+        .as_deref()
+        .or(cfg.model.variant.as_deref());
+    let clf = Classifier::load(&manifest, variant)?;
+    let log = ResultsLog::open(&cfg.storage.dir)?;
+    serve(opts, clf, log)?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,426 @@
+//! `cxr-edge serve`: a local upload page and JSON API over the same model, preprocessing and
+//! results log as the kiosk, for clinics whose films are already files (PNG, JPEG, DICOM).
+//!
+//! Safe by default: it listens on loopback only; any other address needs an access token in
+//! the config. Uploads are capped in bytes and pixels, wait in a bounded queue in front of one
+//! model thread (a full queue answers 503 with Retry-After), and slow or silent clients are
+//! dropped. The file's content decides what it is, never its name or declared type.
+//!
+//! Routes: `GET /` (the page), `GET /app.js`, `GET /api/health`, `POST /api/classify`
+//! (multipart field `file`, optional field `input` = digital | film-photo | auto; answers with
+//! the `classify --json` record), `GET /api/results/{id}/{film|heatmap}.png` (the pictures of
+//! the last results, for the page).
+
+pub mod client;
+mod net;
+#[cfg(test)]
+mod tests;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::analyse::{InputMode, Record};
+use crate::app::config::ServeSection;
+use crate::capture::Limits;
+use crate::model::Classifier;
+use crate::store::ResultsLog;
+pub use net::{is_loopback, token_matches};
+#[cfg(test)]
+use worker::Analyse;
+use worker::{Analyser, Job, Pictures, Queue, Refused};
+
+const PAGE: &str = include_str!("page.html");
+const SCRIPT: &str = include_str!("page.js");
+/// Seconds a client is asked to wait when the queue is full.
+const RETRY_AFTER_S: u64 = 2;
+
+/// Everything `serve` needs, resolved from the config and the command line.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub max_upload_bytes: u64,
+    pub max_pixels: u64,
+    pub queue: usize,
+    pub client_timeout: Duration,
+    pub keep_images: bool,
+}
+
+impl ServeOptions {
+    /// From the `[serve]` section, with `listen` overridden when given. Refuses a listening
+    /// address beyond this machine without a token.
+    pub fn from_config(s: &ServeSection, listen: Option<&str>, keep_images: bool) -> Result<Self> {
+        let text = listen.unwrap_or(&s.listen);
+        let listen: SocketAddr = text.parse().with_context(|| {
+            format!("listen address '{text}' is not IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+        })?;
+        let token = Some(s.token.trim().to_string()).filter(|t| !t.is_empty());
+        if token.is_none() && !is_loopback(&listen) {
+            bail!(
+                "listening on {listen} would open the upload page to the network; set an access token first ([serve] token = \"...\" in the config, 16+ characters), or listen on 127.0.0.1"
+            );
+        }
+        Ok(ServeOptions {
+            listen,
+            token,
+            max_upload_bytes: s.max_upload_mb << 20,
+            max_pixels: s.max_megapixels * 1_000_000,
+            queue: s.queue,
+            client_timeout: Duration::from_secs(s.client_timeout_s),
+            keep_images,
+        })
+    }
+}
+
+struct AppState {
+    queue: Queue,
+    /// Uploads being received at once; with the queue this bounds the memory held in bodies.
+    receiving: Arc<tokio::sync::Semaphore>,
+    pictures: Arc<Mutex<Pictures>>,
+    token: Option<String>,
+    model: crate::model::ModelId,
+    body_timeout: Duration,
+}
+
+type Shared = Arc<AppState>;
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let body = Json(json!({ "error": msg.into(), "notice": crate::NOTICE }));
+    (status, body).into_response()
+}
+
+/// `Authorization: Bearer <token>` when a token is configured.
+fn authorised(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &st.token else {
+        return Ok(());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        None => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "this server needs an access token (Authorization: Bearer ...)",
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(r)
+        }
+        Some(t) if token_matches(t.trim(), expected) => Ok(()),
+        Some(_) => Err(error(StatusCode::FORBIDDEN, "wrong access token")),
+    }
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn health(State(st): State<Shared>) -> Response {
+    let status = if st.queue.alive() {
+        "ok"
+    } else {
+        "model stopped"
+    };
+    let code = if st.queue.alive() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": status,
+        "model": st.model,
+        "queue": { "waiting": st.queue.waiting(), "capacity": st.queue.capacity },
+        "token_required": st.token.is_some(),
+        "notice": crate::NOTICE,
+    });
+    (code, Json(body)).into_response()
+}
+
+/// The upload: the `file` field's bytes and the `input` mode.
+async fn read_upload(mut form: Multipart) -> Result<(Vec<u8>, InputMode), Response> {
+    let mut file = None;
+    let mut mode = InputMode::Auto;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(error(e.status(), format!("bad upload: {}", e.body_text()))),
+        };
+        match field.name() {
+            Some("file") => {
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| error(e.status(), format!("bad upload: {}", e.body_text())))?;
+                file = Some(bytes.to_vec());
+            }
+            Some("input") => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|e| error(e.status(), format!("bad upload: {}", e.body_text())))?;
+                mode = match text.trim() {
+                    "digital" => InputMode::Digital,
+                    "film-photo" => InputMode::FilmPhoto,
+                    "auto" | "" => InputMode::Auto,
+                    other => {
+                        return Err(error(
+                            StatusCode::BAD_REQUEST,
+                            format!("input '{other}' is not digital, film-photo or auto"),
+                        ))
+                    }
+                };
+            }
+            // Unknown fields are read and dropped; they never reach the model.
+            _ => {
+                let _ = field.bytes().await;
+            }
+        }
+    }
+    match file {
+        Some(b) if !b.is_empty() => Ok((b, mode)),
+        Some(_) => Err(error(StatusCode::BAD_REQUEST, "the uploaded file is empty")),
+        None => Err(error(
+            StatusCode::BAD_REQUEST,
+            "no file: send it as the multipart field 'file'",
+        )),
+    }
+}
+
+async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart) -> Response {
+    if let Err(r) = authorised(&st, &headers) {
+        return r;
+    }
+    // Memory: at most `receiving` bodies in flight plus `queue` waiting plus one analysed,
+    // each at most max_upload_mb. More at once are turned away before their bytes are read.
+    let Ok(receiving) = st.receiving.clone().try_acquire_owned() else {
+        return busy(&st);
+    };
+    let (bytes, mode) = match tokio::time::timeout(st.body_timeout, read_upload(form)).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(r)) => return r,
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the upload took too long; nothing was analysed",
+            )
+        }
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<Record>();
+    let job = Job {
+        bytes,
+        mode,
+        reply: tx,
+    };
+    let submitted = st.queue.try_submit(job);
+    drop(receiving);
+    match submitted {
+        Ok(()) => {}
+        Err(Refused::Full) => return busy(&st),
+        Err(Refused::Stopped) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the model is not running (the server is stopping); nothing was analysed",
+            )
+        }
+    }
+    match rx.await {
+        Ok(rec) => {
+            let code = if rec.error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            (code, Json(rec)).into_response()
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the model thread stopped before answering",
+        ),
+    }
+}
+
+/// 503 with Retry-After: the queue (or the room for incoming uploads) is full.
+fn busy(st: &AppState) -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "busy: {} uploads are already waiting for the model; try again in a few seconds (nothing was analysed)",
+            st.queue.capacity
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+    r
+}
+
+async fn picture(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    UrlPath((id, file)): UrlPath<(String, String)>,
+) -> Response {
+    if let Err(r) = authorised(&st, &headers) {
+        return r;
+    }
+    let which = file.strip_suffix(".png").unwrap_or("");
+    let found = st.pictures.lock().expect("pictures lock").get(&id, which);
+    match found {
+        Some(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=600"),
+            ],
+            png,
+        )
+            .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no such picture (only the last results are kept in memory)",
+        ),
+    }
+}
+
+/// Headers on every answer: nothing is sniffed, framed or fetched from elsewhere.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+fn router(state: Shared, max_upload_bytes: u64) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/app.js", get(script))
+        .route("/api/health", get(health))
+        .route("/api/classify", post(classify))
+        .route("/api/results/{id}/{file}", get(picture))
+        // Room for the multipart framing around the file.
+        .layer(DefaultBodyLimit::max(max_upload_bytes as usize + 64 * 1024))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Run the server until SIGINT or SIGTERM; accepted uploads are finished and recorded first.
+pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
+    let clf = Arc::new(clf);
+    let limits = Limits {
+        max_file_bytes: opts.max_upload_bytes,
+        max_pixels: opts.max_pixels,
+        ..Limits::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the server's runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        let local = listener.local_addr()?;
+        let pictures = Arc::new(Mutex::new(Pictures::default()));
+        let model = clf.id();
+        let analyser = Analyser {
+            clf,
+            log,
+            keep_images: opts.keep_images,
+            limits,
+            pictures: pictures.clone(),
+        };
+        let state = Arc::new(AppState {
+            model,
+            queue: Queue::start(analyser, opts.queue),
+            receiving: Arc::new(tokio::sync::Semaphore::new(opts.queue + 2)),
+            pictures,
+            token: opts.token.clone(),
+            body_timeout: opts.client_timeout * 2,
+        });
+        let app = router(state.clone(), opts.max_upload_bytes);
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "cxr-edge serve: listening on http://{local}/ ({}{}). {}",
+            if is_loopback(&local) {
+                "this machine only"
+            } else {
+                "network"
+            },
+            if opts.token.is_some() {
+                ", token required"
+            } else {
+                ""
+            },
+            crate::NOTICE
+        );
+        let _ = out.flush();
+        let listener = net::TimedListener::new(listener, opts.client_timeout);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server failed")?;
+        eprintln!("cxr-edge serve: stopping; finishing the uploads already accepted");
+        let queue_state = state.clone();
+        tokio::task::spawn_blocking(move || queue_state.queue.drain())
+            .await
+            .ok();
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

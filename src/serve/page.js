@@ -1,0 +1,116 @@
+// The upload page. Plain DOM, no build step. It shows what the device screen shows, in the
+// same words: the result in words, the calibrated bars (flagged classes in amber), the
+// operating-point sentence, quality warnings, the model and the research-use notice.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let tokenRequired = false;
+
+function authHeaders() {
+  const t = $("token").value.trim();
+  if (t) sessionStorage.setItem("cxr-token", t);
+  return tokenRequired && t ? { Authorization: "Bearer " + t } : {};
+}
+
+async function health() {
+  try {
+    const r = await fetch("/api/health");
+    const h = await r.json();
+    tokenRequired = !!h.token_required;
+    if (tokenRequired) {
+      $("tokenrow").style.display = "inline";
+      $("token").value = sessionStorage.getItem("cxr-token") || "";
+    }
+    if (h.status !== "ok") $("status").textContent = "The model is not running: " + h.status;
+  } catch (e) {
+    $("status").textContent = "The device does not answer: " + e;
+  }
+}
+
+function text(el, s) { el.textContent = s == null ? "" : String(s); }
+
+async function showPicture(img, url) {
+  img.removeAttribute("src");
+  if (!url) return;
+  const r = await fetch(url, { headers: authHeaders() });
+  if (r.ok) img.src = URL.createObjectURL(await r.blob());
+}
+
+function render(rec) {
+  const notChest = rec.label === "other" ||
+    (rec.decision && rec.decision.flags.includes("other"));
+  $("result").style.display = "flex";
+  const title = $("title");
+  title.className = rec.error || notChest ? "amber" : "";
+  text(title, rec.error ? "Could not analyse this image" : (rec.result || "Result"));
+  const bars = $("bars");
+  bars.replaceChildren();
+  const flags = rec.decision ? rec.decision.flags : [];
+  for (const [label, p] of Object.entries(rec.probs || {})) {
+    const row = document.createElement("div");
+    row.className = "bar" + (flags.includes(label) ? " flagged" : "");
+    const name = document.createElement("span");
+    text(name, label);
+    const track = document.createElement("div");
+    track.className = "track";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = (100 * p).toFixed(1) + "%";
+    track.appendChild(fill);
+    const pct = document.createElement("span");
+    text(pct, (100 * p).toFixed(0) + "%");
+    row.append(name, track, pct);
+    bars.appendChild(row);
+  }
+  text($("summary"), rec.error ? rec.error : (rec.decision ? rec.decision.summary : ""));
+  const warnings = $("warnings");
+  warnings.replaceChildren();
+  for (const w of rec.quality || []) {
+    if (w.code === "not_chest_xray" && !rec.error) continue;
+    const li = document.createElement("li");
+    text(li, "! " + w.message);
+    warnings.appendChild(li);
+  }
+  text($("footer"), rec.model ?
+    `${rec.model.name} v${rec.model.version} ${rec.model.variant} - ${Math.round(rec.elapsed_ms)} ms` : "");
+  text($("notice"), rec.notice);
+  const id = (rec.path || "").startsWith("upload:") ? rec.path.slice(7) : null;
+  showPicture($("heatmap"), rec.heatmap);
+  showPicture($("film"), rec.heatmap && id ? `/api/results/${encodeURIComponent(id)}/film.png` : null);
+}
+
+async function upload(ev) {
+  ev.preventDefault();
+  const file = $("file").files[0];
+  if (!file) { text($("status"), "Pick a file first."); return; }
+  const form = new FormData();
+  form.append("input", $("input").value);
+  form.append("file", file);
+  text($("status"), "Analysing...");
+  $("go").disabled = true;
+  try {
+    const r = await fetch("/api/classify", { method: "POST", body: form, headers: authHeaders() });
+    const body = await r.json().catch(() => ({ error: `the device answered ${r.status}` }));
+    if (r.status === 200 || r.status === 422) {
+      render(body);
+      text($("status"), r.status === 200 ? "Done." : "Not analysed.");
+    } else {
+      const wait = r.headers.get("Retry-After");
+      text($("status"), body.error + (wait ? ` (retry in ${wait} s)` : ""));
+    }
+  } catch (e) {
+    text($("status"), "Upload failed: " + e);
+  } finally {
+    $("go").disabled = false;
+  }
+}
+
+const formEl = $("upload");
+formEl.addEventListener("submit", upload);
+formEl.addEventListener("dragover", (e) => { e.preventDefault(); formEl.classList.add("drag"); });
+formEl.addEventListener("dragleave", () => formEl.classList.remove("drag"));
+formEl.addEventListener("drop", (e) => {
+  e.preventDefault();
+  formEl.classList.remove("drag");
+  if (e.dataTransfer.files.length) $("file").files = e.dataTransfer.files;
+});
+health();

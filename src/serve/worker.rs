@@ -1,0 +1,246 @@
+//! The model's side of the server: one thread that owns the network and analyses uploads one at
+//! a time from a bounded queue, so a burst of uploads waits in a fixed amount of memory or is
+//! turned away at the door (503), never piles up.
+//!
+//! An upload that made it into the queue is always analysed and recorded, even if its client
+//! has gone away or the server is shutting down: the queue is drained before the thread ends.
+
+use std::collections::VecDeque;
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::app::analyse::{analyse_frame_film, write_png_atomically, InputMode, Record};
+use crate::capture::{decode_image, is_grey_file, Frame, Limits};
+use crate::model::Classifier;
+use crate::store::{rfc3339, ResultsLog, StoredRecord};
+
+/// Pictures of the last results, for the page to fetch (film and heatmap as PNG bytes).
+const KEPT_RESULTS: usize = 16;
+/// The film is shown at most this many pixels on its longer side.
+const FILM_SIDE: u32 = 1024;
+
+pub struct Job {
+    pub bytes: Vec<u8>,
+    pub mode: InputMode,
+    pub reply: oneshot::Sender<Record>,
+}
+
+#[derive(Default)]
+pub struct Pictures {
+    entries: VecDeque<(String, Vec<u8>, Vec<u8>)>,
+}
+
+impl Pictures {
+    fn insert(&mut self, id: String, film: Vec<u8>, heatmap: Vec<u8>) {
+        if self.entries.len() == KEPT_RESULTS {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((id, film, heatmap));
+    }
+
+    /// `which` is "film" or "heatmap".
+    pub fn get(&self, id: &str, which: &str) -> Option<Vec<u8>> {
+        let (_, film, heat) = self.entries.iter().find(|(i, _, _)| i == id)?;
+        match which {
+            "film" => Some(film.clone()),
+            "heatmap" => Some(heat.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// What the model thread does with one upload: analyse it and record it. The real one is
+/// [`Analyser`]; tests put a gate here to fill the queue deterministically.
+pub trait Analyse: Send + 'static {
+    fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record;
+    /// The record sent when `analyse` panicked.
+    fn failed(&self) -> Record;
+}
+
+/// The queue in front of the model thread.
+pub struct Queue {
+    tx: Mutex<Option<SyncSender<Job>>>,
+    waiting: Arc<AtomicUsize>,
+    alive: Arc<AtomicBool>,
+    pub capacity: usize,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub enum Refused {
+    /// The queue is full: try again shortly.
+    Full,
+    /// The model thread is gone (shutting down, or it failed).
+    Stopped,
+}
+
+impl Queue {
+    /// Start the model thread with room for `capacity` uploads waiting besides the one being
+    /// analysed.
+    pub fn start(mut analyser: impl Analyse, capacity: usize) -> Queue {
+        let (tx, rx) = sync_channel::<Job>(capacity);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let alive = Arc::new(AtomicBool::new(true));
+        let (waiting2, alive2) = (waiting.clone(), alive.clone());
+        let thread = std::thread::Builder::new()
+            .name("cxr-model".into())
+            .spawn(move || {
+                for job in rx {
+                    // A panic in one analysis must not take the server's model away.
+                    let rec =
+                        catch_unwind(AssertUnwindSafe(|| analyser.analyse(&job.bytes, job.mode)))
+                            .unwrap_or_else(|_| analyser.failed());
+                    waiting2.fetch_sub(1, Ordering::SeqCst);
+                    // The client may have gone; the record was written either way.
+                    let _ = job.reply.send(rec);
+                }
+                alive2.store(false, Ordering::SeqCst);
+            })
+            .expect("can start the model thread");
+        Queue {
+            tx: Mutex::new(Some(tx)),
+            waiting,
+            alive,
+            capacity,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Put a job in the queue without waiting.
+    pub fn try_submit(&self, job: Job) -> Result<(), Refused> {
+        let guard = self.tx.lock().expect("queue lock");
+        let tx = guard.as_ref().ok_or(Refused::Stopped)?;
+        // Counted before sending so the worker never finishes a job it was not counted for.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    TrySendError::Full(_) => Refused::Full,
+                    TrySendError::Disconnected(_) => Refused::Stopped,
+                })
+            }
+        }
+    }
+
+    /// Uploads accepted and not yet finished (queued or being analysed).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Stop taking jobs, let the thread finish the accepted ones, and wait for it.
+    pub fn drain(&self) {
+        self.tx.lock().expect("queue lock").take();
+        if let Some(t) = self.thread.lock().expect("queue lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The real analysis: the model, the results log and the pictures kept for the page.
+pub struct Analyser {
+    pub clf: Arc<Classifier>,
+    pub log: ResultsLog,
+    pub keep_images: bool,
+    pub limits: Limits,
+    pub pictures: Arc<Mutex<Pictures>>,
+}
+
+fn png(img: impl Into<image::DynamicImage>) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.into()
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding into memory cannot fail");
+    out.into_inner()
+}
+
+fn film_png(film: &Frame) -> Vec<u8> {
+    let img = film.to_luma8();
+    let longest = img.width().max(img.height());
+    if longest <= FILM_SIDE {
+        return png(img);
+    }
+    let s = FILM_SIDE as f32 / longest as f32;
+    let (w, h) = (
+        ((img.width() as f32 * s).round() as u32).max(1),
+        ((img.height() as f32 * s).round() as u32).max(1),
+    );
+    png(image::imageops::resize(
+        &img,
+        w,
+        h,
+        image::imageops::FilterType::Triangle,
+    ))
+}
+
+impl Analyse for Analyser {
+    fn failed(&self) -> Record {
+        let mut rec = Record::new("upload", self.clf.id());
+        rec.error = Some("the analysis failed unexpectedly; the upload was not analysed".into());
+        rec
+    }
+
+    fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record {
+        let sha = crate::app::hex(&Sha256::digest(bytes));
+        let name = self.log.next_name(SystemTime::now(), Some(&sha));
+        let (mut rec, out) = Record::timed(&format!("upload:{name}"), self.clf.id(), |rec| {
+            let frame = decode_image(bytes, &self.limits)?;
+            let mode = match mode {
+                InputMode::Auto if is_grey_file(bytes) == Some(true) => InputMode::Digital,
+                m => m,
+            };
+            analyse_frame_film(frame, mode, &self.clf, true, rec)
+        });
+        let mut image = None;
+        if let Some((film, Some(heatmap))) = out {
+            if self.keep_images {
+                let file = format!("{name}.png");
+                match write_png_atomically(&heatmap, &self.log.dir().join(&file)) {
+                    Ok(()) => image = Some(file),
+                    Err(e) => eprintln!("cxr-edge serve: cannot keep the picture: {e:#}"),
+                }
+            }
+            self.pictures.lock().expect("pictures lock").insert(
+                name.clone(),
+                film_png(&film),
+                png(heatmap),
+            );
+            rec.heatmap = Some(format!("/api/results/{name}/heatmap.png"));
+        }
+        // The stored record names the kept file, not the page's address.
+        let heatmap_url = rec.heatmap.take();
+        let stored = StoredRecord {
+            time: rfc3339(SystemTime::now()),
+            source: "upload",
+            input_sha256: Some(sha),
+            image,
+            record: &rec,
+        };
+        match self.log.write(&name, &stored) {
+            // A closed stdout (a pipe whose reader left) must not stop the server.
+            Ok(_) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{}", crate::app::summary_line(&rec));
+            }
+            Err(e) => {
+                eprintln!("cxr-edge serve: {e:#}");
+                rec.error
+                    .get_or_insert_with(|| format!("the result could not be recorded: {e:#}"));
+            }
+        }
+        rec.heatmap = heatmap_url;
+        rec
+    }
+}

@@ -1,0 +1,268 @@
+//! DICOM input: every transfer syntax we claim decodes to the film's pixels, the header's
+//! refusals come with their reason, broken files are errors (never panics), and patient
+//! attributes never reach the output.
+#![cfg(feature = "dicom")]
+
+mod common;
+#[path = "common/dicom.rs"]
+mod dicom_files;
+
+use std::path::PathBuf;
+
+use cxr_edge::capture::{decode_image, DecodeError, Frame, Limits};
+use dicom_dictionary_std::uids;
+use dicom_files::{rle_frame, sample_grey, write, Pixels, Spec, PATIENT_ID, PATIENT_NAME};
+
+const FILM: &str = "nih-normal-1.png";
+
+fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+    decode_image(bytes, &Limits::default())
+}
+
+fn png_frame() -> Frame {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/samples").join(FILM)).unwrap();
+    decode(&bytes).unwrap()
+}
+
+fn max_diff(a: &Frame, b: &Frame) -> f32 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn uncompressed_8_bit_is_the_png() {
+    let (w, h, g) = sample_grey(FILM);
+    let f = decode(&write(&Spec::film(w, h, g))).unwrap();
+    assert_eq!(max_diff(&f, &png_frame()), 0.0);
+}
+
+#[test]
+fn rescale_and_window_of_a_12_bit_file_are_applied() {
+    let (w, h, g) = sample_grey(FILM);
+    // Stored = 16 x + 1000 (13 bits); slope 1/16, intercept -62.5 gives x back exactly.
+    let stored = g.iter().map(|&v| v as u16 * 16 + 1000).collect();
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::U16(stored, 13);
+    spec.rescale = Some((0.0625, -62.5));
+    let f = decode(&write(&spec)).unwrap();
+    assert_eq!(max_diff(&f, &png_frame()), 0.0);
+
+    // Without the rescale the same window would show a white page: the rescale matters.
+    spec.rescale = None;
+    let f = decode(&write(&spec)).unwrap();
+    assert!(f.mean() > 250.0, "mean {}", f.mean());
+}
+
+#[test]
+fn monochrome1_is_inverted() {
+    let (w, h, g) = sample_grey(FILM);
+    let mut spec = Spec::film(w, h, g.iter().map(|v| 255 - v).collect());
+    spec.photometric = "MONOCHROME1";
+    let f = decode(&write(&spec)).unwrap();
+    assert_eq!(max_diff(&f, &png_frame()), 0.0);
+}
+
+#[test]
+fn without_a_window_the_full_range_is_used() {
+    let (w, h, g) = sample_grey(FILM);
+    let stored = g.iter().map(|&v| v as u16 * 16 + 1000).collect();
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::U16(stored, 13);
+    spec.window = None;
+    let f = decode(&write(&spec)).unwrap();
+    let lo = f.data.iter().cloned().fold(f32::MAX, f32::min);
+    let hi = f.data.iter().cloned().fold(f32::MIN, f32::max);
+    assert!(lo <= 1.0 && hi >= 254.0, "range {lo}..{hi}");
+}
+
+#[test]
+fn rle_lossless_is_the_png() {
+    let (w, h, g) = sample_grey(FILM);
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::Encapsulated(rle_frame(&g, w as usize));
+    spec.transfer_syntax = uids::RLE_LOSSLESS;
+    let f = decode(&write(&spec)).unwrap();
+    assert_eq!(max_diff(&f, &png_frame()), 0.0);
+}
+
+#[test]
+fn jpeg_2000_lossless_is_the_png() {
+    let (w, h, _) = sample_grey(FILM);
+    let j2k = std::fs::read(common::root().join("tests/fixtures/dicom/nih-normal-1.j2k")).unwrap();
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::Encapsulated(j2k);
+    spec.transfer_syntax = uids::JPEG2000_LOSSLESS;
+    let f = decode(&write(&spec)).unwrap();
+    assert_eq!(max_diff(&f, &png_frame()), 0.0);
+}
+
+#[test]
+fn jpeg_baseline_matches_the_same_jpeg_file() {
+    let jpg =
+        std::fs::read(common::root().join("tests/fixtures/samples/nih-normal-1.jpg")).unwrap();
+    let direct = decode(&jpg).unwrap();
+    let mut spec = Spec::film(direct.width as u32, direct.height as u32, vec![]);
+    spec.pixels = Pixels::Encapsulated(jpg);
+    spec.transfer_syntax = uids::JPEG_BASELINE8_BIT;
+    let f = decode(&write(&spec)).unwrap();
+    // Two JPEG decoders may round the inverse DCT differently by a level or two.
+    assert!(
+        max_diff(&f, &direct) <= 3.0,
+        "max diff {}",
+        max_diff(&f, &direct)
+    );
+}
+
+fn refused(spec: &Spec) -> String {
+    match decode(&write(spec)) {
+        Err(e @ DecodeError::DicomRefused(_)) => e.to_string(),
+        other => panic!(
+            "expected a refusal, got {:?}",
+            other.map(|f| (f.width, f.height))
+        ),
+    }
+}
+
+#[test]
+fn header_refusals_say_why() {
+    let (w, h, g) = sample_grey(FILM);
+    let base = || Spec::film(w, h, g.clone());
+
+    let mut ct = base();
+    ct.modality = Some("CT");
+    assert!(
+        refused(&ct).contains("CT image, not a radiograph"),
+        "{}",
+        refused(&ct)
+    );
+
+    let mut none = base();
+    none.modality = None;
+    assert!(refused(&none).contains("no Modality"));
+
+    let mut lateral = base();
+    lateral.view = Some("LL");
+    assert!(refused(&lateral).contains("LL (lateral or oblique) view"));
+
+    let mut knee = base();
+    knee.body_part = Some("KNEE");
+    assert!(refused(&knee).contains("of the KNEE, not the chest"));
+
+    let mut colour = base();
+    colour.samples_per_pixel = 3;
+    colour.photometric = "RGB";
+    colour.pixels = Pixels::U8(g.iter().flat_map(|&v| [v, v, v]).collect());
+    assert!(refused(&colour).contains("RGB"));
+
+    // CR and an AP view with no body part are fine.
+    let mut cr = base();
+    cr.modality = Some("CR");
+    cr.view = Some("AP");
+    cr.body_part = None;
+    assert!(decode(&write(&cr)).is_ok());
+}
+
+#[test]
+fn a_header_that_claims_a_huge_image_is_refused_before_decoding() {
+    let mut spec = Spec::film(16, 16, vec![0; 256]);
+    spec.width = 60_000;
+    spec.height = 60_000;
+    let e = decode(&write(&spec)).unwrap_err();
+    assert!(matches!(e, DecodeError::DicomRefused(_)), "{e}");
+    assert!(e.to_string().contains("60000x60000"), "{e}");
+}
+
+#[test]
+fn truncated_and_damaged_files_are_errors_not_panics() {
+    let (w, h, g) = sample_grey(FILM);
+    let whole = write(&Spec::film(w, h, g.clone()));
+    for cut in [140, 300, whole.len() / 2, whole.len() - 1] {
+        let e = decode(&whole[..cut]).expect_err("a cut file must not decode");
+        assert!(
+            matches!(e, DecodeError::DicomCorrupt(_)),
+            "cut at {cut}: {e}"
+        );
+    }
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::Encapsulated(b"\xff\xd8\xff\xe0 not really a JPEG".to_vec());
+    spec.transfer_syntax = uids::JPEG_BASELINE8_BIT;
+    let e = decode(&write(&spec)).unwrap_err();
+    assert!(matches!(e, DecodeError::DicomCorrupt(_)), "{e}");
+    // Every 7th byte flipped through the header: errors or films, never a panic. (Before the
+    // length pre-scan, three of these took 3-30 s each in the parser.)
+    for i in (132..600).step_by(7) {
+        let mut b = whole.clone();
+        b[i] ^= 0xA5;
+        let _ = decode(&b);
+    }
+}
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
+}
+
+#[test]
+fn classify_gives_a_dicom_the_result_of_its_png_and_no_patient_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h, g) = sample_grey(FILM);
+    let dcm = dir.path().join("film.dcm");
+    std::fs::write(&dcm, write(&Spec::film(w, h, g))).unwrap();
+    let png = common::root().join("tests/fixtures/samples").join(FILM);
+    let out = common::command(&exe())
+        .args(["classify", "--json", "--variant", "f32"])
+        .arg(&dcm)
+        .arg(&png)
+        .arg("--heatmap")
+        .arg(dir.path().join("maps"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["input"], "digital");
+    assert_eq!(recs[0]["label"], recs[1]["label"]);
+    assert_eq!(recs[0]["probs"], recs[1]["probs"]);
+    for text in [&stdout, &String::from_utf8_lossy(&out.stderr).into_owned()] {
+        assert!(!text.contains("SECRET"), "patient data leaked: {text}");
+        assert!(!text.contains(PATIENT_NAME) && !text.contains(PATIENT_ID));
+    }
+    for entry in std::fs::read_dir(dir.path().join("maps")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"SECRET"));
+    }
+}
+
+#[test]
+fn classify_reports_a_refused_dicom_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h, g) = sample_grey(FILM);
+    let mut spec = Spec::film(w, h, g);
+    spec.modality = Some("MR");
+    let mr = dir.path().join("head.dcm");
+    std::fs::write(&mr, write(&spec)).unwrap();
+    let png = common::root().join("tests/fixtures/samples").join(FILM);
+    let out = common::command(&exe())
+        .args(["classify", "--json"])
+        .arg(&mr)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let err = first["error"].as_str().unwrap();
+    assert!(err.contains("MR image, not a radiograph"), "{err}");
+    assert!(stdout.lines().nth(1).unwrap().contains("\"label\":\""));
+}

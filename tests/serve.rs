@@ -1,0 +1,229 @@
+//! `cxr-edge serve` as a user starts it: the real model, the results log, the refusals over
+//! HTTP, and the rule that the network needs a token.
+#![cfg(all(feature = "serve", feature = "dicom"))]
+
+mod common;
+#[path = "common/dicom.rs"]
+mod dicom_files;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use cxr_edge::serve::client::{post_file, request};
+use dicom_files::{sample_grey, write, Spec};
+
+const T: Duration = Duration::from_secs(60);
+const TOKEN: &str = "test-token-0123456789";
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
+}
+
+/// A running server; killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub results: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `serve` on a free loopback port with `extra` lines in its [serve] section.
+fn serve(extra: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndir = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
+            results.display()
+        ),
+    )
+    .unwrap();
+    let mut child = common::command(&exe())
+        .args(["serve", "--variant", "f32", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading, so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in '{line}'"))
+        .parse()
+        .unwrap();
+    Served {
+        child,
+        addr,
+        results,
+        _dir: dir,
+    }
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(common::root().join("tests/fixtures/samples").join(name)).unwrap()
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v.iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn uploads_are_classified_recorded_and_match_classify() {
+    let s = serve("");
+    let png = sample("nih-normal-1.png");
+    let r = post_file(s.addr, None, &png, None, T).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = r.json();
+    assert_eq!(rec["notice"], cxr_edge::NOTICE);
+    assert_eq!(rec["input"], "digital");
+    assert!(rec["path"].as_str().unwrap().starts_with("upload:"));
+
+    // The same object as `classify --json` (bar the path, the time and the heatmap's place).
+    let out = common::command(&exe())
+        .args(["classify", "--json", "--variant", "f32"])
+        .arg(common::root().join("tests/fixtures/samples/nih-normal-1.png"))
+        .output()
+        .unwrap();
+    let cli: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    for key in [
+        "label", "result", "probs", "decision", "quality", "model", "input",
+    ] {
+        assert_eq!(rec[key], cli[key], "{key}");
+    }
+    let mut keys_api: Vec<_> = rec.as_object().unwrap().keys().cloned().collect();
+    let mut keys_cli: Vec<_> = cli.as_object().unwrap().keys().cloned().collect();
+    keys_api.retain(|k| k != "heatmap");
+    keys_api.sort();
+    keys_cli.sort();
+    assert_eq!(keys_api, keys_cli);
+
+    // The pictures the page shows.
+    let heat = rec["heatmap"].as_str().unwrap();
+    let pic = request(s.addr, "GET", heat, None, None, T).unwrap();
+    assert_eq!(
+        (pic.status, pic.header("content-type")),
+        (200, Some("image/png"))
+    );
+    let film = heat.replace("heatmap.png", "film.png");
+    assert_eq!(
+        request(s.addr, "GET", &film, None, None, T).unwrap().status,
+        200
+    );
+
+    // A DICOM of the same film gives the same result, and leaves no patient data anywhere.
+    let (w, h, g) = sample_grey("nih-normal-1.png");
+    let dcm = write(&Spec::film(w, h, g));
+    let d = post_file(s.addr, None, &dcm, None, T).unwrap();
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert_eq!(d.json()["probs"], rec["probs"]);
+    assert!(!d.text().contains("SECRET"));
+
+    let recs = records(&s.results);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r["source"], "upload");
+        assert_eq!(r["notice"], cxr_edge::NOTICE);
+        assert!(
+            r.get("heatmap").is_none(),
+            "the log keeps the file name, not the URL"
+        );
+    }
+    for e in std::fs::read_dir(&s.results).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"SECRET"));
+    }
+}
+
+#[test]
+fn every_refusal_has_a_reason_and_the_server_goes_on() {
+    let s = serve("max_upload_mb = 1");
+    let check = |bytes: &[u8], status: u16, words: &str| {
+        let r = post_file(s.addr, None, bytes, None, T).unwrap();
+        assert_eq!(r.status, status, "{}", r.text());
+        let err = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(err.contains(words), "'{err}' should say '{words}'");
+        assert_eq!(r.json()["notice"], cxr_edge::NOTICE);
+    };
+    // Too large: over the upload limit (1 MiB here).
+    check(&vec![0u8; 3 << 19], 413, "");
+    // Not an image, whatever its name says.
+    check(b"%PDF-1.7 not a film at all", 422, "not a supported image");
+    // A truncated DICOM.
+    let (w, h, g) = sample_grey("nih-normal-1.png");
+    let whole = write(&Spec::film(w, h, g.clone()));
+    check(
+        &whole[..whole.len() / 2],
+        422,
+        "DICOM file is corrupt or truncated",
+    );
+    // The wrong modality.
+    let mut ct = Spec::film(w, h, g);
+    ct.modality = Some("CT");
+    check(&write(&ct), 422, "CT image, not a radiograph");
+    // Still serving, and a good upload after all that works.
+    let ok = post_file(s.addr, None, &sample("kermany-normal-1.png"), None, T).unwrap();
+    assert_eq!(ok.status, 200);
+    let h = request(s.addr, "GET", "/api/health", None, None, T).unwrap();
+    assert_eq!(h.json()["status"], "ok");
+    // Analysed uploads are recorded, refused ones too when they reached the model (with the
+    // reason); the too-large one never did.
+    let recs = records(&s.results);
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    assert_eq!(recs.iter().filter(|r| r["error"].is_null()).count(), 1);
+}
+
+#[test]
+fn a_token_is_needed_when_set_and_for_the_network() {
+    let s = serve(&format!("token = \"{TOKEN}\""));
+    let png = sample("nih-normal-1.png");
+    assert_eq!(post_file(s.addr, None, &png, None, T).unwrap().status, 401);
+    assert_eq!(
+        post_file(s.addr, Some("test-token-0123456780"), &png, None, T)
+            .unwrap()
+            .status,
+        403
+    );
+    assert_eq!(
+        post_file(s.addr, Some(TOKEN), &png, None, T)
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(records(&s.results).len(), 1);
+
+    // Listening beyond loopback without a token: refused before anything listens.
+    let out = common::command(&exe())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set an access token first"), "{err}");
+}
