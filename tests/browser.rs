@@ -8,6 +8,8 @@
 mod common;
 #[path = "common/dicom.rs"]
 mod dicom_files;
+#[path = "common/served.rs"]
+mod served;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -30,37 +32,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn start_server(dir: &Path) -> (Killed, SocketAddr) {
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\ndir = \"{}\"\n[serve]\nlisten = \"127.0.0.1:0\"\n",
-            dir.join("results").display()
-        ),
-    )
-    .unwrap();
-    let mut child = common::command(&exe())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep reading, so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in '{line}'"))
-        .parse()
-        .unwrap();
-    (Killed(child), addr)
 }
 
 fn chromium_binary() -> String {
@@ -228,7 +199,8 @@ impl Cdp {
 #[test]
 fn the_upload_page_shows_the_result_and_a_dicom_matches_its_png() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr) = start_server(dir.path());
+    let server = served::serve("", &[]);
+    let addr = server.addr;
     let (_browser, port) = start_chromium(&dir.path().join("profile"));
     let (ws, _) = tungstenite::connect(page_socket(port)).unwrap();
     let mut cdp = Cdp { ws, next: 0 };

@@ -40,13 +40,18 @@ fn uncompressed_8_bit_is_the_png() {
     assert_eq!(max_diff(&f, &png_frame()), 0.0);
 }
 
+/// The film as a 13-bit reader would store it: 16 x + 1000, which a rescale of slope 1/16 and
+/// intercept -62.5 turns back into x exactly. No rescale set here.
+fn film_13_bit() -> Spec {
+    let (w, h, g) = sample_grey(FILM);
+    let mut spec = Spec::film(w, h, vec![]);
+    spec.pixels = Pixels::U16(g.iter().map(|&v| v as u16 * 16 + 1000).collect(), 13);
+    spec
+}
+
 #[test]
 fn rescale_and_window_of_a_12_bit_file_are_applied() {
-    let (w, h, g) = sample_grey(FILM);
-    // Stored = 16 x + 1000 (13 bits); slope 1/16, intercept -62.5 gives x back exactly.
-    let stored = g.iter().map(|&v| v as u16 * 16 + 1000).collect();
-    let mut spec = Spec::film(w, h, vec![]);
-    spec.pixels = Pixels::U16(stored, 13);
+    let mut spec = film_13_bit();
     spec.rescale = Some((0.0625, -62.5));
     let f = decode(&write(&spec)).unwrap();
     assert_eq!(max_diff(&f, &png_frame()), 0.0);
@@ -68,10 +73,7 @@ fn monochrome1_is_inverted() {
 
 #[test]
 fn without_a_window_the_full_range_is_used() {
-    let (w, h, g) = sample_grey(FILM);
-    let stored = g.iter().map(|&v| v as u16 * 16 + 1000).collect();
-    let mut spec = Spec::film(w, h, vec![]);
-    spec.pixels = Pixels::U16(stored, 13);
+    let mut spec = film_13_bit();
     spec.window = None;
     let f = decode(&write(&spec)).unwrap();
     let lo = f.data.iter().cloned().fold(f32::MAX, f32::min);

@@ -99,16 +99,12 @@ fn screens(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The results log, oldest first (the library's own reader; every record must parse).
 fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
+    cxr_edge::store::read_all(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .into_iter()
+        .map(|(_, r)| r.unwrap())
         .collect()
 }
 

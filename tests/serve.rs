@@ -5,15 +5,15 @@
 mod common;
 #[path = "common/dicom.rs"]
 mod dicom_files;
+#[path = "common/served.rs"]
+mod served;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use cxr_edge::serve::client::{post_file, request};
 use dicom_files::{sample_grey, write, Spec};
+use served::serve;
 
 const T: Duration = Duration::from_secs(60);
 const TOKEN: &str = "test-token-0123456789";
@@ -22,80 +22,22 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
 }
 
-/// A running server; killed when dropped.
-pub struct Served {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub results: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `serve` on a free loopback port with `extra` lines in its [serve] section.
-fn serve(extra: &str) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let results = dir.path().join("results");
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\ndir = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
-            results.display()
-        ),
-    )
-    .unwrap();
-    let mut child = common::command(&exe())
-        .args(["serve", "--variant", "f32", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep reading, so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in '{line}'"))
-        .parse()
-        .unwrap();
-    Served {
-        child,
-        addr,
-        results,
-        _dir: dir,
-    }
-}
-
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(common::root().join("tests/fixtures/samples").join(name)).unwrap()
 }
 
+/// The results log, oldest first (the library's own reader; every record must parse).
 fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
+    cxr_edge::store::read_all(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    v.sort();
-    v.iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .into_iter()
+        .map(|(_, r)| r.unwrap())
         .collect()
 }
 
 #[test]
 fn uploads_are_classified_recorded_and_match_classify() {
-    let s = serve("");
+    let s = serve("", &["--variant", "f32"]);
     let png = sample("nih-normal-1.png");
     let r = post_file(s.addr, None, &png, None, T).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -163,7 +105,7 @@ fn uploads_are_classified_recorded_and_match_classify() {
 
 #[test]
 fn every_refusal_has_a_reason_and_the_server_goes_on() {
-    let s = serve("max_upload_mb = 1");
+    let s = serve("max_upload_mb = 1", &["--variant", "f32"]);
     let check = |bytes: &[u8], status: u16, words: &str| {
         let r = post_file(s.addr, None, bytes, None, T).unwrap();
         assert_eq!(r.status, status, "{}", r.text());
@@ -201,7 +143,7 @@ fn every_refusal_has_a_reason_and_the_server_goes_on() {
 
 #[test]
 fn a_token_is_needed_when_set_and_for_the_network() {
-    let s = serve(&format!("token = \"{TOKEN}\""));
+    let s = serve(&format!("token = \"{TOKEN}\""), &["--variant", "f32"]);
     let png = sample("nih-normal-1.png");
     assert_eq!(post_file(s.addr, None, &png, None, T).unwrap().status, 401);
     assert_eq!(

@@ -135,13 +135,18 @@ fn analyse(
         InputSource::Sample(s) => s.bytes,
     };
     let frame = decode_image(bytes, &opts.limits)?;
-    // A grey file is an export, not a photo (see `is_grey_file`); only colour files need the
-    // picture-based decision.
-    let mode = match opts.input {
-        InputMode::Auto if is_grey_file(bytes) == Some(true) => InputMode::Digital,
-        m => m,
-    };
-    analyse_frame(frame, mode, clf, heatmap_path, rec)
+    analyse_frame(frame, opts.input.for_file(bytes), clf, heatmap_path, rec)
+}
+
+impl InputMode {
+    /// The mode for one file: `Auto` becomes `Digital` for a grey file, an export rather than
+    /// a photo (see `is_grey_file`); only colour files need the picture-based decision.
+    pub fn for_file(self, bytes: &[u8]) -> InputMode {
+        match self {
+            InputMode::Auto if is_grey_file(bytes) == Some(true) => InputMode::Digital,
+            m => m,
+        }
+    }
 }
 
 /// The film in `frame`, ready for the model: the image itself when it is a digital film, or

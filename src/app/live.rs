@@ -22,7 +22,7 @@ use crate::capture::{Frame, SourceError};
 use crate::film::Quad;
 use crate::input::Button;
 use crate::model::Classifier;
-use crate::store::{rfc3339, ResultsLog, StoredRecord};
+use crate::store::ResultsLog;
 use crate::ui::{PreviewView, Problem, ResultView, Screen};
 
 /// Results kept for `back`.
@@ -339,22 +339,8 @@ impl<'a> LiveKiosk<'a> {
     fn store(&self, rec: &mut Record, sha: &str, picture: Option<&RgbImage>) {
         let name = self.log.next_name(SystemTime::now(), Some(sha));
         rec.path = format!("camera:{name}");
-        let mut image = None;
-        if let (true, Some(pic)) = (self.keep_images, picture) {
-            let file = format!("{name}.png");
-            match super::analyse::write_png_atomically(pic, &self.log.dir().join(&file)) {
-                Ok(()) => image = Some(file),
-                Err(e) => eprintln!("cxr-edge run: cannot keep the picture: {e:#}"),
-            }
-        }
-        let stored = StoredRecord {
-            time: rfc3339(SystemTime::now()),
-            source: "camera",
-            input_sha256: Some(sha.to_string()),
-            image,
-            record: rec,
-        };
-        match self.log.write(&name, &stored) {
+        let kept = picture.filter(|_| self.keep_images);
+        match self.log.write_with_picture(&name, "camera", sha, kept, rec) {
             Ok(_) if self.quiet => {}
             Ok(p) => println!("{} {}", super::summary_line(rec), p.display()),
             Err(e) => {

@@ -19,13 +19,7 @@ use dicom_pixeldata::{
 };
 
 use super::decode::{DecodeError, Limits};
-use super::Frame;
-
-/// A DICOM Part 10 file: 128-byte preamble, then "DICM". Files without the preamble (raw data
-/// sets) are not accepted: every reader and PACS export writes Part 10 files.
-pub fn is_dicom(bytes: &[u8]) -> bool {
-    super::dicom_magic(bytes)
-}
+use super::{dicom_magic, Frame};
 
 /// Modalities of projection radiographs: computed and digital radiography (RG: radiographic
 /// imaging with indirect capture; DR: not a DICOM term, but written by some DR systems).
@@ -94,7 +88,7 @@ fn refusal(obj: &DefaultDicomObject) -> Option<String> {
 
 /// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
 pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
-    if !is_dicom(bytes) {
+    if !dicom_magic(bytes) {
         return Err(corrupt("no DICM marker after the 128-byte preamble"));
     }
     prescan(bytes).map_err(corrupt)?;
@@ -316,10 +310,10 @@ mod tests {
     #[test]
     fn only_part10_files_are_dicom() {
         let mut b = vec![0u8; 140];
-        assert!(!is_dicom(&b));
+        assert!(!dicom_magic(&b));
         b[128..132].copy_from_slice(b"DICM");
-        assert!(is_dicom(&b));
-        assert!(!is_dicom(&b[..131]));
+        assert!(dicom_magic(&b));
+        assert!(!dicom_magic(&b[..131]));
     }
 
     #[test]

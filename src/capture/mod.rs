@@ -6,9 +6,9 @@
 //! downstream runs without hardware.
 
 pub mod camera;
+mod decode;
 #[cfg(feature = "dicom")]
 pub mod dicom;
-mod decode;
 mod inputs;
 pub mod pixfmt;
 pub mod samples;
@@ -90,7 +90,8 @@ pub fn open_camera(
 }
 
 /// A DICOM Part 10 file: a 128-byte preamble, then "DICM" (checked in every build, so a build
-/// without DICOM support can say why it refuses one).
+/// without DICOM support can say why it refuses one). Files without the preamble (raw data
+/// sets) are not DICOM here: readers and PACS exports write Part 10 files.
 pub fn dicom_magic(bytes: &[u8]) -> bool {
     bytes.len() >= 132 && &bytes[128..132] == b"DICM"
 }

@@ -17,10 +17,10 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::app::analyse::{analyse_frame_film, write_png_atomically, InputMode, Record};
-use crate::capture::{decode_image, is_grey_file, Frame, Limits};
+use crate::app::analyse::{analyse_frame_film, InputMode, Record};
+use crate::capture::{decode_image, Frame, Limits};
 use crate::model::Classifier;
-use crate::store::{rfc3339, ResultsLog, StoredRecord};
+use crate::store::ResultsLog;
 
 /// Pictures of the last results, for the page to fetch (film and heatmap as PNG bytes).
 const KEPT_RESULTS: usize = 16;
@@ -158,10 +158,12 @@ pub struct Analyser {
     pub pictures: Arc<Mutex<Pictures>>,
 }
 
-fn png(img: impl Into<image::DynamicImage>) -> Vec<u8> {
+fn png<P>(img: &image::ImageBuffer<P, Vec<u8>>) -> Vec<u8>
+where
+    P: image::PixelWithColorType<Subpixel = u8>,
+{
     let mut out = Cursor::new(Vec::new());
-    img.into()
-        .write_to(&mut out, image::ImageFormat::Png)
+    img.write_to(&mut out, image::ImageFormat::Png)
         .expect("PNG encoding into memory cannot fail");
     out.into_inner()
 }
@@ -170,14 +172,14 @@ fn film_png(film: &Frame) -> Vec<u8> {
     let img = film.to_luma8();
     let longest = img.width().max(img.height());
     if longest <= FILM_SIDE {
-        return png(img);
+        return png(&img);
     }
     let s = FILM_SIDE as f32 / longest as f32;
     let (w, h) = (
         ((img.width() as f32 * s).round() as u32).max(1),
         ((img.height() as f32 * s).round() as u32).max(1),
     );
-    png(image::imageops::resize(
+    png(&image::imageops::resize(
         &img,
         w,
         h,
@@ -197,38 +199,26 @@ impl Analyse for Analyser {
         let name = self.log.next_name(SystemTime::now(), Some(&sha));
         let (mut rec, out) = Record::timed(&format!("upload:{name}"), self.clf.id(), |rec| {
             let frame = decode_image(bytes, &self.limits)?;
-            let mode = match mode {
-                InputMode::Auto if is_grey_file(bytes) == Some(true) => InputMode::Digital,
-                m => m,
-            };
-            analyse_frame_film(frame, mode, &self.clf, true, rec)
+            analyse_frame_film(frame, mode.for_file(bytes), &self.clf, true, rec)
         });
-        let mut image = None;
-        if let Some((film, Some(heatmap))) = out {
-            if self.keep_images {
-                let file = format!("{name}.png");
-                match write_png_atomically(&heatmap, &self.log.dir().join(&file)) {
-                    Ok(()) => image = Some(file),
-                    Err(e) => eprintln!("cxr-edge serve: cannot keep the picture: {e:#}"),
-                }
-            }
+        let mut heatmap_url = None;
+        if let Some((film, Some(heatmap))) = &out {
             self.pictures.lock().expect("pictures lock").insert(
                 name.clone(),
-                film_png(&film),
+                film_png(film),
                 png(heatmap),
             );
-            rec.heatmap = Some(format!("/api/results/{name}/heatmap.png"));
+            heatmap_url = Some(format!("/api/results/{name}/heatmap.png"));
         }
         // The stored record names the kept file, not the page's address.
-        let heatmap_url = rec.heatmap.take();
-        let stored = StoredRecord {
-            time: rfc3339(SystemTime::now()),
-            source: "upload",
-            input_sha256: Some(sha),
-            image,
-            record: &rec,
-        };
-        match self.log.write(&name, &stored) {
+        let kept = out
+            .as_ref()
+            .and_then(|(_, h)| h.as_ref())
+            .filter(|_| self.keep_images);
+        match self
+            .log
+            .write_with_picture(&name, "upload", &sha, kept, &rec)
+        {
             // A closed stdout (a pipe whose reader left) must not stop the server.
             Ok(_) => {
                 use std::io::Write;

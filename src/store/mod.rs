@@ -84,6 +84,36 @@ impl ResultsLog {
     }
 }
 
+impl ResultsLog {
+    /// Write `rec` as `<name>.json` with its `picture` kept beside it as `<name>.png` (when
+    /// given). A picture that cannot be written is reported and left out of the record; the
+    /// record itself is still written.
+    pub fn write_with_picture(
+        &self,
+        name: &str,
+        source: &'static str,
+        sha: &str,
+        picture: Option<&image::RgbImage>,
+        rec: &Record,
+    ) -> Result<PathBuf> {
+        let image = picture.and_then(|pic| {
+            let file = format!("{name}.png");
+            crate::app::analyse::write_png_atomically(pic, &self.dir.join(&file))
+                .inspect_err(|e| eprintln!("cxr-edge: cannot keep the picture {file}: {e:#}"))
+                .ok()
+                .map(|()| file)
+        });
+        let stored = StoredRecord {
+            time: rfc3339(SystemTime::now()),
+            source,
+            input_sha256: Some(sha.to_string()),
+            image,
+            record: rec,
+        };
+        self.write(name, &stored)
+    }
+}
+
 /// Every record in `dir`, oldest first (names start with the time). Unreadable or broken
 /// records are returned as errors beside the good ones, so one bad file hides nothing else.
 pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Result<serde_json::Value>)>> {
