@@ -195,12 +195,15 @@ fn main() -> Result<()> {
                             / diag;
                         errs.push(e);
                         if e > 0.02 {
+                            let r = |q: &[[f32; 2]; 4]| q.map(|p| [p[0].round(), p[1].round()]);
                             failures.push(format!(
-                                "{i} sev {severity:.1} err {:.1}% {:?} hand={} glare={}",
+                                "{i} sev {severity:.1} err {:.1}% {:?} hand={} glare={} found {:?} truth {:?}",
                                 e * 100.0,
                                 sim.scene,
                                 sim.had_hand,
-                                sim.had_glare
+                                sim.had_glare,
+                                r(&f.corners),
+                                r(&truth)
                             ));
                         }
                         if let Some(o) = &out {

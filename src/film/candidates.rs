@@ -7,7 +7,7 @@ use super::filters::quantile;
 use super::finder::FinderConfig;
 use super::geometry::{
     angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, max_area_quad,
-    offset_quad, order_corners, scale_about_centroid, signed_area, Line, Pt,
+    order_corners, scale_about_centroid, signed_area, Line, Pt,
 };
 use super::rectify::{sample_bilinear, Quad};
 use super::regions::{components, fill_holes, index_bbox, open_region, signature};
@@ -39,67 +39,24 @@ pub struct Work {
     pub noise_floor: f32,
 }
 
-/// Every quad-like region at every threshold of the sweep, in both polarities; then the dark
-/// regions again within each large bright quad (a light box in a darker room): there a hand or
-/// an arm reaching from the room no longer joins the film to the room.
+/// Every quad-like region at every threshold of the sweep, in both polarities.
 pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
-    let (w, h) = (work.w, work.h);
-    let n = w * h;
     let mut sorted = work.img.data.clone();
     let lo = quantile(&mut sorted, 0.01);
     let hi = quantile(&mut sorted, 0.99);
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    sweep(work, cfg, (lo, hi), None, &mut seen, &mut out);
-    let mut boxes: Vec<Quad> = Vec::new();
-    let mut bright: Vec<&Candidate> = out
-        .iter()
-        .filter(|c| c.bright && c.iou >= 0.9 && c.area >= 0.15 * n as f32)
-        .collect();
-    bright.sort_by(|a, b| b.area.total_cmp(&a.area));
-    for c in bright {
-        let diag = dist(c.quad[0], c.quad[2]);
-        if boxes.len() < RESTRICTED_SWEEPS
-            && !boxes
-                .iter()
-                .any(|b| (0..4).all(|i| dist(b[i], c.quad[i]) < 0.05 * diag))
-        {
-            boxes.push(c.quad);
-        }
-    }
-    for b in boxes {
-        let inner = offset_quad(&b, -1.5);
-        let (x0, y0, x1, y1) = bbox_px(&inner, w, h);
-        let mut within = vec![false; n];
-        let mut vals = Vec::new();
-        for y in y0..y1 {
-            for x in x0..x1 {
-                if in_quad(&inner, [x as f32 + 0.5, y as f32 + 0.5]) {
-                    within[y * w + x] = true;
-                    vals.push(work.img.data[y * w + x]);
-                }
-            }
-        }
-        if vals.len() < 64 {
-            continue;
-        }
-        let range = (quantile(&mut vals, 0.01), quantile(&mut vals, 0.99));
-        sweep(work, cfg, range, Some(&within), &mut seen, &mut out);
-    }
+    sweep(work, cfg, (lo, hi), &mut seen, &mut out);
     out
 }
 
-const RESTRICTED_SWEEPS: usize = 0;
-
 type Signature = (usize, usize, usize, usize, usize);
 
-/// One threshold sweep over `range`; `within` restricts it to the dark regions inside a
-/// light box.
+/// One threshold sweep over `range`.
 fn sweep(
     work: &Work,
     cfg: &FinderConfig,
     (lo, hi): (f32, f32),
-    within: Option<&[bool]>,
     seen: &mut Vec<Signature>,
     out: &mut Vec<Candidate>,
 ) {
@@ -111,24 +68,12 @@ fn sweep(
     for k in 1..STEPS {
         let t = lo + (hi - lo) * k as f32 / STEPS as f32;
         for dark in [true, false] {
-            if within.is_some() && !dark {
-                continue;
-            }
-            let mask: Vec<bool> = match within {
-                None => work
-                    .img
-                    .data
-                    .iter()
-                    .map(|&v| if dark { v < t } else { v > t })
-                    .collect(),
-                Some(m) => work
-                    .img
-                    .data
-                    .iter()
-                    .zip(m)
-                    .map(|(&v, &inside)| inside && v < t)
-                    .collect(),
-            };
+            let mask: Vec<bool> = work
+                .img
+                .data
+                .iter()
+                .map(|&v| if dark { v < t } else { v > t })
+                .collect();
             for comp in components(&mask, w, h, min_px) {
                 let (x0, y0, x1, y1) = index_bbox(&comp, w);
                 let raw = (comp.len() / 8, x0, y0, x1, y1);

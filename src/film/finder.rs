@@ -17,7 +17,7 @@ use crate::model::preprocess::resize_area;
 use super::candidates::{candidates, Candidate, Work};
 use super::filters::{box_blur, quantile};
 use super::geometry::{
-    angles_within, dist, in_quad, offset_quad, scale_about_centroid, signed_area,
+    angles_within, dist, in_quad, offset_quad, scale_about_centroid, share_inside, signed_area,
 };
 use super::rectify::Quad;
 
@@ -156,8 +156,12 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
                 0.5 * (dist(c.quad[0], c.quad[3]) + dist(c.quad[1], c.quad[2])),
             );
             let aspect = w_ / h_.max(1e-3);
+            // Four strong sides are a film even when part of it is as bright as the light box
+            // beside it, so that the region covers the quad less well.
             let min_iou = if c.cut {
                 cfg.min_iou - 0.13
+            } else if strong_sides(c, cfg) {
+                cfg.min_iou - 0.08
             } else {
                 cfg.min_iou
             };
@@ -169,7 +173,7 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
                 // A front-lit film on a dark surface is as smooth as that but has the grey-level
                 // spread of dark lungs and bright bones.
                 && c.texture
-                    >= (if c.bright && c.spread < 15.0 { 2.0 } else { 1.0 } * cfg.min_texture)
+                    >= (if c.bright && c.spread < 15.0 { 1.6 } else { 1.0 } * cfg.min_texture)
                         .max(if c.bright { 4.0 } else { 3.0 } * work.noise_floor)
                 && c.spread >= 12.0
                 && c.contrast >= cfg.min_edge_contrast
@@ -182,33 +186,7 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     let keep: Vec<&Candidate> = valid
         .iter()
         .copied()
-        .filter(|a| {
-            let grown = scale_about_centroid(&a.quad, 1.05);
-            !valid.iter().any(|b| {
-                !b.cut
-                    // A cut-off region may be the film plus a thin strip to the border, when the
-                    // film has four strong sides.
-                    && b.area
-                        < if a.cut
-                            && b.min_side >= 0.5 * b.contrast
-                            && b.contrast >= 3.0 * cfg.min_edge_contrast
-                        {
-                            0.97
-                        } else {
-                            0.85
-                        } * a.area
-                    && b.quad.iter().all(|&p| in_quad(&grown, p))
-                    && b.min_side >= 0.35 * b.contrast
-                    && (ring_is_background(work, a, b)
-                        // The film plus an attachment (an arm on the light box, a vignetted
-                        // corner) fits a quad worse than the film alone.
-                        || (b.area >= 0.5 * a.area && b.iou >= a.iou + 0.03)
-                        // A cut-off region around a whole film with four clear sides is the
-                        // film plus whatever touches it (a hand and arm, the light box
-                        // running out of the frame), not a cut-off film.
-                        || (a.cut && b.area >= 0.25 * a.area))
-            })
-        })
+        .filter(|a| !valid.iter().any(|b| film_within(work, cfg, a, b)))
         .collect();
     let largest = keep
         .iter()
@@ -219,6 +197,72 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     keep.into_iter()
         .filter(|c| (0..4).all(|i| dist(c.quad[i], largest.quad[i]) < 0.08 * diag))
         .max_by(|a, b| a.iou.total_cmp(&b.iou))
+}
+
+/// Every side a clear step, none much weaker than the others.
+fn strong_sides(c: &Candidate, cfg: &FinderConfig) -> bool {
+    c.min_side >= 0.5 * c.contrast && c.contrast >= 3.0 * cfg.min_edge_contrast
+}
+
+/// True when `b` is the film and `a` the film plus something around or attached to it, so that
+/// `a` must give way.
+fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) -> bool {
+    // A quad let in on its strong sides alone (a loose fit) is not enough to overrule a region
+    // cut by the frame: that could be a part of a cut-off film.
+    if b.cut || b.min_side < 0.35 * b.contrast || (a.cut && b.iou < cfg.min_iou) {
+        return false;
+    }
+    let b_strong = strong_sides(b, cfg);
+    // One side with hardly any step: where a hand, a glare patch or a clip joins the film to its
+    // surroundings.
+    let a_weak = a.min_side < 0.3 * a.contrast;
+    // A closer-fitting quad with clearly stronger sides is the film without the clip or finger
+    // that made the larger region loose.
+    let b_better = b_strong
+        && !a.cut
+        && b.iou >= a.iou + 0.05
+        && b.min_side / b.contrast >= a.min_side / a.contrast.max(1e-3) + 0.2;
+    let share = share_inside(&b.quad, &scale_about_centroid(&a.quad, 1.05));
+    // A region cut by the frame with faint sides, holding much of a well-fitted film with four
+    // strong sides: the film merged with a dark room or table beside the light box.
+    if a.cut
+        && b_strong
+        && b.iou >= cfg.min_iou
+        && share >= 0.5
+        && a.contrast < 0.5 * b.contrast
+        && b.area >= 0.6 * a.area
+    {
+        return true;
+    }
+    // A cut-off region may be the film plus a thin strip to the border, and a region with a weak
+    // side the film plus a small attachment, when the film has four strong sides.
+    let max_area = if b_better {
+        0.99
+    } else if (a.cut || a_weak) && b_strong {
+        0.97
+    } else {
+        0.85
+    };
+    // Inside; mostly inside is enough for a region cut by the frame (a light box running out of
+    // view: its fitted quad can clip a corner of the film) or a loose one.
+    let inside = share >= 0.9
+        && (a.cut
+            || b_better
+            || b.quad
+                .iter()
+                .all(|&p| in_quad(&scale_about_centroid(&a.quad, 1.15), p)));
+    b.area < max_area * a.area
+        && inside
+        && (ring_is_background(work, a, b)
+            // The film plus an attachment (an arm on the light box, a vignetted corner) fits a
+            // quad worse than the film alone.
+            || (b.area >= 0.5 * a.area && b.iou >= a.iou + 0.03)
+            // A cut-off region around a whole film with four clear sides is the film plus
+            // whatever touches it (a hand and arm, the light box running out of the frame), not
+            // a cut-off film.
+            || (a.cut && b.area >= 0.25 * a.area)
+            || (a_weak && b_strong && b.area >= 0.5 * a.area)
+            || (b_better && b.area >= 0.8 * a.area))
 }
 
 /// True when the ring between an outer and an inner quad is plain background: smooth (median

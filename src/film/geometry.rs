@@ -234,6 +234,25 @@ pub fn in_quad(q: &Quad, p: Pt) -> bool {
 }
 
 /// Interior angles of a convex quad are all within `[lo, hi]` degrees.
+/// Share of quad `inner` that lies inside quad `outer`, from a grid of points across `inner`.
+pub fn share_inside(inner: &Quad, outer: &Quad) -> f32 {
+    const N: usize = 8;
+    let mut hits = 0;
+    for i in 0..N {
+        for j in 0..N {
+            let (u, v) = ((i as f32 + 0.5) / N as f32, (j as f32 + 0.5) / N as f32);
+            let top = lerp(inner[0], inner[1], u);
+            let bottom = lerp(inner[3], inner[2], u);
+            hits += in_quad(outer, lerp(top, bottom, v)) as usize;
+        }
+    }
+    hits as f32 / (N * N) as f32
+}
+
+fn lerp(a: Pt, b: Pt, t: f32) -> Pt {
+    [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
+}
+
 pub fn angles_within(q: &Quad, lo: f32, hi: f32) -> bool {
     (0..4).all(|i| {
         let (a, b, c) = (q[(i + 3) % 4], q[i], q[(i + 1) % 4]);
