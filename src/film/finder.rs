@@ -193,10 +193,13 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
         .copied()
         .max_by(|a, b| a.area.total_cmp(&b.area))?;
     let diag = dist(largest.quad[0], largest.quad[2]);
-    // Neighbouring thresholds see the same film slightly differently: take the best-fitting.
+    // Neighbouring thresholds see the same film slightly differently: take the best-fitting,
+    // and of quads that fit about as well the one whose weakest side is the clearest step (a
+    // threshold that lets a finger or glare eat into a side leaves that side weaker).
+    let score = |c: &Candidate| c.iou + 0.25 * c.min_side / c.contrast.max(1e-3);
     keep.into_iter()
         .filter(|c| (0..4).all(|i| dist(c.quad[i], largest.quad[i]) < 0.08 * diag))
-        .max_by(|a, b| a.iou.total_cmp(&b.iou))
+        .max_by(|a, b| score(a).total_cmp(&score(b)))
 }
 
 /// Every side a clear step, none much weaker than the others.
@@ -209,7 +212,22 @@ fn strong_sides(c: &Candidate, cfg: &FinderConfig) -> bool {
 fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) -> bool {
     // A quad let in on its strong sides alone (a loose fit) is not enough to overrule a region
     // cut by the frame: that could be a part of a cut-off film.
-    if b.cut || b.min_side < 0.35 * b.contrast || (a.cut && b.iou < cfg.min_iou) {
+    if b.cut {
+        return false;
+    }
+    let share = share_inside(&b.quad, &scale_about_centroid(&a.quad, 1.05));
+    // A region cut by the frame of the opposite polarity that holds a whole film-like quad is
+    // the background around it (a light box running out of view), even when a hand on the film
+    // weakens one of its sides.
+    if a.cut
+        && a.bright != b.bright
+        && share >= 0.95
+        && b.iou >= cfg.min_iou - 0.03
+        && b.area >= 0.25 * a.area
+    {
+        return true;
+    }
+    if b.min_side < 0.35 * b.contrast || (a.cut && b.iou < cfg.min_iou) {
         return false;
     }
     let b_strong = strong_sides(b, cfg);
@@ -222,7 +240,18 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
         && !a.cut
         && b.iou >= a.iou + 0.05
         && b.min_side / b.contrast >= a.min_side / a.contrast.max(1e-3) + 0.2;
-    let share = share_inside(&b.quad, &scale_about_centroid(&a.quad, 1.05));
+    // A region cut by the frame of the opposite polarity that overlaps a well-fitted film with
+    // four strong sides is the background around it (the part of a light box an arm cuts off),
+    // not a second film.
+    if a.cut
+        && a.bright != b.bright
+        && b_strong
+        && b.iou >= cfg.min_iou
+        && share >= 0.3
+        && b.area >= 0.25 * a.area
+    {
+        return true;
+    }
     // A region cut by the frame with faint sides, holding much of a well-fitted film with four
     // strong sides: the film merged with a dark room or table beside the light box.
     if a.cut
@@ -253,7 +282,8 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
                 .all(|&p| in_quad(&scale_about_centroid(&a.quad, 1.15), p)));
     b.area < max_area * a.area
         && inside
-        && (ring_is_background(work, a, b)
+        // (A glare spot or a clip on a faint film is far smaller than any film in its light box.)
+        && ((b.area >= 0.1 * a.area && ring_is_background(work, a, b))
             // The film plus an attachment (an arm on the light box, a vignetted corner) fits a
             // quad worse than the film alone.
             || (b.area >= 0.5 * a.area && b.iou >= a.iou + 0.03)
