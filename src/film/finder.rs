@@ -192,6 +192,21 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
         .iter()
         .copied()
         .max_by(|a, b| a.area.total_cmp(&b.area))?;
+    // A light box (or table) region holding a film of the other polarity that the frame cuts
+    // and no whole one: the film is cut off, however whole the region around it looks (blur and
+    // vignetting can make it stop just short of the frame border).
+    if !largest.cut {
+        let grown = scale_about_centroid(&largest.quad, 1.05);
+        let held = |c: &&Candidate| {
+            c.bright != largest.bright
+                && c.area >= 0.25 * largest.area
+                && share_inside(&c.quad, &grown) >= 0.75
+        };
+        let cut_film = keep.iter().copied().filter(|c| c.cut).find(held);
+        if cut_film.is_some() && !keep.iter().filter(|c| !c.cut).any(held) {
+            return cut_film;
+        }
+    }
     let diag = dist(largest.quad[0], largest.quad[2]);
     // Neighbouring thresholds see the same film slightly differently: take the best-fitting,
     // and of quads that fit about as well the one whose weakest side is the clearest step (a
@@ -290,7 +305,7 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
             // A cut-off region around a whole film with four clear sides is the film plus
             // whatever touches it (a hand and arm, the light box running out of the frame), not
             // a cut-off film.
-            || (a.cut && b.area >= 0.25 * a.area)
+            || (a.cut && b_strong && b.area >= 0.25 * a.area)
             || (a_weak && b_strong && b.area >= 0.5 * a.area)
             || (b_better && b.area >= 0.8 * a.area))
 }
