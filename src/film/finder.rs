@@ -225,23 +225,27 @@ fn strong_sides(c: &Candidate, cfg: &FinderConfig) -> bool {
 /// True when `b` is the film and `a` the film plus something around or attached to it, so that
 /// `a` must give way.
 fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) -> bool {
-    // A quad let in on its strong sides alone (a loose fit) is not enough to overrule a region
-    // cut by the frame: that could be a part of a cut-off film.
-    if b.cut {
+    // No rule lets a quad under a tenth of the region stand for the film in it (a glare spot or a
+    // clip on a faint film is far smaller than any film in its light box); tested before the
+    // overlap is measured, as every pair of candidates comes here.
+    if b.cut || b.area < 0.1 * a.area {
         return false;
     }
     let share = share_inside(&b.quad, &scale_about_centroid(&a.quad, 1.05));
-    // A region cut by the frame of the opposite polarity that holds a whole film-like quad is
-    // the background around it (a light box running out of view), even when a hand on the film
-    // weakens one of its sides.
+    // A region cut by the frame of the opposite polarity around a film-like quad is the
+    // background around it (a light box running out of view, or the part of it an arm cuts
+    // off), not a second film: when it holds the whole quad, even if a hand on the film weakens
+    // one of its sides; when it only overlaps it, if the quad has four strong sides.
     if a.cut
         && a.bright != b.bright
-        && share >= 0.95
-        && b.iou >= cfg.min_iou - 0.03
         && b.area >= 0.25 * a.area
+        && ((share >= 0.95 && b.iou >= cfg.min_iou - 0.03)
+            || (share >= 0.3 && b.iou >= cfg.min_iou && strong_sides(b, cfg)))
     {
         return true;
     }
+    // A quad let in on its strong sides alone (a loose fit) is not enough to overrule a region
+    // cut by the frame: that could be a part of a cut-off film.
     if b.min_side < 0.35 * b.contrast || (a.cut && b.iou < cfg.min_iou) {
         return false;
     }
@@ -255,18 +259,6 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
         && !a.cut
         && b.iou >= a.iou + 0.05
         && b.min_side / b.contrast >= a.min_side / a.contrast.max(1e-3) + 0.2;
-    // A region cut by the frame of the opposite polarity that overlaps a well-fitted film with
-    // four strong sides is the background around it (the part of a light box an arm cuts off),
-    // not a second film.
-    if a.cut
-        && a.bright != b.bright
-        && b_strong
-        && b.iou >= cfg.min_iou
-        && share >= 0.3
-        && b.area >= 0.25 * a.area
-    {
-        return true;
-    }
     // A region cut by the frame with faint sides, holding much of a well-fitted film with four
     // strong sides: the film merged with a dark room or table beside the light box.
     if a.cut
@@ -290,15 +282,13 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
     // Inside; mostly inside is enough for a region cut by the frame (a light box running out of
     // view: its fitted quad can clip a corner of the film) or a loose one.
     let inside = share >= 0.9
-        && (a.cut
-            || b_better
-            || b.quad
-                .iter()
-                .all(|&p| in_quad(&scale_about_centroid(&a.quad, 1.15), p)));
+        && (a.cut || b_better || {
+            let loose = scale_about_centroid(&a.quad, 1.15);
+            b.quad.iter().all(|&p| in_quad(&loose, p))
+        });
     b.area < max_area * a.area
         && inside
-        // (A glare spot or a clip on a faint film is far smaller than any film in its light box.)
-        && ((b.area >= 0.1 * a.area && ring_is_background(work, a, b))
+        && (ring_is_background(work, a, b)
             // The film plus an attachment (an arm on the light box, a vignetted corner) fits a
             // quad worse than the film alone.
             || (b.area >= 0.5 * a.area && b.iou >= a.iou + 0.03)
