@@ -6,7 +6,7 @@ use crate::capture::Frame;
 use super::filters::quantile;
 use super::finder::FinderConfig;
 use super::geometry::{
-    angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, max_area_quad,
+    angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, lerp, max_area_quad,
     order_corners, scale_about_centroid, signed_area, Line, Pt,
 };
 use super::rectify::{sample_bilinear, Quad};
@@ -385,7 +385,7 @@ fn edge_contrast(img: &Frame, q: &Quad) -> (f32, f32) {
         let mut acc = 0.0;
         for k in 1..12 {
             let t = k as f32 / 12.0;
-            let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let p = lerp(a, b, t);
             let out = sample_bilinear(img, p[0] + 2.0 * n[0], p[1] + 2.0 * n[1]);
             let inn = sample_bilinear(img, p[0] - 2.0 * n[0], p[1] - 2.0 * n[1]);
             acc += (out - inn).abs();

@@ -233,7 +233,6 @@ pub fn in_quad(q: &Quad, p: Pt) -> bool {
     (0..4).all(|i| cross(q[i], q[(i + 1) % 4], p) >= 0.0)
 }
 
-/// Interior angles of a convex quad are all within `[lo, hi]` degrees.
 /// Share of quad `inner` that lies inside quad `outer`, from a grid of points across `inner`.
 pub fn share_inside(inner: &Quad, outer: &Quad) -> f32 {
     const N: usize = 8;
@@ -249,10 +248,12 @@ pub fn share_inside(inner: &Quad, outer: &Quad) -> f32 {
     hits as f32 / (N * N) as f32
 }
 
-fn lerp(a: Pt, b: Pt, t: f32) -> Pt {
+/// The point a share `t` of the way from `a` to `b`.
+pub fn lerp(a: Pt, b: Pt, t: f32) -> Pt {
     [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
 }
 
+/// Interior angles of a convex quad are all within `[lo, hi]` degrees.
 pub fn angles_within(q: &Quad, lo: f32, hi: f32) -> bool {
     (0..4).all(|i| {
         let (a, b, c) = (q[(i + 3) % 4], q[i], q[(i + 1) % 4]);

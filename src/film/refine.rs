@@ -8,7 +8,7 @@
 
 use crate::capture::Frame;
 
-use super::geometry::{centroid, corners_from_sides, dist, Line, Pt};
+use super::geometry::{centroid, corners_from_sides, dist, lerp, Line, Pt};
 use super::rectify::{sample_bilinear, Quad};
 
 /// Refine `q` (TL, TR, BR, BL) on `frame`; `scale` is full-res pixels per working pixel and
@@ -39,7 +39,7 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         let mut pol = 0.0;
         for k in 0..samples {
             let t = 0.1 + 0.8 * k as f32 / (samples - 1) as f32;
-            let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let p = lerp(a, b, t);
             pol += prof(p, reach + 1.0) - prof(p, -reach - 1.0);
         }
         let pol = if pol >= 0.0 { 1.0 } else { -1.0 };
@@ -47,7 +47,7 @@ pub fn refine_corners(frame: &Frame, q: &Quad, scale: f32) -> Quad {
         let mut found: Vec<(Pt, f32)> = Vec::new();
         for k in 0..samples {
             let t = 0.08 + 0.84 * k as f32 / (samples - 1) as f32;
-            let p = [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+            let p = lerp(a, b, t);
             let vals: Vec<f32> = (0..=steps + 2)
                 .map(|j| prof(p, -reach - 0.5 + 0.5 * j as f32))
                 .collect();
