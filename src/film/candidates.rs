@@ -7,7 +7,7 @@ use super::filters::quantile;
 use super::finder::FinderConfig;
 use super::geometry::{
     angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, lerp, max_area_quad,
-    order_corners, scale_about_centroid, signed_area, Line, Pt,
+    offset_quad, order_corners, scale_about_centroid, signed_area, Line, Pt,
 };
 use super::rectify::{sample_bilinear, Quad};
 use super::regions::{components, fill_holes, index_bbox, open_region, signature};
@@ -46,34 +46,126 @@ pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
     let hi = quantile(&mut sorted, 0.99);
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    sweep(work, cfg, (lo, hi), &mut seen, &mut out);
+    sweep(work, cfg, (lo, hi), None, &mut seen, &mut out);
+    // A hand or an arm on a back-lit film is as dark as the film and joins it to the dark room
+    // or to the frame border, so that no region of the sweep is the film alone. Inside the light
+    // box the arm ends at the box's edge: segment the dark regions again there.
+    let n = (work.w * work.h) as f32;
+    let light_box = out
+        .iter()
+        .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= 0.8)
+        .max_by(|a, b| a.area.total_cmp(&b.area))
+        .map(|c| (c.quad, c.area));
+    if let Some((box_quad, box_area)) = light_box {
+        // Clear of the box's edge, which blur makes as dark as a film for a pixel or two.
+        let q = offset_quad(&box_quad, -3.0);
+        let within: Vec<bool> = (0..work.w * work.h)
+            .map(|k| in_quad(&q, [(k % work.w) as f32 + 0.5, (k / work.w) as f32 + 0.5]))
+            .collect();
+        let mut vals: Vec<f32> = work
+            .img
+            .data
+            .iter()
+            .zip(&within)
+            .filter_map(|(&v, &i)| i.then_some(v))
+            .collect();
+        if vals.len() > 16 {
+            let lo = quantile(&mut vals, 0.01);
+            let hi = quantile(&mut vals, 0.99);
+            let first = out.len();
+            sweep(
+                work,
+                cfg,
+                (lo, hi),
+                Some((&within, &q)),
+                &mut seen,
+                &mut out,
+            );
+            // The bright region may be a front-lit film rather than a light box: then what is
+            // dark inside it is lungs, not a film. A film on a light box is surrounded by the
+            // box's smooth glow; the box region itself at a high threshold is no new film.
+            let mut k = first;
+            while k < out.len() {
+                let c = &out[k];
+                // Only whole films clear of the box's edge and the frame are new here: the
+                // first sweep already says when a film is cut off.
+                let keep =
+                    !c.cut && c.area <= 0.85 * box_area && ring_is_light_box(work, &box_quad, c);
+                if keep {
+                    k += 1;
+                } else {
+                    out.swap_remove(k);
+                }
+            }
+        }
+    }
     out
+}
+
+/// The ring between a bright region's quad and a dark candidate inside it is the glow of a
+/// light box: smooth (median band-pass level, measured clear of both edges by more than the
+/// band-pass reach) and brighter than nearly all of the candidate, as light through a film is
+/// always dimmer than the bare box. The rest of a front-lit film around its lungs is neither.
+fn ring_is_light_box(work: &Work, outer: &Quad, inner: &Candidate) -> bool {
+    let (o, i) = (offset_quad(outer, -6.0), offset_quad(&inner.quad, 6.0));
+    let (o2, i2) = (offset_quad(outer, -2.0), offset_quad(&inner.quad, 2.0));
+    let core = offset_quad(&inner.quad, -2.0);
+    let (bx0, by0, bx1, by1) = bbox_px(&o2, work.w, work.h);
+    let (mut band, mut ring, mut film) = (Vec::new(), Vec::new(), Vec::new());
+    for y in by0..by1 {
+        for x in bx0..bx1 {
+            let p = [x as f32 + 0.5, y as f32 + 0.5];
+            let k = y * work.w + x;
+            if in_quad(&o, p) && !in_quad(&i, p) {
+                band.push(work.band[k]);
+            }
+            if in_quad(&o2, p) && !in_quad(&i2, p) {
+                ring.push(work.img.data[k]);
+            } else if in_quad(&core, p) {
+                film.push(work.img.data[k]);
+            }
+        }
+    }
+    if band.len() < 8 || ring.len() < 8 || film.is_empty() {
+        return false;
+    }
+    quantile(&mut band, 0.5) < 0.5 * inner.texture
+        && quantile(&mut ring, 0.5) > quantile(&mut film, 0.9)
 }
 
 type Signature = (usize, usize, usize, usize, usize);
 
-/// One threshold sweep over `range`.
+/// One threshold sweep over `range`; with `within`, dark regions inside that mask only.
 fn sweep(
     work: &Work,
     cfg: &FinderConfig,
     (lo, hi): (f32, f32),
+    within: Option<(&[bool], &Quad)>,
     seen: &mut Vec<Signature>,
     out: &mut Vec<Candidate>,
 ) {
     let (w, h) = (work.w, work.h);
     let n = w * h;
     let min_px = (cfg.detect_area_frac * n as f32) as usize;
+    let within_quad = within.map(|(_, q)| q);
     let mut seen_raw: Vec<Signature> = Vec::new();
     const STEPS: usize = 16;
     for k in 1..STEPS {
         let t = lo + (hi - lo) * k as f32 / STEPS as f32;
         for dark in [true, false] {
-            let mask: Vec<bool> = work
+            if within.is_some() && !dark {
+                continue;
+            }
+            let whole: Vec<bool> = work
                 .img
                 .data
                 .iter()
                 .map(|&v| if dark { v < t } else { v > t })
                 .collect();
+            let mask: Vec<bool> = match within {
+                Some((m, _)) => whole.iter().zip(m).map(|(&a, &b)| a && b).collect(),
+                None => whole.clone(),
+            };
             for comp in components(&mask, w, h, min_px) {
                 let (x0, y0, x1, y1) = index_bbox(&comp, w);
                 let raw = (comp.len() / 8, x0, y0, x1, y1);
@@ -89,8 +181,34 @@ fn sweep(
                 }
                 seen.push(key);
                 let mut pieces = Vec::new();
+                // Inside the light box the region stops at the mask's edge; whether the frame
+                // cuts the film is told by the whole frame's region at this threshold.
+                let recut = |c: &mut Candidate| {
+                    if within.is_some() {
+                        // Inside the box a film's side may stop just short of the frame
+                        // border where the box edge is cut off (a bright strip along a cut
+                        // film's edge): near the border is cut, to be safe.
+                        let near_border = c.quad.iter().any(|p| {
+                            p[0] < 4.0
+                                || p[1] < 4.0
+                                || p[0] > w as f32 - 4.0
+                                || p[1] > h as f32 - 4.0
+                        });
+                        // A corner or a side on the mask's edge: the region was cut there by
+                        // the mask, and what lies beyond (a film running over the box's edge,
+                        // or out of the frame) is unknown.
+                        let on_mask_edge = within_quad.is_some_and(|m| {
+                            let core = offset_quad(m, -1.5);
+                            c.quad.iter().any(|&p| !in_quad(&core, p))
+                        });
+                        c.cut |= near_border
+                            || on_mask_edge
+                            || touches_frame_near(&whole, &c.quad, w, h);
+                    }
+                };
                 if let Some(mut c) = fit_region(work, &filled, min_px, Some(&mut pieces)) {
                     c.bright = !dark;
+                    recut(&mut c);
                     out.push(c);
                 }
                 // Pieces a neck (an arm) joined to a bigger region (the room around a light
@@ -103,6 +221,7 @@ fn sweep(
                     seen.push(key);
                     if let Some(mut c) = fit_region(work, &piece, min_px, None) {
                         c.bright = !dark;
+                        recut(&mut c);
                         out.push(c);
                     }
                 }
@@ -164,24 +283,10 @@ fn fit_region(
     }
     // Cut off: a corner beyond the frame, or region pixels on the border right at the quad
     // (an arm reaching the border away from the film does not count).
-    let grown = scale_about_centroid(&quad, 1.0 + 3.0 / area.sqrt());
     let corner_out = quad
         .iter()
         .any(|p| p[0] < -1.0 || p[1] < -1.0 || p[0] > w as f32 + 1.0 || p[1] > h as f32 + 1.0);
-    // Hits per frame side: left, right, top, bottom.
-    let (mut hits, mut near) = ([0usize; 4], [0usize; 4]);
-    for y in 0..h {
-        for x in 0..w {
-            let sides = [x == 0, x + 1 == w, y == 0, y + 1 == h];
-            if sides.iter().any(|&b| b) && region[y * w + x] {
-                let close = in_quad(&grown, [x as f32 + 0.5, y as f32 + 0.5]);
-                for (k, &on) in sides.iter().enumerate() {
-                    hits[k] += on as usize;
-                    near[k] += (on && close) as usize;
-                }
-            }
-        }
-    }
+    let (hits, near) = border_hits(&region, &quad, w, h);
     // A region running out of the frame on three or four sides is the scene around the film
     // (the light box, the room), not a film that needs moving.
     if hits.iter().filter(|&&n| n >= 3).count() >= 3 {
@@ -229,6 +334,31 @@ fn fit_region(
         spread,
         bright: false,
     })
+}
+
+/// Region pixels on each frame side (left, right, top, bottom): all of them, and those right at
+/// the quad (an arm reaching the border away from the film does not count).
+fn border_hits(region: &[bool], quad: &Quad, w: usize, h: usize) -> ([usize; 4], [usize; 4]) {
+    let grown = scale_about_centroid(quad, 1.0 + 3.0 / signed_area(quad).max(1.0).sqrt());
+    let (mut hits, mut near) = ([0usize; 4], [0usize; 4]);
+    for y in 0..h {
+        for x in 0..w {
+            let sides = [x == 0, x + 1 == w, y == 0, y + 1 == h];
+            if sides.iter().any(|&b| b) && region[y * w + x] {
+                let close = in_quad(&grown, [x as f32 + 0.5, y as f32 + 0.5]);
+                for (k, &on) in sides.iter().enumerate() {
+                    hits[k] += on as usize;
+                    near[k] += (on && close) as usize;
+                }
+            }
+        }
+    }
+    (hits, near)
+}
+
+/// The region runs out of the frame right at the quad.
+fn touches_frame_near(region: &[bool], quad: &Quad, w: usize, h: usize) -> bool {
+    border_hits(region, quad, w, h).1.iter().any(|&n| n >= 3)
 }
 
 /// Largest hull quad, then each side re-fitted to the region boundary, and the IoU of the

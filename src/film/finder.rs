@@ -194,7 +194,9 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
         .max_by(|a, b| a.area.total_cmp(&b.area))?;
     // A light box (or table) region holding a film of the other polarity that the frame cuts
     // and no whole one: the film is cut off, however whole the region around it looks (blur and
-    // vignetting can make it stop just short of the frame border).
+    // vignetting can make it stop just short of the frame border). The cut film's edge must be
+    // about as clear as the region's: a faint cut region may be the bright lower part of a whole
+    // film merged with the light box below it.
     if !largest.cut {
         let grown = scale_about_centroid(&largest.quad, 1.05);
         let held = |c: &&Candidate| {
@@ -202,7 +204,11 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
                 && c.area >= 0.25 * largest.area
                 && share_inside(&c.quad, &grown) >= 0.75
         };
-        let cut_film = keep.iter().copied().filter(|c| c.cut).find(held);
+        let cut_film = keep
+            .iter()
+            .copied()
+            .filter(|c| c.cut && c.contrast >= 0.5 * largest.contrast)
+            .find(held);
         if cut_film.is_some() && !keep.iter().filter(|c| !c.cut).any(held) {
             return cut_film;
         }
