@@ -49,57 +49,74 @@ pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
     sweep(work, cfg, (lo, hi), None, &mut seen, &mut out);
     // A hand or an arm on a back-lit film is as dark as the film and joins it to the dark room
     // or to the frame border, so that no region of the sweep is the film alone. Inside the light
-    // box the arm ends at the box's edge: segment the dark regions again there.
+    // box the arm ends at the box's edge: segment the dark regions again there. The box is the
+    // largest bright quad that fits its region well, or, when the film and the arm bite deep
+    // into the box's region, the largest that fits it at all.
     let n = (work.w * work.h) as f32;
-    let light_box = out
-        .iter()
-        .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= 0.8)
-        .max_by(|a, b| a.area.total_cmp(&b.area))
-        .map(|c| (c.quad, c.area));
-    if let Some((box_quad, box_area)) = light_box {
-        // Clear of the box's edge, which blur makes as dark as a film for a pixel or two.
-        let q = offset_quad(&box_quad, -3.0);
-        let within: Vec<bool> = (0..work.w * work.h)
-            .map(|k| in_quad(&q, [(k % work.w) as f32 + 0.5, (k / work.w) as f32 + 0.5]))
-            .collect();
-        let mut vals: Vec<f32> = work
-            .img
-            .data
-            .iter()
-            .zip(&within)
-            .filter_map(|(&v, &i)| i.then_some(v))
-            .collect();
-        if vals.len() > 16 {
-            let lo = quantile(&mut vals, 0.01);
-            let hi = quantile(&mut vals, 0.99);
-            let first = out.len();
-            sweep(
-                work,
-                cfg,
-                (lo, hi),
-                Some((&within, &q)),
-                &mut seen,
-                &mut out,
-            );
-            // The bright region may be a front-lit film rather than a light box: then what is
-            // dark inside it is lungs, not a film. A film on a light box is surrounded by the
-            // box's smooth glow; the box region itself at a high threshold is no new film.
-            let mut k = first;
-            while k < out.len() {
-                let c = &out[k];
-                // Only whole films clear of the box's edge and the frame are new here: the
-                // first sweep already says when a film is cut off.
-                let keep =
-                    !c.cut && c.area <= 0.85 * box_area && ring_is_light_box(work, &box_quad, c);
-                if keep {
-                    k += 1;
-                } else {
-                    out.swap_remove(k);
-                }
-            }
+    let largest_box = |min_iou: f32| {
+        out.iter()
+            .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= min_iou)
+            .max_by(|a, b| a.area.total_cmp(&b.area))
+            .map(|c| (c.quad, c.area))
+    };
+    let boxes = [largest_box(0.8), largest_box(0.4)];
+    for (k, b) in boxes.iter().enumerate() {
+        let Some((box_quad, box_area)) = *b else {
+            continue;
+        };
+        let same = |o: &Option<(Quad, f32)>| {
+            o.is_some_and(|(q, _)| (0..4).all(|i| dist(q[i], box_quad[i]) < 3.0))
+        };
+        if k == 1 && same(&boxes[0]) {
+            continue;
         }
+        sweep_light_box(work, cfg, &box_quad, box_area, &mut seen, &mut out);
     }
     out
+}
+
+/// Dark regions inside a light box's quad: whole films only, clear of the box's edge and of the
+/// frame (the first sweep already says when a film is cut off).
+fn sweep_light_box(
+    work: &Work,
+    cfg: &FinderConfig,
+    box_quad: &Quad,
+    box_area: f32,
+    seen: &mut Vec<Signature>,
+    out: &mut Vec<Candidate>,
+) {
+    // Clear of the box's edge, which blur makes as dark as a film for a pixel or two.
+    let q = offset_quad(box_quad, -3.0);
+    let within: Vec<bool> = (0..work.w * work.h)
+        .map(|k| in_quad(&q, [(k % work.w) as f32 + 0.5, (k / work.w) as f32 + 0.5]))
+        .collect();
+    let mut vals: Vec<f32> = work
+        .img
+        .data
+        .iter()
+        .zip(&within)
+        .filter_map(|(&v, &i)| i.then_some(v))
+        .collect();
+    if vals.len() <= 16 {
+        return;
+    }
+    let lo = quantile(&mut vals, 0.01);
+    let hi = quantile(&mut vals, 0.99);
+    let first = out.len();
+    sweep(work, cfg, (lo, hi), Some((&within, &q)), seen, out);
+    // The bright region may be a front-lit film rather than a light box: then what is dark
+    // inside it is lungs, not a film. A film on a light box is surrounded by the box's smooth
+    // glow; the box region itself at a high threshold is no new film.
+    let mut k = first;
+    while k < out.len() {
+        let c = &out[k];
+        let keep = !c.cut && c.area <= 0.85 * box_area && ring_is_light_box(work, box_quad, c);
+        if keep {
+            k += 1;
+        } else {
+            out.swap_remove(k);
+        }
+    }
 }
 
 /// The ring between a bright region's quad and a dark candidate inside it is the glow of a

@@ -217,9 +217,19 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     // Neighbouring thresholds see the same film slightly differently: take the best-fitting,
     // and of quads that fit about as well the one whose weakest side is the clearest step (a
     // threshold that lets a finger or glare eat into a side leaves that side weaker).
+    // A hand on the film can also tilt a quad (film plus palm) away from the film's own while
+    // covering about the same area: quads of nearly the same size over the same place are
+    // rivals too.
     let score = |c: &Candidate| c.iou + 0.25 * c.min_side / c.contrast.max(1e-3);
+    let grown = scale_about_centroid(&largest.quad, 1.05);
     keep.into_iter()
-        .filter(|c| (0..4).all(|i| dist(c.quad[i], largest.quad[i]) < 0.08 * diag))
+        .filter(|c| {
+            (0..4).all(|i| dist(c.quad[i], largest.quad[i]) < 0.08 * diag)
+                || (!c.cut
+                    && c.bright == largest.bright
+                    && c.area >= 0.9 * largest.area
+                    && share_inside(&c.quad, &grown) >= 0.9)
+        })
         .max_by(|a, b| score(a).total_cmp(&score(b)))
 }
 
