@@ -143,20 +143,40 @@ pub fn blur_score(film: &Frame) -> f32 {
         ((film.height as f32 * s).round() as usize).max(16),
     );
     let f = resize_area(film, w, h);
+    // 9-pixel mean (edges clamped) as a running sum: one add and one subtract per pixel. The
+    // vertical one runs over whole rows, which keeps memory access sequential.
     let mean9 = |horizontal: bool| -> Vec<f32> {
         let mut out = vec![0f32; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let mut a = 0.0;
-                for k in -4isize..=4 {
-                    let (xx, yy) = if horizontal {
-                        ((x as isize + k).clamp(0, w as isize - 1) as usize, y)
-                    } else {
-                        (x, (y as isize + k).clamp(0, h as isize - 1) as usize)
-                    };
-                    a += f.data[yy * w + xx];
+        let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
+        if horizontal {
+            for y in 0..h {
+                let row = &f.data[y * w..(y + 1) * w];
+                let mut a: f64 = (-4..=4).map(|k| row[clamp(k, w)] as f64).sum();
+                out[y * w] = (a / 9.0) as f32;
+                for x in 1..w {
+                    a +=
+                        row[clamp(x as isize + 4, w)] as f64 - row[clamp(x as isize - 5, w)] as f64;
+                    out[y * w + x] = (a / 9.0) as f32;
                 }
-                out[y * w + x] = a / 9.0;
+            }
+        } else {
+            let row = |y: isize| &f.data[clamp(y, h) * w..(clamp(y, h) + 1) * w];
+            let mut acc = vec![0f64; w];
+            for k in -4..=4 {
+                for (a, &v) in acc.iter_mut().zip(row(k)) {
+                    *a += v as f64;
+                }
+            }
+            for y in 0..h {
+                if y > 0 {
+                    let (add, sub) = (row(y as isize + 4), row(y as isize - 5));
+                    for ((a, &p), &m) in acc.iter_mut().zip(add).zip(sub) {
+                        *a += p as f64 - m as f64;
+                    }
+                }
+                for (o, &a) in out[y * w..(y + 1) * w].iter_mut().zip(&acc) {
+                    *o = (a / 9.0) as f32;
+                }
             }
         }
         out

@@ -134,6 +134,7 @@ pub fn rectify(frame: &Frame, quad: &Quad, width: usize, height: usize) -> Optio
     let (nw, nh) = natural_size(quad);
     let shrink = (nw as f32 / width as f32).min(nh as f32 / height as f32);
     let k = shrink.floor().max(1.0) as usize;
+    let shrunk;
     let (src, q) = if k >= 2 && frame.width / k >= 2 && frame.height / k >= 2 {
         let (sw, sh) = (frame.width / k, frame.height / k);
         // Exact scale per axis: integer division drops a partial block at the far edges.
@@ -141,19 +142,27 @@ pub fn rectify(frame: &Frame, quad: &Quad, width: usize, height: usize) -> Optio
             sw as f32 / frame.width as f32,
             sh as f32 / frame.height as f32,
         );
-        (
-            resize_area(frame, sw, sh),
-            quad.map(|p| [p[0] * fx, p[1] * fy]),
-        )
+        shrunk = resize_area(frame, sw, sh);
+        (&shrunk, quad.map(|p| [p[0] * fx, p[1] * fy]))
     } else {
-        (frame.clone(), *quad)
+        (frame, *quad)
     };
     let hm = Homography::rect_to_quad(width as f64, height as f64, &q)?;
     let mut out = Vec::with_capacity(width * height);
+    let h = &hm.h;
     for y in 0..height {
-        for x in 0..width {
-            let (sx, sy) = hm.apply(x as f64 + 0.5, y as f64 + 0.5);
-            out.push(sample_bilinear(&src, sx as f32, sy as f32));
+        // Numerators and denominator are linear along a row: step them instead of evaluating
+        // the homography afresh at every pixel.
+        let (x0, yc) = (0.5, y as f64 + 0.5);
+        let mut nx = h[0] * x0 + h[1] * yc + h[2];
+        let mut ny = h[3] * x0 + h[4] * yc + h[5];
+        let mut d = h[6] * x0 + h[7] * yc + h[8];
+        for _ in 0..width {
+            let r = 1.0 / d;
+            out.push(sample_bilinear(src, (nx * r) as f32, (ny * r) as f32));
+            nx += h[0];
+            ny += h[3];
+            d += h[6];
         }
     }
     Some(Frame::new(width, height, out))
