@@ -70,7 +70,10 @@ pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
         if k == 1 && same(&boxes[0]) {
             continue;
         }
-        sweep_light_box(work, cfg, &box_quad, box_area, &mut seen, &mut out);
+        // Each box from the regions of the first sweep: a region one box's ring test turned
+        // away may still be a film in the other.
+        let mut seen_here = seen.clone();
+        sweep_light_box(work, cfg, &box_quad, box_area, &mut seen_here, &mut out);
     }
     out
 }
@@ -102,21 +105,13 @@ fn sweep_light_box(
     }
     let lo = quantile(&mut vals, 0.01);
     let hi = quantile(&mut vals, 0.99);
-    let first = out.len();
-    sweep(work, cfg, (lo, hi), Some((&within, &q)), seen, out);
+    let mut found = Vec::new();
+    sweep(work, cfg, (lo, hi), Some((&within, &q)), seen, &mut found);
     // The bright region may be a front-lit film rather than a light box: then what is dark
     // inside it is lungs, not a film. A film on a light box is surrounded by the box's smooth
     // glow; the box region itself at a high threshold is no new film.
-    let mut k = first;
-    while k < out.len() {
-        let c = &out[k];
-        let keep = !c.cut && c.area <= 0.85 * box_area && ring_is_light_box(work, box_quad, c);
-        if keep {
-            k += 1;
-        } else {
-            out.swap_remove(k);
-        }
-    }
+    found.retain(|c| !c.cut && c.area <= 0.85 * box_area && ring_is_light_box(work, box_quad, c));
+    out.extend(found);
 }
 
 /// The ring between a bright region's quad and a dark candidate inside it is the glow of a
@@ -182,11 +177,10 @@ fn sweep(
                 .iter()
                 .map(|&v| if dark { v < t } else { v > t })
                 .collect();
-            let mask: Vec<bool> = match within {
-                Some((m, _)) => whole.iter().zip(m).map(|(&a, &b)| a && b).collect(),
-                None => whole.clone(),
-            };
-            for comp in components(&mask, w, h, min_px) {
+            let restricted: Option<Vec<bool>> =
+                within.map(|(m, _)| whole.iter().zip(m).map(|(&a, &b)| a && b).collect());
+            let mask = restricted.as_deref().unwrap_or(&whole);
+            for comp in components(mask, w, h, min_px) {
                 let (x0, y0, x1, y1) = index_bbox(&comp, w);
                 let raw = (comp.len() / 8, x0, y0, x1, y1);
                 if seen_raw.contains(&raw) {
@@ -201,8 +195,8 @@ fn sweep(
                 }
                 seen.push(key);
                 let mut pieces = Vec::new();
-                // Inside the light box the region stops at the mask's edge; whether the frame
-                // cuts the film is told by the whole frame's region at this threshold.
+                // Inside the light box the region stops at the mask's edge, so its own pixels
+                // cannot tell whether the frame cuts the film.
                 let recut = |c: &mut Candidate| {
                     if within.is_some() {
                         // Inside the box a film's side may stop just short of the frame
@@ -221,6 +215,8 @@ fn sweep(
                             let core = offset_quad(m, -1.5);
                             c.quad.iter().any(|&p| !in_quad(&core, p))
                         });
+                        // And the frame's pixels at this threshold running out of the frame
+                        // right at the quad (a film whose corner lies beyond the frame).
                         c.cut |= near_border
                             || on_mask_edge
                             || touches_frame_near(&whole, &c.quad, w, h);
@@ -361,17 +357,19 @@ fn fit_region(
 fn border_hits(region: &[bool], quad: &Quad, w: usize, h: usize) -> ([usize; 4], [usize; 4]) {
     let grown = scale_about_centroid(quad, 1.0 + 3.0 / signed_area(quad).max(1.0).sqrt());
     let (mut hits, mut near) = ([0usize; 4], [0usize; 4]);
-    for y in 0..h {
-        for x in 0..w {
-            let sides = [x == 0, x + 1 == w, y == 0, y + 1 == h];
-            if sides.iter().any(|&b| b) && region[y * w + x] {
-                let close = in_quad(&grown, [x as f32 + 0.5, y as f32 + 0.5]);
-                for (k, &on) in sides.iter().enumerate() {
-                    hits[k] += on as usize;
-                    near[k] += (on && close) as usize;
-                }
-            }
+    let mut count = |k: usize, x: usize, y: usize| {
+        if region[y * w + x] {
+            hits[k] += 1;
+            near[k] += in_quad(&grown, [x as f32 + 0.5, y as f32 + 0.5]) as usize;
         }
+    };
+    for y in 0..h {
+        count(0, 0, y);
+        count(1, w - 1, y);
+    }
+    for x in 0..w {
+        count(2, x, 0);
+        count(3, x, h - 1);
     }
     (hits, near)
 }

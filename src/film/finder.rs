@@ -197,8 +197,8 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     // vignetting can make it stop just short of the frame border). The cut film's edge must be
     // about as clear as the region's: a faint cut region may be the bright lower part of a whole
     // film merged with the light box below it.
+    let grown = scale_about_centroid(&largest.quad, 1.05);
     if !largest.cut {
-        let grown = scale_about_centroid(&largest.quad, 1.05);
         let held = |c: &&Candidate| {
             c.bright != largest.bright
                 && c.area >= 0.25 * largest.area
@@ -221,11 +221,11 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
     // covering about the same area: quads of nearly the same size over the same place are
     // rivals too.
     let score = |c: &Candidate| c.iou + 0.25 * c.min_side / c.contrast.max(1e-3);
-    let grown = scale_about_centroid(&largest.quad, 1.05);
     keep.into_iter()
         .filter(|c| {
             (0..4).all(|i| dist(c.quad[i], largest.quad[i]) < 0.08 * diag)
-                || (!c.cut
+                || (!largest.cut
+                    && !c.cut
                     && c.bright == largest.bright
                     && c.area >= 0.9 * largest.area
                     && share_inside(&c.quad, &grown) >= 0.9)
@@ -256,7 +256,13 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
         && a.bright != b.bright
         && b.area >= 0.25 * a.area
         && ((share >= 0.95 && b.iou >= cfg.min_iou - 0.03)
-            || (share >= 0.3 && b.iou >= cfg.min_iou && strong_sides(b, cfg)))
+            || (share >= 0.3
+                && b.iou >= cfg.min_iou
+                && strong_sides(b, cfg)
+                // The part of the region beside the quad is plain background, not the rest of
+                // a film cut by the frame (whose bright lungs and the box below them can make
+                // such a quad).
+                && ring_measures(work, a, b).is_some_and(|r| r.texture < 0.5 * b.texture)))
     {
         return true;
     }
@@ -321,6 +327,20 @@ fn film_within(work: &Work, cfg: &FinderConfig, a: &Candidate, b: &Candidate) ->
 /// nearly one brightness compared with the step to the inner quad. The rest of a film around a
 /// lung field is neither.
 fn ring_is_background(work: &Work, outer: &Candidate, inner: &Candidate) -> bool {
+    // No measurable ring: the two quads are the same object at different thresholds.
+    ring_measures(work, outer, inner)
+        .is_some_and(|r| r.texture < 0.5 * inner.texture && r.spread < 0.5 * r.step)
+}
+
+/// The ring between an outer and an inner quad: its median band-pass level, its grey-level
+/// spread (10th to 90th percentile) and the step between its median and the inner quad's.
+struct Ring {
+    texture: f32,
+    spread: f32,
+    step: f32,
+}
+
+fn ring_measures(work: &Work, outer: &Candidate, inner: &Candidate) -> Option<Ring> {
     // Keep clear of both edges by more than the band-pass reach (box radius 4 plus 1).
     let o = offset_quad(&outer.quad, -6.0);
     let i = offset_quad(&inner.quad, 6.0);
@@ -339,11 +359,11 @@ fn ring_is_background(work: &Work, outer: &Candidate, inner: &Candidate) -> bool
         }
     }
     if ring.len() < 8 || inside.is_empty() {
-        // No measurable ring: the two quads are the same object at different thresholds.
-        return false;
+        return None;
     }
-    let tex = quantile(&mut band, 0.5);
-    let spread = quantile(&mut ring, 0.9) - quantile(&mut ring, 0.1);
-    let step = (quantile(&mut ring, 0.5) - quantile(&mut inside, 0.5)).abs();
-    tex < 0.5 * inner.texture && spread < 0.5 * step
+    Some(Ring {
+        texture: quantile(&mut band, 0.5),
+        spread: quantile(&mut ring, 0.9) - quantile(&mut ring, 0.1),
+        step: (quantile(&mut ring, 0.5) - quantile(&mut inside, 0.5)).abs(),
+    })
 }
