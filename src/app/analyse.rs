@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::capture::{decode_image, is_grey_file, read_limited, Frame, Input, InputSource, Limits};
 use crate::explain::heatmap_image;
-use crate::film::gates::{auto_is_bare_film, check_photo};
+use crate::film::gates::{auto_is_bare_film, check_photo, check_photo_at, Blocked, PhotoReport};
 use crate::film::{self, Quad, Warning};
 use crate::model::{label_words, Classifier, Decision, ModelId};
 
@@ -165,7 +165,17 @@ pub fn prepare_film(frame: Frame, mode: InputMode, rec: &mut Record) -> Result<F
         return Ok(frame);
     }
     rec.input = Some("film-photo");
-    match check_photo(&frame) {
+    photo_outcome(check_photo(&frame), rec)
+}
+
+/// [`prepare_film`] for a camera photo whose film corners were already found in it.
+pub fn prepare_photo_at(frame: &Frame, corners: Quad, rec: &mut Record) -> Result<Frame> {
+    rec.input = Some("film-photo");
+    photo_outcome(check_photo_at(frame, corners), rec)
+}
+
+fn photo_outcome(checked: Result<PhotoReport, Blocked>, rec: &mut Record) -> Result<Frame> {
+    match checked {
         Ok(report) => {
             rec.film_corners = Some(report.corners.map(|[x, y]| [round1(x), round1(y)]));
             rec.quality = report.warnings;
@@ -225,7 +235,18 @@ pub fn analyse_frame_film(
     picture: bool,
     rec: &mut Record,
 ) -> Result<(Frame, Option<image::RgbImage>)> {
-    let frame = prepare_film(frame, mode, rec)?;
+    let film = prepare_film(frame, mode, rec)?;
+    classify_film(film, clf, picture, rec)
+}
+
+/// Classify a film that is ready for the model (digital, or straightened from a photo) and
+/// fill `rec`; hands the film back with its heatmap when `picture` is set.
+pub fn classify_film(
+    frame: Frame,
+    clf: &Classifier,
+    picture: bool,
+    rec: &mut Record,
+) -> Result<(Frame, Option<image::RgbImage>)> {
     let pred = clf.classify(&frame).context("inference failed")?;
     let m = &clf.manifest;
     let label = pred.label(m).to_string();

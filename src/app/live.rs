@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 
-use super::analyse::{analyse_frame_picture, InputMode, Record};
+use super::analyse::{classify_film, prepare_photo_at, Record};
 use super::output::ScreenOut;
 use super::steady::{corner_shift, Look, Steady};
 use super::Totals;
@@ -240,25 +240,30 @@ impl<'a> LiveKiosk<'a> {
             self.show_current();
             return;
         };
-        if let Look::NoFilm(w) = &look {
-            self.state = State::Problem(Problem::NoFilm, w.message.clone());
-            self.last = Some((frame, look));
-            self.show_current();
-            return;
-        }
-        self.analysed = look.corners().copied();
+        let corners = match &look {
+            Look::NoFilm(w) => {
+                self.state = State::Problem(Problem::NoFilm, w.message.clone());
+                self.last = Some((frame, look));
+                self.show_current();
+                return;
+            }
+            Look::Moving { corners }
+            | Look::Steadying { corners, .. }
+            | Look::Ready { corners } => *corners,
+        };
+        self.analysed = Some(corners);
         self.steady.reset();
         let mut frame = frame;
         if let Some(worker) = &self.worker {
             // Analysed beside the frame loop: the preview keeps moving meanwhile.
-            match worker.jobs.send(frame) {
+            match worker.jobs.send((frame, corners)) {
                 Ok(()) => {
                     self.busy = true;
                     self.state = State::Live;
                     self.out.show(&Screen::Analysing);
                     return;
                 }
-                Err(mpsc::SendError(back)) => {
+                Err(mpsc::SendError((back, _))) => {
                     eprintln!("cxr-edge run: the analysis thread is gone; analysing here");
                     self.worker = None;
                     frame = back;
@@ -266,7 +271,7 @@ impl<'a> LiveKiosk<'a> {
             }
         }
         self.out.show(&Screen::Analysing);
-        let (rec, picture) = analyse_camera_frame(self.clf, frame);
+        let (rec, picture) = analyse_camera_frame(self.clf, frame, corners);
         self.finish(rec, picture);
     }
 
@@ -404,10 +409,16 @@ pub struct Analysed {
     sha: String,
 }
 
-fn analyse_camera_frame(clf: &Classifier, frame: Frame) -> (Analysed, Option<RgbImage>) {
+/// `corners`: where the preview found the film in this frame (the finder is not run again).
+fn analyse_camera_frame(
+    clf: &Classifier,
+    frame: Frame,
+    corners: Quad,
+) -> (Analysed, Option<RgbImage>) {
     let sha = frame_sha(&frame);
     let (rec, picture) = Record::timed("camera", clf.id(), |rec| {
-        analyse_frame_picture(frame, InputMode::FilmPhoto, clf, true, rec)
+        let film = prepare_photo_at(&frame, corners, rec)?;
+        Ok(classify_film(film, clf, true, rec)?.1)
     });
     (Analysed { rec, sha }, picture.flatten())
 }
@@ -415,7 +426,7 @@ fn analyse_camera_frame(clf: &Classifier, frame: Frame) -> (Analysed, Option<Rgb
 /// The analysis thread: frames in, analyses out, so that capture, film finding and the preview
 /// go on while the model runs. Lives inside a `std::thread::scope` that also holds the model.
 pub struct Worker {
-    jobs: mpsc::Sender<Frame>,
+    jobs: mpsc::Sender<(Frame, Quad)>,
     done: mpsc::Receiver<(Analysed, Option<RgbImage>)>,
 }
 
@@ -424,11 +435,14 @@ impl Worker {
         scope: &'scope std::thread::Scope<'scope, 'env>,
         clf: &'env Classifier,
     ) -> Worker {
-        let (jobs, job_rx) = mpsc::channel::<Frame>();
+        let (jobs, job_rx) = mpsc::channel::<(Frame, Quad)>();
         let (done_tx, done) = mpsc::channel();
         scope.spawn(move || {
-            for frame in job_rx {
-                if done_tx.send(analyse_camera_frame(clf, frame)).is_err() {
+            for (frame, corners) in job_rx {
+                if done_tx
+                    .send(analyse_camera_frame(clf, frame, corners))
+                    .is_err()
+                {
                     break;
                 }
             }

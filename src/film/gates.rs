@@ -67,13 +67,19 @@ pub fn check_photo(frame: &Frame) -> Result<PhotoReport, Blocked> {
         reason: blocking_reason(&error),
         error,
     })?;
-    let (nw, nh) = natural_size(&found.corners);
+    check_photo_at(frame, found.corners)
+}
+
+/// [`check_photo`] with the film's corners already found in this very frame (the live preview
+/// finds them to tell whether the film is still), so the finder does not run twice.
+pub fn check_photo_at(frame: &Frame, corners: Quad) -> Result<PhotoReport, Blocked> {
+    let (nw, nh) = natural_size(&corners);
     let s = (MAX_RECTIFIED_SIDE as f32 / nw.max(nh) as f32).min(1.0);
     let (w, h) = (
         ((nw as f32 * s).round() as usize).max(8),
         ((nh as f32 * s).round() as usize).max(8),
     );
-    let raw = rectify(frame, &found.corners, w, h).ok_or_else(|| Blocked {
+    let raw = rectify(frame, &corners, w, h).ok_or_else(|| Blocked {
         reason: blocking_reason(&FindError::NoFilm),
         error: FindError::NoFilm,
     })?;
@@ -94,7 +100,7 @@ pub fn check_photo(frame: &Frame) -> Result<PhotoReport, Blocked> {
     };
     warnings.extend(film_warnings(&upright));
     Ok(PhotoReport {
-        corners: found.corners,
+        corners,
         film: stretch_levels(&upright),
         warnings,
         inverted,
@@ -433,5 +439,28 @@ mod tests {
         );
         assert!(!auto_is_bare_film(&lb));
         assert_eq!(check_photo(&lb).unwrap_err().reason.code, "no_film");
+    }
+
+    #[test]
+    fn known_corners_give_the_same_film_as_finding_them() {
+        use crate::film::simulate::{simulate, Placement, SimOptions};
+        let sim = simulate(
+            &chest(300, 360),
+            &SimOptions::new(640, 480, 0.3, Placement::Inside, 7),
+        );
+        let found = check_photo(&sim.frame).expect("film found");
+        let at = check_photo_at(&sim.frame, found.corners).expect("same corners");
+        assert_eq!(
+            (at.film.width, at.film.height),
+            (found.film.width, found.film.height)
+        );
+        assert_eq!(at.film.data, found.film.data);
+        assert_eq!(at.warnings, found.warnings);
+        // Corners that make no quadrilateral cannot be straightened: blocked, not guessed.
+        let flat = [[10.0, 10.0], [200.0, 10.0], [400.0, 10.0], [600.0, 10.0]];
+        assert_eq!(
+            check_photo_at(&sim.frame, flat).unwrap_err().reason.code,
+            "no_film"
+        );
     }
 }

@@ -86,7 +86,9 @@ impl Engine {
             "input tensor has the wrong size"
         );
         let tensor = Tensor::from_shape(&[1, 1, self.height, self.width], input)?;
-        let out = self.plan.run(tvec!(tensor.into()))?;
+        let out = self.plan.run(tvec!(tensor.into()));
+        clear_avx_upper_state();
+        let out = out?;
         let logits = out[0]
             .to_plain_array_view::<f32>()
             .context("logits are not f32")?;
@@ -108,4 +110,26 @@ impl Engine {
         };
         Ok(RawOutput { logits, cam })
     }
+}
+
+/// tract's x86 kernels return with the upper halves of the AVX registers dirty. On Intel CPUs
+/// the SSE code that runs next on this thread (Rust's default x86_64 target is SSE2) then pays
+/// a state-transition penalty until something clears it: on a Xeon, simulating a film photo
+/// right after one inference took ~400 ms instead of ~40 ms (`examples/photo_eval.rs`: 8.5 min
+/// against 70 s). The appliance's own stages mostly escaped it because glibc's AVX memcpy and
+/// memset clear the state as a side effect, which is not something to rely on. `vzeroupper`
+/// ends it. ARM has nothing like it.
+fn clear_avx_upper_state() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above); `vzeroupper` only clears the upper
+        // register halves, which no Rust code holds live across this call.
+        unsafe { zero_upper() }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
 }
