@@ -20,8 +20,10 @@ def training_md(work: Path):
         m = sm["meta"]
         lg = work / "log.jsonl"
         ips = [json.loads(l)["img_s"] for l in lg.read_text().splitlines()] if lg.exists() else []
-        speed = f" (mean {sum(ips)/len(ips):.1f} img/s; about 30 img/s when the cores are idle, less while a Rust build shares them)" if ips else ""
-        out.append(f"Training: {m['epochs']} epochs, batch {m['bs']}, AdamW one-cycle max lr {m['lr']}, input {m['size']}x{m['size']}, "
+        speed = f" (mean {sum(ips)/len(ips):.1f} img/s; less while other work shares the cores)" if ips else ""
+        photos = (f", {m['photos']:.0%} of the draws from device-path photos"
+                  if m.get("photos") else ", no device-path photos")
+        out.append(f"Training: {m['epochs']} epochs, batch {m['bs']}, AdamW one-cycle max lr {m['lr']}, input {m['size']}x{m['size']}{photos}, "
                    f"seed {m['seed']}; wall time {sm['train_s']/60:.1f} min on this 2-core machine{speed}; "
                    f"best val macro AUC {sm['best_val_macro_auc']:.4f}.")
         out.append("")

@@ -14,7 +14,10 @@
 #            --skip-train (reuse the work folder's best.pt: export ... card only; the work folder
 #                          is runs/final/, or DIR/work with --out),
 #            --export-only (stop after export: no calibrate/evaluate/parity/card)
-#   env: CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE
+#   env: CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE,
+#        CXR_PHOTOS (1 by default, 0 with --quick): also train on device-path camera photos of the
+#        train films (examples/photo_dump.rs, 2 per film, written once to WORK/photos: ~6 min;
+#        CXR_P_PHOTO is their share of the training items, 0.3)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -37,6 +40,7 @@ fi
 PY="$VENV/bin/python"
 export PYTHONHASHSEED=0 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 SIZE="${CXR_SIZE:-160}"
+DATA="${CXR_DATA:-/work/shared/cxr}"
 SHIPPED=0
 if [ "$QUICK" = 1 ]; then
   QOUT="${QOUT:-$HERE/runs/quick}"
@@ -56,9 +60,25 @@ fi
 mkdir -p "$OUT" "$FIX" "$WORK"
 cd "$HERE"
 if [ "$SWEEP" = 1 ]; then "$PY" size_sweep.py --card "$OUT/card"; fi
+PHOTO_ARGS=()
+if [ "$SKIP_TRAIN" = 0 ] && [ "${CXR_PHOTOS:-$((1 - QUICK))}" = 1 ]; then
+  if [ ! -s "$WORK/photos/photos-1.csv" ]; then
+    echo "== device-path photos of the train split -> $WORK/photos"
+    CARGO="$(command -v cargo || echo "$HOME/.cargo/bin/cargo")"
+    (cd "$ROOT" && "$CARGO" build -q --release --example photo_dump)
+    rm -rf "$WORK/photos.tmp"; mkdir -p "$WORK/photos.tmp"; pids=()
+    for k in 0 1; do
+      "$ROOT/target/release/examples/photo_dump" "$DATA" "$WORK/photos.tmp" --split train \
+        --size "$SIZE" --shard "$k/2" & pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    rm -rf "$WORK/photos"; mv "$WORK/photos.tmp" "$WORK/photos"
+  fi
+  PHOTO_ARGS=(--photos "$WORK/photos" --p-photo "${CXR_P_PHOTO:-0.3}")
+fi
 if [ "$SKIP_TRAIN" = 0 ]; then
   echo "== train (size $SIZE, $EPOCHS epochs) -> $WORK"; rm -f "$WORK/log.jsonl"
-  "$PY" train.py --size "$SIZE" --epochs "$EPOCHS" --out "$WORK" "${TRAIN_ARGS[@]}" 2>&1 | grep --line-buffered -v -E "UserWarning|detach|tl \+=" | tee "$WORK/train.log"
+  "$PY" train.py --size "$SIZE" --epochs "$EPOCHS" --out "$WORK" "${TRAIN_ARGS[@]}" "${PHOTO_ARGS[@]}" 2>&1 | grep --line-buffered -v -E "UserWarning|detach|tl \+=" | tee "$WORK/train.log"
 fi
 echo "== export f32 + int8 -> $OUT"
 "$PY" export.py --ckpt "$WORK/best.pt" --out-dir "$OUT" 2>&1 | grep -v "pre-processing\|pre-process"

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cxr import LABELS  # noqa: E402
 from cxr.data import (BalancedSampler, TrainSet, clean_tensors, load_images,  # noqa: E402
-                      load_manifest, split_rows, subset_rows)
+                      load_manifest, load_photos, split_rows, subset_rows)
 from cxr.metrics import auc  # noqa: E402
 from cxr.model import CxrNet  # noqa: E402
 
@@ -63,6 +63,10 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=None, help="stop early (speed test)")
+    ap.add_argument("--photos", default=None,
+                    help="folder of examples/photo_dump.rs output (device-path camera photos)")
+    ap.add_argument("--p-photo", type=float, default=0.3,
+                    help="share of training items drawn from --photos")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -85,7 +89,12 @@ def main():
     yv = np.array([r["y"] for r in va])
     print(f"loaded {len(tr)} train / {len(va)} val in {time.time()-t0:.1f}s", flush=True)
 
-    ds = TrainSet(tr, tr_imgs, a.size, MEAN, STD, a.seed)
+    photos = load_photos(a.photos, tr, a.size) if a.photos else None
+    if photos is not None:
+        print(f"photos: {sum(len(v) for v in photos.values())} for {len(photos)} of {len(tr)} "
+              f"train rows, p_photo {a.p_photo}", flush=True)
+    ds = TrainSet(tr, tr_imgs, a.size, MEAN, STD, a.seed, photos=photos,
+                  p_photo=a.p_photo if photos else 0.0)
     sampler = BalancedSampler(tr, a.seed)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.bs, sampler=sampler, num_workers=a.workers,
                                      collate_fn=collate, drop_last=True,
@@ -98,7 +107,8 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
     meta = dict(size=a.size, mean=MEAN, std=STD, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
-                subset=a.subset, labels=LABELS)
+                subset=a.subset, labels=LABELS,
+                photos=(a.p_photo if photos else None))
     best = -1.0
     log = open(out / "log.jsonl", "a")
     step = 0

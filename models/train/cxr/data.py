@@ -9,7 +9,7 @@ import numpy as np
 
 from . import LABELS
 from .augment import camera_augment, light_augment
-from .preprocess import decode, to_tensor
+from .preprocess import decode, normalise, to_tensor
 
 DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
 
@@ -51,13 +51,36 @@ def load_images(rows):
     return imgs
 
 
-class TrainSet:
-    """Item key = (epoch, position, row index); rng = default_rng([seed, epoch, position])."""
+def load_photos(folder, rows, size):
+    """Device-path photos written by `examples/photo_dump.rs` (simulated camera frame -> finder ->
+    rectify -> stretch -> area resize): {row index: uint16 array (k, size, size), value =
+    pixel * 256}. Rows whose every variant the gates blocked are absent."""
+    index = {r["path"]: i for i, r in enumerate(rows)}
+    found: dict = {}
+    files = sorted(Path(folder).glob("photos-*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no photos-*.csv in {folder} (run examples/photo_dump.rs)")
+    for f in files:
+        data = np.fromfile(f.with_suffix(".u16"), dtype="<u2").reshape(-1, size, size)
+        with open(f, newline="") as fh:
+            for rec in csv.DictReader(fh):
+                i = index.get(rec["path"])
+                if rec["status"] == "ok" and i is not None:
+                    found.setdefault(i, []).append(data[int(rec["record"])])
+    return {i: np.stack(v) for i, v in found.items()}
 
-    def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2):
+
+class TrainSet:
+    """Item key = (epoch, position, row index); rng = default_rng([seed, epoch, position]).
+
+    Each item is, by chance: a clean image with light augmentation (p_clean), one of the row's
+    device-path photos (p_photo, when `photos` are given), or the Python camera augmentation."""
+
+    def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0):
         self.rows, self.imgs = rows, imgs
         self.size, self.mean, self.std, self.seed = size, mean, std, seed
         self.p_clean = p_clean
+        self.photos, self.p_photo = photos or {}, p_photo
 
     def __len__(self):
         return len(self.rows)
@@ -65,6 +88,10 @@ class TrainSet:
     def __getitem__(self, key):
         epoch, pos, i = key
         rng = np.random.default_rng([self.seed, epoch, pos])
+        if self.photos and rng.random() < self.p_photo and i in self.photos:
+            ph = self.photos[i]
+            v = ph[int(rng.integers(len(ph)))].astype(np.float32) / np.float32(256.0)
+            return normalise(v, self.mean, self.std)[None], self.rows[i]["y"]
         img = self.imgs[i].astype(np.float32)
         if rng.random() < self.p_clean:
             img = light_augment(img, rng, self.size)
