@@ -12,7 +12,7 @@ use crate::capture::{decode_image, is_grey_file, read_limited, Frame, Input, Inp
 use crate::explain::heatmap_image;
 use crate::film::gates::{auto_is_bare_film, check_photo, check_photo_at, Blocked, PhotoReport};
 use crate::film::{self, Quad, Warning};
-use crate::model::{label_words, Classifier, Decision, ModelId};
+use crate::model::{label_words, result_words, Classifier, Decision, ModelId};
 
 /// What an input image is: a bare digital film (the whole image is the film), or a camera
 /// photo of a film on a light box, which must be found, straightened and checked first.
@@ -264,16 +264,7 @@ pub fn classify_film(
             "This does not look like a frontal chest X-ray; no result about the lungs is given.",
         ));
     }
-    // `label` stays the most probable class; the words follow the operating points, so an
-    // image that reaches the `other` threshold never reads like a finding.
-    rec.result = Some(
-        if not_chest {
-            label_words("other")
-        } else {
-            label_words(&label)
-        }
-        .to_string(),
-    );
+    rec.result = Some(result_words(&label, &pred.decision));
     rec.label = Some(label);
     rec.decision = Some(pred.decision.clone());
     let heatmap = picture.then(|| {

@@ -179,3 +179,69 @@ pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
         summary,
     }
 }
+
+/// The result in words for the top `label` and the operating-point `decision`. The label stays
+/// the most probable class, but the words never contradict the flags shown beside them: an
+/// image that reaches the `other` operating point reads "not a chest X-ray", and a `normal` top
+/// label with a finding above its (sensitivity-first) operating point reads "possible ..."
+/// instead of "no pneumonia pattern".
+pub fn result_words(label: &str, decision: &Decision) -> String {
+    let flagged = |l: &str| decision.flags.iter().any(|f| f == l);
+    if label == "other" || flagged("other") {
+        return label_words("other").to_string();
+    }
+    if label == "normal" {
+        match (flagged("covid"), flagged("pneumonia")) {
+            (true, true) => return "possible COVID-19/pneumonia".into(),
+            (true, false) => return "possible COVID-19 pattern".into(),
+            (false, true) => return "possible pneumonia pattern".into(),
+            (false, false) => {}
+        }
+    }
+    label_words(label).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(flags: &[&str]) -> Decision {
+        Decision {
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn result_words_never_contradict_the_flags() {
+        assert_eq!(
+            result_words("normal", &decision(&["normal"])),
+            "no pneumonia pattern"
+        );
+        assert_eq!(
+            result_words("normal", &decision(&["pneumonia", "normal"])),
+            "possible pneumonia pattern"
+        );
+        assert_eq!(
+            result_words("normal", &decision(&["covid"])),
+            "possible COVID-19 pattern"
+        );
+        assert_eq!(
+            result_words("normal", &decision(&["covid", "pneumonia"])),
+            "possible COVID-19/pneumonia"
+        );
+        assert_eq!(
+            result_words("pneumonia", &decision(&["pneumonia", "normal"])),
+            "non-COVID pneumonia pattern"
+        );
+        assert_eq!(
+            result_words("covid", &decision(&["other"])),
+            "not a chest X-ray"
+        );
+        assert_eq!(result_words("other", &decision(&[])), "not a chest X-ray");
+        assert_eq!(
+            result_words("normal", &decision(&[])),
+            "no pneumonia pattern"
+        );
+    }
+}
