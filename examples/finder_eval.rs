@@ -21,45 +21,21 @@ use cxr_edge::film::gates::{auto_is_bare_film, check_photo, looks_inverted};
 use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
 use cxr_edge::film::{find_film, rectify, FindError};
 
-struct Row {
-    path: String,
-    label: String,
-}
+#[path = "common/manifest.rs"]
+mod manifest;
+use manifest::Row;
 
+/// `n` films of `split` (label `other` excluded), every k-th so that all classes and sources
+/// appear.
 fn split_rows(root: &Path, split: &str, n: usize) -> Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(root.join("manifest.csv")).context("reading manifest.csv")?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().context("empty manifest")?.split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("no column {name}"))
-    };
-    let (cp, cl, cs) = (col("path")?, col("label")?, col("split")?);
-    let mut rows: Vec<Row> = lines
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() > cs && f[cs] == split && f[cl] != "other").then(|| Row {
-                path: f[cp].to_string(),
-                label: f[cl].to_string(),
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut rows = manifest::split_rows(root, split)?;
+    rows.retain(|r| r.label != "other");
     if rows.is_empty() {
         bail!("no {split} rows in the manifest");
     }
     let stride = (rows.len() as f64 / n as f64).max(1.0);
     Ok((0..n.min(rows.len()))
-        .map(|i| {
-            let r = &rows[(i as f64 * stride) as usize];
-            Row {
-                path: r.path.clone(),
-                label: r.label.clone(),
-            }
-        })
+        .map(|i| rows[(i as f64 * stride) as usize].clone())
         .collect())
 }
 

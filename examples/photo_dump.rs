@@ -22,6 +22,9 @@ use cxr_edge::film::gates::check_photo;
 use cxr_edge::film::simulate::{simulate, Placement, Rng, SimOptions};
 use cxr_edge::model::preprocess::resize_area;
 
+#[path = "common/manifest.rs"]
+mod manifest;
+
 fn main() -> Result<()> {
     let mut pos = Vec::new();
     let (mut split, mut variants, mut seed_base, mut size) =
@@ -49,18 +52,10 @@ fn main() -> Result<()> {
         bail!("--shard K/N needs K < N");
     }
     std::fs::create_dir_all(out)?;
-    let text = std::fs::read_to_string(root.join("manifest.csv"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().context("empty manifest")?.split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).context(n.to_string());
-    let (cp, cs) = (col("path")?, col("split")?);
-    let mut paths: Vec<String> = lines
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() > cs && f[cs] == split).then(|| f[cp].to_string())
-        })
+    let paths: Vec<String> = manifest::split_rows(root, &split)?
+        .into_iter()
+        .map(|r| r.path)
         .collect();
-    paths.sort();
     let mut bin = std::io::BufWriter::new(std::fs::File::create(
         out.join(format!("photos-{shard}.u16")),
     )?);

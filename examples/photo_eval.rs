@@ -19,6 +19,9 @@ use cxr_edge::film::gates::check_photo;
 use cxr_edge::film::simulate::{simulate, Placement, Rng, SimOptions};
 use cxr_edge::model::Classifier;
 
+#[path = "common/manifest.rs"]
+mod manifest;
+
 struct Item {
     label: usize,
     patient: String,
@@ -85,24 +88,8 @@ fn main() -> Result<()> {
     let root = root.context("usage: photo_eval DATA_DIR [--split test] [--limit N]")?;
     let clf = Classifier::load(&model, Some(&variant))?;
     let labels = clf.manifest.labels.clone();
-    let text = std::fs::read_to_string(root.join("manifest.csv"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().context("empty manifest")?.split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).context(n.to_string());
-    let (cp, cl, cs, cpat) = (
-        col("path")?,
-        col("label")?,
-        col("split")?,
-        col("patient_id")?,
-    );
-    let mut rows: Vec<(String, String, String)> = lines
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() > cs && f[cs] == split && f[cl] != "other")
-                .then(|| (f[cp].to_string(), f[cl].to_string(), f[cpat].to_string()))
-        })
-        .collect();
-    rows.sort();
+    let mut rows = manifest::split_rows(&root, &split)?;
+    rows.retain(|r| r.label != "other");
     if limit < rows.len() {
         // Every k-th film, so that a limited run still covers every class and source.
         let stride = rows.len() as f64 / limit as f64;
@@ -112,9 +99,9 @@ fn main() -> Result<()> {
     }
     let limits = Limits::default();
     let mut items = Vec::new();
-    for (i, (path, label, patient)) in rows.iter().enumerate() {
+    for (i, row) in rows.iter().enumerate() {
         let film = decode_image(
-            &read_limited(&root.join(path), limits.max_file_bytes)?,
+            &read_limited(&root.join(&row.path), limits.max_file_bytes)?,
             &limits,
         )?;
         let digital = clf.classify(&film)?.probs;
@@ -128,8 +115,11 @@ fn main() -> Result<()> {
             Err(b) => (None, Some(b.reason.code)),
         };
         items.push(Item {
-            label: labels.iter().position(|l| l == label).context("label")?,
-            patient: patient.clone(),
+            label: labels
+                .iter()
+                .position(|l| *l == row.label)
+                .context("label")?,
+            patient: row.patient.clone(),
             digital,
             photo,
             blocked,
