@@ -12,7 +12,7 @@ use crate::capture::{decode_image, is_grey_file, read_limited, Frame, Input, Inp
 use crate::explain::heatmap_image;
 use crate::film::gates::{auto_is_bare_film, check_photo, check_photo_at, Blocked, PhotoReport};
 use crate::film::{self, Quad, Warning};
-use crate::model::{label_words, result_words, Classifier, Decision, ModelId};
+use crate::model::{label_words, not_chest, result_words, Classifier, Decision, ModelId};
 
 /// What an input image is: a bare digital film (the whole image is the film), or a camera
 /// photo of a film on a light box, which must be found, straightened and checked first.
@@ -257,8 +257,7 @@ pub fn classify_film(
             .zip(pred.probs.iter().map(|&p| round4(p)))
             .collect(),
     );
-    let not_chest = pred.decision.flags.iter().any(|f| f == "other") || label == "other";
-    if not_chest {
+    if not_chest(&label, &pred.decision) {
         rec.quality.push(Warning::new(
             "not_chest_xray",
             "This does not look like a frontal chest X-ray; no result about the lungs is given.",

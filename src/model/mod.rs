@@ -88,6 +88,18 @@ pub struct Decision {
     pub summary: String,
 }
 
+impl Decision {
+    /// Whether `label` reached its operating point.
+    pub fn flagged(&self, label: &str) -> bool {
+        self.flags.iter().any(|f| f == label)
+    }
+}
+
+/// "Not a chest X-ray": the top label is `other`, or `other` reached its operating point.
+pub fn not_chest(label: &str, decision: &Decision) -> bool {
+    label == "other" || decision.flagged("other")
+}
+
 /// The calibrated result for one image.
 #[derive(Clone, Debug)]
 pub struct Prediction {
@@ -186,12 +198,11 @@ pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
 /// label with a finding above its (sensitivity-first) operating point reads "possible ..."
 /// instead of "no pneumonia pattern".
 pub fn result_words(label: &str, decision: &Decision) -> String {
-    let flagged = |l: &str| decision.flags.iter().any(|f| f == l);
-    if label == "other" || flagged("other") {
+    if not_chest(label, decision) {
         return label_words("other").to_string();
     }
     if label == "normal" {
-        match (flagged("covid"), flagged("pneumonia")) {
+        match (decision.flagged("covid"), decision.flagged("pneumonia")) {
             (true, true) => return "possible COVID-19/pneumonia".into(),
             (true, false) => return "possible COVID-19 pattern".into(),
             (false, true) => return "possible pneumonia pattern".into(),
@@ -214,34 +225,33 @@ mod tests {
 
     #[test]
     fn result_words_never_contradict_the_flags() {
-        assert_eq!(
-            result_words("normal", &decision(&["normal"])),
-            "no pneumonia pattern"
-        );
-        assert_eq!(
-            result_words("normal", &decision(&["pneumonia", "normal"])),
-            "possible pneumonia pattern"
-        );
-        assert_eq!(
-            result_words("normal", &decision(&["covid"])),
-            "possible COVID-19 pattern"
-        );
-        assert_eq!(
-            result_words("normal", &decision(&["covid", "pneumonia"])),
-            "possible COVID-19/pneumonia"
-        );
-        assert_eq!(
-            result_words("pneumonia", &decision(&["pneumonia", "normal"])),
-            "non-COVID pneumonia pattern"
-        );
-        assert_eq!(
-            result_words("covid", &decision(&["other"])),
-            "not a chest X-ray"
-        );
-        assert_eq!(result_words("other", &decision(&[])), "not a chest X-ray");
-        assert_eq!(
-            result_words("normal", &decision(&[])),
-            "no pneumonia pattern"
-        );
+        for (label, flags, words) in [
+            ("normal", &["normal"][..], "no pneumonia pattern"),
+            (
+                "normal",
+                &["pneumonia", "normal"],
+                "possible pneumonia pattern",
+            ),
+            ("normal", &["covid"], "possible COVID-19 pattern"),
+            (
+                "normal",
+                &["covid", "pneumonia"],
+                "possible COVID-19/pneumonia",
+            ),
+            (
+                "pneumonia",
+                &["pneumonia", "normal"],
+                "non-COVID pneumonia pattern",
+            ),
+            ("covid", &["other"], "not a chest X-ray"),
+            ("other", &[], "not a chest X-ray"),
+            ("normal", &[], "no pneumonia pattern"),
+        ] {
+            assert_eq!(
+                result_words(label, &decision(flags)),
+                words,
+                "{label} {flags:?}"
+            );
+        }
     }
 }

@@ -262,10 +262,7 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         return Ok(());
     }
     let not_chest = rec.label.as_deref() == Some("other")
-        || rec
-            .decision
-            .as_ref()
-            .is_some_and(|d| d.flags.iter().any(|f| f == "other"));
+        || rec.decision.as_ref().is_some_and(|d| d.flagged("other"));
     let title = rec.result.as_deref().unwrap_or("Result");
     y = layout::paragraph(
         t,
