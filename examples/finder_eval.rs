@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use cxr_edge::capture::{decode_image, read_limited, Frame, Limits};
+use cxr_edge::capture::{decode_image, read_limited, Limits};
 use cxr_edge::film::gates::{auto_is_bare_film, check_photo, looks_inverted};
 use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
 use cxr_edge::film::{find_film, rectify, FindError};
+use cxr_edge::pixels::Frame;
 
 #[path = "common/manifest.rs"]
 mod manifest;
@@ -190,7 +191,7 @@ fn main() -> Result<()> {
                         }
                         if let Ok(rep) = check_photo(&sim.frame) {
                             for w in rep.warnings {
-                                *gate_warn.entry(w.code).or_default() += 1;
+                                *gate_warn.entry(w.code.as_str()).or_default() += 1;
                             }
                         }
                     }

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use cxr_edge::capture::{decode_image, read_limited, Limits};
 use cxr_edge::film::gates::check_photo;
 use cxr_edge::film::simulate::{simulate, Placement, Rng, SimOptions};
-use cxr_edge::model::preprocess::resize_area;
+use cxr_edge::pixels::resize_area;
 
 #[path = "common/manifest.rs"]
 mod manifest;

@@ -112,7 +112,7 @@ fn main() -> Result<()> {
         );
         let (photo, blocked) = match check_photo(&sim.frame) {
             Ok(rep) => (Some(clf.classify(&rep.film)?.probs), None),
-            Err(b) => (None, Some(b.reason.code)),
+            Err(b) => (None, Some(b.reason.code.as_str())),
         };
         items.push(Item {
             label: labels

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cxr_edge::serve::client::post_file;
+#[path = "../tests/common/client.rs"]
+#[allow(dead_code)]
+mod client;
+use client::post_file;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -5,6 +5,9 @@
 //! Set CXR_EDGE_CHROMIUM to use another browser binary.
 #![cfg(all(feature = "serve", feature = "dicom"))]
 
+#[path = "common/client.rs"]
+#[allow(dead_code)]
+mod client;
 mod common;
 #[path = "common/dicom.rs"]
 mod dicom_files;
@@ -98,7 +101,7 @@ fn page_socket(port: u16) -> String {
     let start = Instant::now();
     loop {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let r = cxr_edge::serve::client::request(addr, "GET", "/json/list", None, None, T);
+        let r = client::request(addr, "GET", "/json/list", None, None, T);
         if let Ok(r) = r {
             let targets: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             if let Some(url) = targets.as_array().and_then(|a| {

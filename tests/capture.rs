@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use cxr_edge::capture::{decode_image, samples, Frame, Limits};
+use cxr_edge::capture::{decode_image, samples, Limits};
 use cxr_edge::film::find_film;
 use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
+use cxr_edge::pixels::Frame;
 use serde_json::Value;
 
 mod common;

@@ -9,7 +9,8 @@ mod dicom_files;
 
 use std::path::PathBuf;
 
-use cxr_edge::capture::{decode_image, DecodeError, Frame, Limits};
+use cxr_edge::capture::{decode_image, DecodeError, Limits};
+use cxr_edge::pixels::Frame;
 use dicom_dictionary_std::uids;
 use dicom_files::{rle_frame, sample_grey, write, Pixels, Spec, PATIENT_ID, PATIENT_NAME};
 

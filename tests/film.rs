@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use cxr_edge::capture::{decode_image, Frame, Limits};
+use cxr_edge::capture::{decode_image, Limits};
 use cxr_edge::film::gates::{
     auto_is_bare_film, blur_score, check_photo, looks_inverted, BLUR_LIMIT,
 };
 use cxr_edge::film::simulate::{invert, simulate, Placement, Scene, SimOptions};
-use cxr_edge::film::{find_film, rectify, FindError, Quad};
+use cxr_edge::film::{find_film, rectify, Code, FindError, Quad};
+use cxr_edge::pixels::Frame;
 
 const FILMS: [&str; 5] = [
     "ieee8023-covid-1.png",
@@ -163,7 +164,7 @@ fn a_tiny_film_is_reported_as_too_small() {
         find_film(&sim.frame)
     );
     let blocked = check_photo(&sim.frame).unwrap_err();
-    assert!(["film_too_small", "no_film"].contains(&blocked.reason.code));
+    assert!([Code::FilmTooSmall, Code::NoFilm].contains(&blocked.reason.code));
 }
 
 #[test]
@@ -182,7 +183,7 @@ fn rectified_film_matches_the_original() {
         // The finder is tested above; here the warp is checked with the true corners.
         let truth = sim.corners.unwrap();
         let r = rectify(&sim.frame, &truth, 96, 96).unwrap();
-        let orig = cxr_edge::model::preprocess::resize_area(&f, 96, 96);
+        let orig = cxr_edge::pixels::resize_area(&f, 96, 96);
         let c = correlation(&r, &orig);
         assert!(c > 0.9, "{name}: correlation {c}");
         // A wrong quad (here: the frame itself) correlates much less.
@@ -204,21 +205,21 @@ fn photo_check_flags_inverted_and_blurred_films() {
             && sharp
                 .warnings
                 .iter()
-                .all(|w| w.code != "blurred" && w.code != "inverted"),
+                .all(|w| w.code != Code::Blurred && w.code != Code::Inverted),
         "{:?}",
         sharp.warnings
     );
 
     let neg = check_photo(&simulate(&invert(&f), &opt).frame).expect("negative found");
-    assert!(neg.inverted && neg.warnings[0].code == "inverted");
+    assert!(neg.inverted && neg.warnings[0].code == Code::Inverted);
     // Inverted back: the analysed film correlates with the positive original.
-    let r = cxr_edge::model::preprocess::resize_area(&neg.film, 64, 64);
-    assert!(correlation(&r, &cxr_edge::model::preprocess::resize_area(&f, 64, 64)) > 0.8);
+    let r = cxr_edge::pixels::resize_area(&neg.film, 64, 64);
+    assert!(correlation(&r, &cxr_edge::pixels::resize_area(&f, 64, 64)) > 0.8);
 
     opt.defocus = Some(7.0);
     let blurred = check_photo(&simulate(&f, &opt).frame).expect("blurred film still found");
     assert!(
-        blurred.warnings.iter().any(|w| w.code == "blurred"),
+        blurred.warnings.iter().any(|w| w.code == Code::Blurred),
         "score {}",
         blur_score(&blurred.film)
     );
@@ -285,10 +286,10 @@ fn every_photo_gate_fires_on_its_defect() {
             clean.data.iter().map(|v| (v * k).min(255.0)).collect(),
         )
     };
-    assert!(codes(&map(0.15)).contains(&"underexposed"));
-    assert!(codes(&map(3.0)).contains(&"overexposed"));
+    assert!(codes(&map(0.15)).contains(&Code::Underexposed));
+    assert!(codes(&map(3.0)).contains(&Code::Overexposed));
     // Focus blur and horizontal camera shake (a 12-pixel smear).
-    assert!(codes(&gaussian_blur(&clean, 4.0)).contains(&"blurred"));
+    assert!(codes(&gaussian_blur(&clean, 4.0)).contains(&Code::Blurred));
     let mut shaken = clean.clone();
     for y in 0..h {
         for x in 0..w {
@@ -299,7 +300,7 @@ fn every_photo_gate_fires_on_its_defect() {
         }
     }
     assert!(
-        codes(&shaken).contains(&"blurred"),
+        codes(&shaken).contains(&Code::Blurred),
         "{}",
         blur_score(&shaken)
     );
@@ -310,15 +311,15 @@ fn every_photo_gate_fires_on_its_defect() {
             glare.data[y * w + x] = 255.0;
         }
     }
-    assert_eq!(codes(&glare), vec!["glare_over_lungs"]);
+    assert_eq!(codes(&glare), vec![Code::GlareOverLungs]);
 
     // Blocking gates through check_photo: no film, cut off.
     let absent = simulate(&f, &SimOptions::new(320, 240, 0.2, Placement::Absent, 21));
     assert_eq!(
         check_photo(&absent.frame).unwrap_err().reason.code,
-        "no_film"
+        Code::NoFilm
     );
     let cut = simulate(&f, &SimOptions::new(320, 240, 0.2, Placement::CutOff, 22));
     let code = check_photo(&cut.frame).unwrap_err().reason.code;
-    assert!(["film_cut_off", "no_film"].contains(&code), "{code}");
+    assert!([Code::FilmCutOff, Code::NoFilm].contains(&code), "{code}");
 }

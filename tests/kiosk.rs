@@ -5,15 +5,16 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use cxr_edge::app::config::DisplaySpec;
 use cxr_edge::app::live::{run_live, LiveKiosk, State, Step};
 use cxr_edge::app::notify::Notifier;
-use cxr_edge::app::output::ScreenOut;
-use cxr_edge::capture::{decode_image, samples, Frame, FrameSource, Limits, SourceError};
+use cxr_edge::capture::{decode_image, samples, FrameSource, Limits, SourceError};
+use cxr_edge::config::DisplaySpec;
+use cxr_edge::display::Output;
 use cxr_edge::film::find_film;
 use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
 use cxr_edge::input::{Button, Buttons};
 use cxr_edge::model::Classifier;
+use cxr_edge::pixels::Frame;
 use cxr_edge::store::ResultsLog;
 use cxr_edge::ui::Problem;
 
@@ -104,7 +105,7 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
     cxr_edge::store::read_all(dir)
         .unwrap()
         .into_iter()
-        .map(|(_, r)| r.unwrap())
+        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
         .collect()
 }
 
@@ -114,7 +115,7 @@ fn auto_capture_result_camera_loss_recovery_and_a_second_film() {
     let tmp = tempfile::tempdir().unwrap();
     let log = ResultsLog::open(&tmp.path().join("results")).unwrap();
     let shots = tmp.path().join("screens");
-    let mut out = ScreenOut::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
+    let mut out = Output::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
     let mut k = LiveKiosk::new(&clf, &log, &mut out, true, true, 3);
 
     let a = photo("nih-normal-1.png", 1);
@@ -194,7 +195,7 @@ fn capture_button_timeouts_and_a_scripted_run() {
     let clf = classifier();
     let tmp = tempfile::tempdir().unwrap();
     let log = ResultsLog::open(&tmp.path().join("results")).unwrap();
-    let mut out = ScreenOut::new(DisplaySpec::None, (320, 240));
+    let mut out = Output::new(DisplaySpec::None, (320, 240));
     // No auto-capture: only the button analyses.
     let mut k = LiveKiosk::new(&clf, &log, &mut out, true, false, 2);
     let a = photo("nih-normal-1.png", 1);
@@ -232,7 +233,7 @@ fn capture_button_timeouts_and_a_scripted_run() {
     drop(k);
 
     // The same through run_live with a script, the camera dropping out in the middle.
-    let mut out = ScreenOut::new(DisplaySpec::None, (320, 240));
+    let mut out = Output::new(DisplaySpec::None, (320, 240));
     let mut k = LiveKiosk::new(&clf, &log, &mut out, true, false, 2);
     let mut src = Scripted(
         vec![
@@ -274,7 +275,7 @@ fn the_preview_goes_on_while_the_worker_analyses() {
     let tmp = tempfile::tempdir().unwrap();
     let log = ResultsLog::open(&tmp.path().join("results")).unwrap();
     let shots = tmp.path().join("screens");
-    let mut out = ScreenOut::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
+    let mut out = Output::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
     let a = photo("nih-normal-1.png", 1);
     std::thread::scope(|scope| {
         let mut k = LiveKiosk::new(&clf, &log, &mut out, true, true, 2)

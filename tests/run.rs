@@ -168,9 +168,10 @@ fn bad_config_is_refused_with_the_reason() {
 /// the script, one numbered PNG per screen.
 #[test]
 fn scripted_camera_run_writes_each_screen_and_records_the_film() {
-    use cxr_edge::capture::{decode_image, Frame, Limits};
+    use cxr_edge::capture::{decode_image, Limits};
     use cxr_edge::film::find_film;
     use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
+    use cxr_edge::pixels::Frame;
 
     let d = tempfile::tempdir().unwrap();
     let frames = d.path().join("frames");

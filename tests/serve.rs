@@ -11,7 +11,9 @@ mod served;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cxr_edge::serve::client::{post_file, request};
+#[path = "common/client.rs"]
+mod client;
+use client::{post_file, request};
 use dicom_files::{sample_grey, write, Spec};
 use served::serve;
 
@@ -31,7 +33,7 @@ fn records(dir: &Path) -> Vec<serde_json::Value> {
     cxr_edge::store::read_all(dir)
         .unwrap()
         .into_iter()
-        .map(|(_, r)| r.unwrap())
+        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
         .collect()
 }
 

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use cxr_edge::app::analyse::Record;
-use cxr_edge::film::Warning;
+use cxr_edge::film::{Code, Warning};
 use cxr_edge::model::{Decision, ModelId};
+use cxr_edge::record::Record;
 use cxr_edge::ui::{render, PreviewView, Problem, ResultView, Screen};
 use image::RgbImage;
 
@@ -107,7 +107,7 @@ fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
             Box::new(|w, h| {
                 let mut r = record("pneumonia", [0.039, 0.924, 0.034, 0.002], &["pneumonia"], "Above the operating point for: non-COVID pneumonia pattern. Research use only.");
                 r.quality.push(Warning::new(
-                    "low_contrast",
+                    Code::LowContrast,
                     "Low contrast: the film may be under-exposed or faded.",
                 ));
                 let pic = picture();
@@ -131,6 +131,11 @@ fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
                     "Not a chest X-ray: no result about the lungs is given.",
                 );
                 r.result = Some("not a chest X-ray".into());
+                // The analysis decides "not a chest X-ray" and says so with this warning.
+                r.quality.push(Warning::new(
+                    Code::NotChestXray,
+                    "This does not look like a frontal chest X-ray; no result about the lungs is given.",
+                ));
                 render(
                     &Screen::Result(ResultView {
                         record: &r,

@@ -3,26 +3,26 @@
 //! away or `next` is pressed.
 //!
 //! [`LiveKiosk`] is a state machine fed with events (a frame, a camera error, a button); it
-//! draws through a [`ScreenOut`] and writes each analysis to the results log. The loop that
+//! draws through a display [`Output`] and writes each analysis to the results log. The loop that
 //! feeds it ([`run_live`]) only moves events, so tests drive the state machine directly with
 //! scripted frames, camera failures and presses.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
-use std::time::SystemTime;
 
 use image::RgbImage;
-use sha2::{Digest, Sha256};
 
-use super::analyse::{classify_film, prepare_photo_at, Record};
-use super::output::ScreenOut;
-use super::steady::{corner_shift, Look, Steady};
 use super::Totals;
-use crate::capture::{Frame, SourceError};
+use crate::analysis::{analyse, Analysis, How, Subject};
+use crate::capture::SourceError;
+use crate::display::Output;
+use crate::film::steady::{corner_shift, Look, Steady};
 use crate::film::Quad;
 use crate::input::Button;
 use crate::model::Classifier;
-use crate::store::ResultsLog;
+use crate::pixels::Frame;
+use crate::record::Record;
+use crate::store::{Origin, ResultsLog};
 use crate::ui::{PreviewView, Problem, ResultView, Screen};
 
 /// Results kept for `back`.
@@ -56,7 +56,7 @@ struct Shown {
 pub struct LiveKiosk<'a> {
     clf: &'a Classifier,
     log: &'a ResultsLog,
-    out: &'a mut ScreenOut,
+    out: &'a mut Output,
     keep_images: bool,
     /// Analyse as soon as a film is steady (no button needed).
     auto_capture: bool,
@@ -97,7 +97,7 @@ impl<'a> LiveKiosk<'a> {
     pub fn new(
         clf: &'a Classifier,
         log: &'a ResultsLog,
-        out: &'a mut ScreenOut,
+        out: &'a mut Output,
         keep_images: bool,
         auto_capture: bool,
         steady_frames: usize,
@@ -271,23 +271,22 @@ impl<'a> LiveKiosk<'a> {
             }
         }
         self.out.show(&Screen::Analysing);
-        let (rec, picture) = analyse_camera_frame(self.clf, frame, corners);
-        self.finish(rec, picture);
+        let done = analyse_camera_frame(self.clf, frame, corners);
+        self.finish(done);
     }
 
     /// An analysis finished (here or on the worker): record it and show the outcome.
-    fn finish(&mut self, done: Analysed, picture: Option<RgbImage>) {
+    fn finish(&mut self, mut done: Analysis) {
         self.busy = false;
-        let Analysed { mut rec, sha } = done;
-        self.store(&mut rec, &sha, picture.as_ref());
-        let not_chest = rec.quality.iter().any(|w| w.code == "not_chest_xray");
+        match self.log.record(&mut done, Origin::Camera, self.keep_images) {
+            Ok(_) if self.quiet => {}
+            Ok(r) => println!("{} {}", done.record.summary_line(), r.path.display()),
+            Err(e) => eprintln!("cxr-edge run: {e:#}"),
+        }
+        let rec = done.record;
         self.state = if let Some(err) = &rec.error {
             self.totals.failed += 1;
-            let problem = if rec
-                .quality
-                .iter()
-                .any(|w| crate::film::gates::is_blocking(w.code))
-            {
+            let problem = if rec.blocked() {
                 Problem::NoFilm
             } else {
                 Problem::BadImage
@@ -295,7 +294,7 @@ impl<'a> LiveKiosk<'a> {
             State::Problem(problem, err.clone())
         } else {
             self.totals.analysed += 1;
-            if not_chest {
+            if rec.not_chest() {
                 State::Problem(Problem::NotChest, String::new())
             } else {
                 State::Result(0)
@@ -304,7 +303,7 @@ impl<'a> LiveKiosk<'a> {
         if rec.error.is_none() {
             self.history.push_front(Shown {
                 record: rec,
-                picture,
+                picture: done.heatmap,
             });
             self.history.truncate(HISTORY);
         }
@@ -323,7 +322,7 @@ impl<'a> LiveKiosk<'a> {
             None => Err(mpsc::TryRecvError::Disconnected),
         };
         match got {
-            Ok((done, picture)) => self.finish(done, picture),
+            Ok(done) => self.finish(done),
             Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => {
                 // The thread died mid-analysis: that frame is lost, the kiosk must not wait on it.
@@ -338,21 +337,6 @@ impl<'a> LiveKiosk<'a> {
     /// An analysis is running on the worker.
     pub fn busy(&self) -> bool {
         self.busy
-    }
-
-    /// Write the record (and the picture, if kept) to the results log.
-    fn store(&self, rec: &mut Record, sha: &str, picture: Option<&RgbImage>) {
-        let name = self.log.next_name(SystemTime::now(), Some(sha));
-        rec.path = format!("camera:{name}");
-        let kept = picture.filter(|_| self.keep_images);
-        match self.log.write_with_picture(&name, "camera", sha, kept, rec) {
-            Ok(_) if self.quiet => {}
-            Ok(p) => println!("{} {}", super::summary_line(rec), p.display()),
-            Err(e) => {
-                eprintln!("cxr-edge run: {e:#}");
-                rec.error.get_or_insert_with(|| format!("{e:#}"));
-            }
-        }
     }
 
     /// Draw the screen for the current state.
@@ -403,31 +387,24 @@ impl<'a> LiveKiosk<'a> {
     }
 }
 
-/// One analysed camera frame, before it is recorded.
-pub struct Analysed {
-    rec: Record,
-    sha: String,
-}
-
 /// `corners`: where the preview found the film in this frame (the finder is not run again).
-fn analyse_camera_frame(
-    clf: &Classifier,
-    frame: Frame,
-    corners: Quad,
-) -> (Analysed, Option<RgbImage>) {
-    let sha = frame_sha(&frame);
-    let (rec, picture) = Record::timed("camera", clf.id(), |rec| {
-        let film = prepare_photo_at(&frame, corners, rec)?;
-        Ok(classify_film(film, clf, true, rec)?.1)
-    });
-    (Analysed { rec, sha }, picture.flatten())
+fn analyse_camera_frame(clf: &Classifier, frame: Frame, corners: Quad) -> Analysis {
+    let how = How {
+        heatmap: true,
+        ..How::default()
+    };
+    let subject = Subject::Photo {
+        frame,
+        corners: Some(corners),
+    };
+    analyse(subject, &how, clf)
 }
 
 /// The analysis thread: frames in, analyses out, so that capture, film finding and the preview
 /// go on while the model runs. Lives inside a `std::thread::scope` that also holds the model.
 pub struct Worker {
     jobs: mpsc::Sender<(Frame, Quad)>,
-    done: mpsc::Receiver<(Analysed, Option<RgbImage>)>,
+    done: mpsc::Receiver<Analysis>,
 }
 
 impl Worker {
@@ -449,16 +426,6 @@ impl Worker {
         });
         Worker { jobs, done }
     }
-}
-
-/// A camera frame has no file; its record names it by the hash of its 8-bit pixels.
-fn frame_sha(f: &Frame) -> String {
-    let mut h = Sha256::new();
-    h.update((f.width as u32).to_le_bytes());
-    h.update((f.height as u32).to_le_bytes());
-    let px: Vec<u8> = f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
-    h.update(&px);
-    super::hex(&h.finalize())
 }
 
 /// One step of a scripted run (`--script capture,next,wait:3,back`).

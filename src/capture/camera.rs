@@ -13,10 +13,15 @@ use super::Frame;
 /// Frame sizes a camera offers for one pixel format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameSizes {
+    /// One fixed size, width and height in pixels.
     Discrete(u32, u32),
+    /// Any size from `min` to `max` in steps of `step`.
     Stepwise {
+        /// Smallest (width, height) in pixels.
         min: (u32, u32),
+        /// Largest (width, height) in pixels.
         max: (u32, u32),
+        /// Size increments (width, height) in pixels.
         step: (u32, u32),
     },
 }
@@ -24,14 +29,18 @@ pub enum FrameSizes {
 /// One pixel format a camera offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FormatInfo {
+    /// The format's FourCC code.
     pub fourcc: [u8; 4],
+    /// The driver's description of the format.
     pub description: String,
+    /// Frame sizes offered in this format; empty if the driver lists none.
     pub sizes: Vec<FrameSizes>,
 }
 
 /// The few device calls a camera source makes. The real one wraps V4L2 ioctls on an open
 /// device node; tests use a scripted fake.
 pub trait CameraDevice: Send {
+    /// List the pixel formats the device offers (VIDIOC_ENUM_FMT), with their sizes.
     fn formats(&mut self) -> io::Result<Vec<FormatInfo>>;
     /// Ask for a format (VIDIOC_S_FMT) and return what the driver actually set (it may change
     /// any field); `bytes_per_line` 0 lets the driver choose the padding.
@@ -46,23 +55,31 @@ pub trait CameraDevice: Send {
 /// A format as the driver reports it (the FourCC may be one we cannot read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawFormat {
+    /// FourCC code the driver set.
     pub fourcc: [u8; 4],
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
+    /// Bytes per row, padding included; 0 means no padding.
     pub bytes_per_line: u32,
 }
 
 /// Opens the device, again after each unplug. Resolving the name happens here, so a camera
 /// named by `/dev/v4l/by-id/...` is found again even if it comes back as another `/dev/videoN`.
 pub trait Connector: Send {
+    /// Open the device; called again after each unplug.
     fn connect(&mut self) -> io::Result<Box<dyn CameraDevice>>;
+    /// The camera as the user named it, for messages.
     fn name(&self) -> String;
 }
 
+/// How a [`CameraSource`] opens and keeps its camera.
 #[derive(Clone, Debug)]
 pub struct CameraOptions {
     /// Wanted frame size; the nearest the camera offers at or above it is chosen.
     pub width: u32,
+    /// Wanted frame height in pixels.
     pub height: u32,
     /// Force a pixel format; `None` picks MJPEG, then YUYV, then GREY.
     pub format: Option<PixelFormat>,
@@ -70,6 +87,7 @@ pub struct CameraOptions {
     pub timeout: Duration,
     /// Reconnect delays: doubling from `backoff_initial` up to `backoff_max`.
     pub backoff_initial: Duration,
+    /// Longest delay between reconnect attempts.
     pub backoff_max: Duration,
     /// Consecutive timeouts after which the stream is restarted (some UVC cameras stall).
     pub stall_after: u32,
@@ -197,6 +215,8 @@ pub struct CameraSource {
 }
 
 impl CameraSource {
+    /// A source for the camera that `connector` opens; nothing is opened until the first frame
+    /// is asked for.
     pub fn new(connector: Box<dyn Connector>, opts: CameraOptions) -> CameraSource {
         CameraSource {
             backoff: opts.backoff_initial,
@@ -350,5 +370,4 @@ impl FrameSource for CameraSource {
 }
 
 #[cfg(test)]
-#[path = "camera_tests.rs"]
 mod tests;

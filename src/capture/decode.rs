@@ -1,87 +1,13 @@
 //! Safe image decoding: every limit is checked before memory is committed, so a hostile or
 //! broken file costs a clear error and never the process.
 
-use std::fmt;
 use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
+use super::limits::{DecodeError, Fmt, Limits};
 use super::Frame;
-
-/// Caps applied to every decoded image.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest file read into memory.
-    pub max_file_bytes: u64,
-    /// Largest width or height.
-    pub max_side: u32,
-    /// Largest pixel count (width x height); guards against decompression bombs.
-    pub max_pixels: u64,
-    /// Largest allocation the decoder may make.
-    pub max_alloc: u64,
-    /// Smallest width or height that still carries a film worth classifying.
-    pub min_side: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_file_bytes: 128 << 20,
-            max_side: 16_384,
-            max_pixels: 64_000_000,
-            max_alloc: 512 << 20,
-            min_side: 32,
-        }
-    }
-}
-
-/// Why a file could not become a [`Frame`]. Each message says what was wrong with the file,
-/// not what the decoder was doing.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("cannot read file: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("not a regular file")]
-    NotAFile,
-    #[error("file is empty")]
-    Empty,
-    #[error("file is {size} bytes, larger than the {limit}-byte limit")]
-    FileTooLarge { size: u64, limit: u64 },
-    #[error("not a supported image (PNG, JPEG, BMP, TIFF or DICOM expected; content was checked, not the name)")]
-    UnknownFormat,
-    #[error("{format} image of {width}x{height} pixels exceeds the limit ({limit}); refusing to decode it")]
-    TooLarge {
-        format: Fmt,
-        width: u32,
-        height: u32,
-        limit: String,
-    },
-    #[error("image is only {width}x{height} pixels; at least {min}x{min} is needed")]
-    TooSmall { width: u32, height: u32, min: u32 },
-    #[error("{format} data is corrupt or truncated: {detail}")]
-    Corrupt { format: Fmt, detail: String },
-    #[error("{format} pixel layout {layout} is not supported")]
-    Unsupported { format: Fmt, layout: String },
-    #[error("DICOM file is corrupt or truncated: {0}")]
-    DicomCorrupt(String),
-    /// The header says the image is not a frontal chest radiograph (or cannot be one).
-    #[error("DICOM file refused: {0}")]
-    DicomRefused(String),
-    #[error("DICOM file uses an encoding this build cannot read: {0}")]
-    DicomUnsupported(String),
-}
-
-/// Image format name for messages.
-#[derive(Debug, Clone, Copy)]
-pub struct Fmt(pub ImageFormat);
-
-impl fmt::Display for Fmt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.0.extensions_str().first().copied().unwrap_or("image");
-        write!(f, "{}", name.to_uppercase())
-    }
-}
 
 /// Read at most `limit` bytes of a regular file; larger files are refused without reading them.
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DecodeError> {

@@ -18,7 +18,7 @@ use dicom_pixeldata::{
     ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutFunction, VoiLutOption, WindowLevel,
 };
 
-use super::decode::{DecodeError, Limits};
+use super::limits::{DecodeError, Limits};
 use super::{dicom_magic, Frame};
 
 /// Modalities of projection radiographs: computed and digital radiography (RG: radiographic
@@ -91,7 +91,7 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     if !dicom_magic(bytes) {
         return Err(corrupt("no DICM marker after the 128-byte preamble"));
     }
-    prescan(bytes).map_err(corrupt)?;
+    prescan(bytes)?;
     let obj = catch_unwind(AssertUnwindSafe(|| {
         OpenFileOptions::new().from_reader(&bytes[128..])
     }))
@@ -199,7 +199,7 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
 /// damaged length otherwise sends the parser through megabytes of garbage (measured: seconds
 /// per file), which an upload page cannot afford. Stops, accepting, where lengths are
 /// undefined (sequences, encapsulated pixel data) or the encoding is deflated or big endian.
-fn prescan(bytes: &[u8]) -> Result<(), String> {
+fn prescan(bytes: &[u8]) -> Result<(), DecodeError> {
     const LONG: [&[u8; 2]; 13] = [
         b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
     ];
@@ -212,9 +212,9 @@ fn prescan(bytes: &[u8]) -> Result<(), String> {
     let mut transfer_syntax = String::new();
     while at < bytes.len() {
         if at + 8 > bytes.len() {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "the file ends inside an element header at byte {at}"
-            ));
+            )));
         }
         let (group, element) = (u16_at(at), u16_at(at + 2));
         if in_meta && group != 0x0002 {
@@ -229,15 +229,15 @@ fn prescan(bytes: &[u8]) -> Result<(), String> {
         let (len, value_at) = if explicit {
             let vr = [bytes[at + 4], bytes[at + 5]];
             if !vr.iter().all(u8::is_ascii_uppercase) {
-                return Err(format!(
+                return Err(corrupt(format!(
                     "element ({group:04X},{element:04X}) at byte {at} has no valid value representation"
-                ));
+                )));
             }
             if LONG.contains(&&vr) {
                 if at + 12 > bytes.len() {
-                    return Err(format!(
+                    return Err(corrupt(format!(
                         "the file ends inside an element header at byte {at}"
-                    ));
+                    )));
                 }
                 (u32_at(at + 8), at + 12)
             } else {
@@ -251,10 +251,10 @@ fn prescan(bytes: &[u8]) -> Result<(), String> {
         }
         let end = value_at + len as usize;
         if end > bytes.len() {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "element ({group:04X},{element:04X}) claims {len} bytes but only {} remain",
                 bytes.len() - value_at
-            ));
+            )));
         }
         if (group, element) == (0x0002, 0x0010) {
             transfer_syntax = String::from_utf8_lossy(&bytes[value_at..end])

@@ -19,15 +19,20 @@ use super::Frame;
 /// has none: MJPEG first because a USB 2 camera sends 1280x720 YUYV at only ~10 frames/s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
+    /// Motion JPEG, decoded to luma only.
     Mjpeg,
+    /// Packed YUV 4:2:2; the Y samples are kept.
     Yuyv,
+    /// 8-bit grayscale.
     Grey,
 }
 
 impl PixelFormat {
+    /// All formats, in the order tried when the caller names none.
     pub const PREFERENCE: [PixelFormat; 3] =
         [PixelFormat::Mjpeg, PixelFormat::Yuyv, PixelFormat::Grey];
 
+    /// The V4L2 FourCC code of this format.
     pub fn fourcc(self) -> [u8; 4] {
         match self {
             PixelFormat::Mjpeg => *b"MJPG",
@@ -79,8 +84,11 @@ pub fn fourcc_str(code: [u8; 4]) -> String {
 /// What the driver actually set (read back after setting it, never assumed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamFormat {
+    /// Pixel format of the stream.
     pub format: PixelFormat,
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
     /// Bytes per row, padding included; 0 from the driver means "no padding".
     pub bytes_per_line: u32,
@@ -108,23 +116,36 @@ impl StreamFormat {
 /// buffer is usually good.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FrameError {
+    /// The buffer held no valid bytes.
     #[error("the camera delivered an empty buffer")]
     Empty,
+    /// An uncompressed buffer holds fewer bytes than the frame size needs.
     #[error("short {format} frame: {got} bytes, {need} needed for {width}x{height}")]
     Short {
+        /// Pixel format of the stream.
         format: PixelFormat,
+        /// Valid bytes in the buffer.
         got: usize,
+        /// Bytes a whole frame needs.
         need: usize,
+        /// Frame width in pixels.
         width: u32,
+        /// Frame height in pixels.
         height: u32,
     },
+    /// An MJPEG frame is truncated or could not be decoded; holds the reason.
     #[error("corrupt MJPEG frame: {0}")]
     Jpeg(String),
+    /// A decoded MJPEG frame differs in size from the stream's format.
     #[error("MJPEG frame is {got_w}x{got_h}, but the stream was set to {width}x{height}")]
     SizeMismatch {
+        /// Decoded width in pixels.
         got_w: usize,
+        /// Decoded height in pixels.
         got_h: usize,
+        /// Stream width in pixels.
         width: u32,
+        /// Stream height in pixels.
         height: u32,
     },
 }

@@ -7,7 +7,42 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::pixfmt::{frame_from_buffer, FrameError, PixelFormat, StreamFormat};
-use super::{decode_image, has_image_extension, read_limited, Frame, Limits};
+use super::{decode_image, has_image_extension, read_limited, DecodeError, Frame, Limits};
+
+/// Why a frame file, or a folder of them, cannot be played.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameFileError {
+    /// A raw frame's name must carry its size (`frame.1280x720.yuyv`).
+    #[error("raw {format} frame {path} does not say its size: name it like frame.1280x720.{ext}")]
+    RawSizeMissing {
+        /// The raw pixel format the extension names.
+        format: PixelFormat,
+        /// The file.
+        path: PathBuf,
+        /// Its extension.
+        ext: String,
+    },
+    /// The file or folder cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// What could not be read.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A folder without a single frame file.
+    #[error("{} holds no frame files (PNG, JPEG, BMP, TIFF, or raw .yuyv/.grey named like frame.1280x720.yuyv)", .0.display())]
+    NoFrames(PathBuf),
+    /// A raw frame bigger than the pixel limit.
+    #[error("raw frame of {0} pixels exceeds the limit")]
+    TooManyPixels(u64),
+    /// A raw frame whose bytes do not match its declared format.
+    #[error(transparent)]
+    Raw(#[from] FrameError),
+    /// An image file that does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
 
 /// Why [`FrameSource::next_frame`] has no frame. Only `Finished` is final; after any other
 /// error the caller may simply ask again.
@@ -60,7 +95,7 @@ const RAW_EXTENSIONS: &[(&str, PixelFormat)] = &[
 
 /// The format and size a raw frame's name declares, or `None` for ordinary image files.
 /// An error when the extension is raw but the size is missing or malformed.
-pub fn raw_format(path: &Path) -> Option<Result<StreamFormat, String>> {
+pub fn raw_format(path: &Path) -> Option<Result<StreamFormat, FrameFileError>> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     let (_, format) = RAW_EXTENSIONS.iter().find(|(e, _)| *e == ext)?;
     let stem = path.file_stem()?.to_string_lossy().into_owned();
@@ -77,11 +112,11 @@ pub fn raw_format(path: &Path) -> Option<Result<StreamFormat, String>> {
             height,
             bytes_per_line: 0,
         }),
-        None => Err(format!(
-            "raw {} frame {} does not say its size: name it like frame.1280x720.{ext}",
-            format,
-            path.display()
-        )),
+        None => Err(FrameFileError::RawSizeMissing {
+            format: *format,
+            path: path.to_path_buf(),
+            ext,
+        }),
     })
 }
 
@@ -96,18 +131,18 @@ fn is_frame_file(path: &Path) -> bool {
 }
 
 /// Read one frame file: an image (PNG, JPEG, ...), or a raw YUYV/GREY frame.
-pub fn read_frame_file(path: &Path, limits: &Limits) -> Result<Frame, String> {
-    let bytes = read_limited(path, limits.max_file_bytes).map_err(|e| e.to_string())?;
+pub fn read_frame_file(path: &Path, limits: &Limits) -> Result<Frame, FrameFileError> {
+    let bytes = read_limited(path, limits.max_file_bytes)?;
     match raw_format(path) {
         Some(fmt) => {
             let fmt = fmt?;
             let px = fmt.width as u64 * fmt.height as u64;
             if px > limits.max_pixels {
-                return Err(format!("raw frame of {px} pixels exceeds the limit"));
+                return Err(FrameFileError::TooManyPixels(px));
             }
-            frame_from_buffer(&fmt, &bytes, bytes.len()).map_err(|e: FrameError| e.to_string())
+            Ok(frame_from_buffer(&fmt, &bytes, bytes.len())?)
         }
-        None => decode_image(&bytes, limits).map_err(|e| e.to_string()),
+        None => Ok(decode_image(&bytes, limits)?),
     }
 }
 
@@ -135,14 +170,18 @@ pub struct FileSource {
 impl FileSource {
     /// A file or a directory of frames. An empty directory is an error now, not a source
     /// that never delivers.
-    pub fn open(path: &Path, playback: Playback) -> Result<FileSource, String> {
+    pub fn open(path: &Path, playback: Playback) -> Result<FileSource, FrameFileError> {
         if let Some(Err(e)) = raw_format(path) {
             return Err(e);
         }
-        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let io = |source| FrameFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
         let files = if meta.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(io)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_frame_file(p))
                 .filter(|p| {
@@ -152,10 +191,7 @@ impl FileSource {
                 .collect();
             files.sort();
             if files.is_empty() {
-                return Err(format!(
-                    "{} holds no frame files (PNG, JPEG, BMP, TIFF, or raw .yuyv/.grey named like frame.1280x720.yuyv)",
-                    path.display()
-                ));
+                return Err(FrameFileError::NoFrames(path.to_path_buf()));
             }
             files
         } else {
@@ -277,21 +313,27 @@ mod tests {
     #[test]
     fn raw_names_must_carry_the_size() {
         assert_eq!(
-            raw_format(Path::new("x/desk.1280x720.yuyv")).unwrap(),
-            Ok(StreamFormat {
+            raw_format(Path::new("x/desk.1280x720.yuyv"))
+                .unwrap()
+                .unwrap(),
+            StreamFormat {
                 format: PixelFormat::Yuyv,
                 width: 1280,
                 height: 720,
                 bytes_per_line: 0
-            })
+            }
         );
         assert!(raw_format(Path::new("desk.png")).is_none());
         let e = FileSource::open(Path::new("desk.yuyv"), Playback::Once)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("frame.1280x720.yuyv"), "{e}");
         let dir = tempfile::tempdir().unwrap();
-        let e = FileSource::open(dir.path(), Playback::Loop).err().unwrap();
+        let e = FileSource::open(dir.path(), Playback::Loop)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("no frame files"), "{e}");
     }
 }

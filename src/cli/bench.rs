@@ -20,13 +20,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{BenchArgs, EXIT_OK};
-use crate::app::analyse::Record;
-use crate::capture::{decode_image, samples, Frame, Limits};
+use crate::capture::{decode_image, samples, Limits};
 use crate::explain::heatmap_image;
 use crate::film::gates::check_photo;
 use crate::film::simulate::{simulate, Placement, SimOptions};
 use crate::film::{assess, find_film, rectify};
 use crate::model::{label_words, manifest::locate_manifest, Classifier, Manifest};
+use crate::pixels::Frame;
+use crate::record::Record;
 use crate::ui::{render, PreviewView, ResultView, Screen};
 
 mod choose;
@@ -145,6 +146,233 @@ pub(crate) fn photo_of(film: &Frame, width: usize, height: usize) -> Result<Fram
         .with_context(|| format!("the finder found the film in none of 64 {width}x{height} frames"))
 }
 
+/// The rows of one bench run, and which stages are wanted (`--only`).
+struct Rows<'a> {
+    runs: usize,
+    only: Option<&'a str>,
+    rows: Vec<Stage>,
+}
+
+impl Rows<'_> {
+    fn wanted(&self, name: &str) -> bool {
+        self.only.is_none_or(|o| name.contains(o))
+    }
+
+    /// Time `f` (once per run) as the stage `name`, if it is wanted.
+    fn time(&mut self, variant: &str, name: &'static str, f: impl FnMut()) {
+        if self.wanted(name) {
+            let ms = time_runs(self.runs, f);
+            self.rows.push(stage(variant, name, 1, ms));
+        }
+    }
+
+    /// Time `threads` copies of `f` at once as the stage `name`, if it is wanted.
+    fn time_threads(
+        &mut self,
+        variant: &str,
+        name: &'static str,
+        threads: usize,
+        f: impl Fn() + Sync,
+    ) {
+        if self.wanted(name) {
+            let ms = time_parallel(self.runs, threads, f);
+            self.rows.push(stage(variant, name, threads, ms));
+        }
+    }
+}
+
+/// What every stage works on: the sample film, and camera frames of it.
+struct Inputs {
+    sample: &'static samples::Sample,
+    limits: Limits,
+    film: Frame,
+    /// A 1280x720 camera frame of the film, and where the film is in it.
+    frame: Frame,
+    corners: crate::film::Quad,
+    /// A 640x480 camera frame of the film.
+    small: Frame,
+}
+
+impl Inputs {
+    fn new() -> Result<Inputs> {
+        let sample = bench_sample()?;
+        let limits = Limits::default();
+        let film = decode_image(sample.bytes, &limits)?;
+        let frame = photo_of(&film, 1280, 720)?;
+        let corners = find_film(&frame)?.corners;
+        let small = photo_of(&film, 640, 480)?;
+        Ok(Inputs {
+            sample,
+            limits,
+            film,
+            frame,
+            corners,
+            small,
+        })
+    }
+}
+
+/// The stages that do not depend on the model.
+fn film_stages(r: &mut Rows, i: &Inputs) {
+    let (rw, rh) = (i.film.width.min(512), i.film.height.min(512));
+    r.time("-", "decode JPEG", || {
+        decode_image(i.sample.bytes, &i.limits).unwrap();
+    });
+    r.time("-", "find film (1280x720)", || {
+        find_film(&i.frame).unwrap();
+    });
+    r.time("-", "find film (640x480)", || {
+        find_film(&i.small).unwrap();
+    });
+    r.time("-", "rectify", || {
+        rectify(&i.frame, &i.corners, rw, rh).unwrap();
+    });
+    r.time("-", "quality checks", || {
+        assess(&i.film);
+    });
+    let preview_pic = image::RgbImage::from_pixel(480, 360, image::Rgb([90, 90, 90]));
+    r.time("-", "render preview screen 800x480", || {
+        render(
+            &Screen::Preview(PreviewView {
+                picture: &preview_pic,
+                outline: None,
+                hint: "Hold still.",
+                steady: true,
+            }),
+            800,
+            480,
+        );
+    });
+}
+
+/// A record with `pred`'s result, for timing the result screen.
+fn bench_record(clf: &Classifier, pred: &crate::model::Prediction) -> Record {
+    let mut rec = Record::new("bench", clf.id());
+    rec.result = Some(label_words(pred.label(&clf.manifest)).to_string());
+    rec.label = Some(pred.label(&clf.manifest).to_string());
+    rec.decision = Some(pred.decision.clone());
+    rec.probs = Some(
+        clf.manifest
+            .labels
+            .iter()
+            .cloned()
+            .zip(pred.probs.iter().map(|&p| serde_json::json!(p)))
+            .collect(),
+    );
+    rec
+}
+
+/// The stages of one model variant: load, preprocess, inference per thread count, the camera
+/// path to the model's input, heatmap, result screen, the whole digital path, and the preview
+/// rate during analyses.
+fn model_stages(
+    r: &mut Rows,
+    i: &Inputs,
+    manifest_path: &std::path::Path,
+    v: &str,
+    threads: &[usize],
+    preview_analyses: usize,
+) -> Result<()> {
+    // Loading takes seconds: three runs say enough.
+    if r.wanted("model load + optimise") {
+        let ms = time_runs(3.min(r.runs), || {
+            Classifier::load(manifest_path, Some(v)).unwrap();
+        });
+        r.rows.push(stage(v, "model load + optimise", 1, ms));
+    }
+    let clf = Classifier::load(manifest_path, Some(v))?;
+    let tensor = clf.preprocess(&i.film);
+    r.time(v, "preprocess", || {
+        clf.preprocess(&i.film);
+    });
+    for &n in threads {
+        r.time_threads(v, "inference", n, || {
+            clf.run_tensor(&tensor).unwrap();
+        });
+    }
+    // The camera path up to the model's input, as one figure: what a frame costs before
+    // inference (issue aim: <= 15 ms at 1280x720 on the development machine).
+    r.time(v, "photo to model input (1280x720)", || {
+        let report = check_photo(&i.frame).unwrap();
+        clf.preprocess(&report.film);
+    });
+    let pred = clf.run_tensor(&tensor)?;
+    r.time(v, "heatmap", || {
+        heatmap_image(&i.film, &pred.cam, pred.top, "map");
+    });
+    let rec = bench_record(&clf, &pred);
+    let screen = |pic: &image::RgbImage| {
+        render(
+            &Screen::Result(ResultView {
+                record: &rec,
+                picture: Some(pic),
+            }),
+            800,
+            480,
+        )
+    };
+    let pic = heatmap_image(&i.film, &pred.cam, pred.top, "map");
+    r.time(v, "render result screen 800x480", || {
+        screen(&pic);
+    });
+    for &n in threads {
+        r.time_threads(v, "end to end: JPEG to screen", n, || {
+            let f = decode_image(i.sample.bytes, &i.limits).unwrap();
+            assess(&f);
+            let p = clf.classify(&f).unwrap();
+            screen(&heatmap_image(&f, &p.cam, p.top, "map"));
+        });
+    }
+    if preview_analyses > 0 && r.wanted("preview 640x480 during analysis") {
+        r.rows
+            .push(preview::during_analysis(&clf, &i.small, preview_analyses)?);
+    }
+    Ok(())
+}
+
+/// The table (or JSON lines) on stdout.
+fn print(rows: &[Stage], args: &BenchArgs, runs: usize, sample: &str) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        for r in rows {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "cxr-edge bench: {} runs per stage, sample {}, {} ({})",
+        runs,
+        sample,
+        std::env::consts::ARCH,
+        crate::NOTICE
+    )?;
+    writeln!(
+        out,
+        "THREADS N > 1: N films at once, one thread each, ms per film (tract runs one \
+         inference on one thread)"
+    )?;
+    writeln!(
+        out,
+        "{:<8} {:<34} {:>7} {:>10} {:>19}",
+        "MODEL", "STAGE", "THREADS", "MEDIAN ms", "p10-p90 ms"
+    )?;
+    for r in rows {
+        write!(
+            out,
+            "{:<8} {:<34} {:>7} {:>10.2} {:>9.2}-{:<9.2}",
+            r.variant, r.stage, r.threads, r.median_ms, r.p10_ms, r.p90_ms
+        )?;
+        match r.fps {
+            Some(fps) => writeln!(out, " {fps:.1} frames/s")?,
+            None => writeln!(out)?,
+        }
+    }
+    Ok(())
+}
+
+/// `cxr-edge bench`: every stage, for every variant (or the chosen one) and thread count.
 pub fn run(args: BenchArgs) -> Result<i32> {
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
     if args.more.choose {
@@ -155,227 +383,29 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         Some(v) => vec![v.clone()],
         None => manifest.variants.keys().cloned().collect(),
     };
-    let runs = args.runs.max(3);
     let mut threads = args.more.threads.clone();
     threads.retain(|&n| n >= 1);
     threads.dedup();
     if threads.is_empty() {
         threads.push(1);
     }
-    let sample = bench_sample()?;
-    let limits = Limits::default();
-    let film = decode_image(sample.bytes, &limits)?;
-    let frame = photo_of(&film, 1280, 720)?;
-    let corners = find_film(&frame)?.corners;
-    let small = photo_of(&film, 640, 480)?;
-    let (rw, rh) = (film.width.min(512), film.height.min(512));
-
-    let mut rows = Vec::new();
-    let want = |name: &str| args.more.only.as_deref().is_none_or(|o| name.contains(o));
-    // A stage's timings are only taken when the stage is wanted (`--only`).
-    macro_rules! row {
-        ($v:expr, $name:expr, $n:expr, $ms:expr $(,)?) => {
-            if want($name) {
-                rows.push(stage($v, $name, $n, $ms));
-            }
-        };
-    }
-    row!(
-        "-",
-        "decode JPEG",
-        1,
-        time_runs(runs, || {
-            decode_image(sample.bytes, &limits).unwrap();
-        }),
-    );
-    row!(
-        "-",
-        "find film (1280x720)",
-        1,
-        time_runs(runs, || {
-            find_film(&frame).unwrap();
-        }),
-    );
-    row!(
-        "-",
-        "find film (640x480)",
-        1,
-        time_runs(runs, || {
-            find_film(&small).unwrap();
-        }),
-    );
-    row!(
-        "-",
-        "rectify",
-        1,
-        time_runs(runs, || {
-            rectify(&frame, &corners, rw, rh).unwrap();
-        }),
-    );
-    row!(
-        "-",
-        "quality checks",
-        1,
-        time_runs(runs, || {
-            assess(&film);
-        }),
-    );
-    let preview_pic = image::RgbImage::from_pixel(480, 360, image::Rgb([90, 90, 90]));
-    row!(
-        "-",
-        "render preview screen 800x480",
-        1,
-        time_runs(runs, || {
-            render(
-                &Screen::Preview(PreviewView {
-                    picture: &preview_pic,
-                    outline: None,
-                    hint: "Hold still.",
-                    steady: true,
-                }),
-                800,
-                480,
-            );
-        }),
-    );
+    let inputs = Inputs::new()?;
+    let mut rows = Rows {
+        runs: args.runs.max(3),
+        only: args.more.only.as_deref(),
+        rows: Vec::new(),
+    };
+    film_stages(&mut rows, &inputs);
     for v in &variants {
-        row!(
+        model_stages(
+            &mut rows,
+            &inputs,
+            &manifest_path,
             v,
-            "model load + optimise",
-            1,
-            time_runs(3.min(runs), || {
-                Classifier::load(&manifest_path, Some(v)).unwrap();
-            })
-        );
-        let clf = Classifier::load(&manifest_path, Some(v))?;
-        let tensor = clf.preprocess(&film);
-        row!(
-            v,
-            "preprocess",
-            1,
-            time_runs(runs, || {
-                clf.preprocess(&film);
-            }),
-        );
-        for &n in &threads {
-            row!(
-                v,
-                "inference",
-                n,
-                time_parallel(runs, n, || {
-                    clf.run_tensor(&tensor).unwrap();
-                }),
-            );
-        }
-        // The camera path up to the model's input, as one figure: what a frame costs before
-        // inference (issue aim: <= 15 ms at 1280x720 on the development machine).
-        row!(
-            v,
-            "photo to model input (1280x720)",
-            1,
-            time_runs(runs, || {
-                let report = check_photo(&frame).unwrap();
-                clf.preprocess(&report.film);
-            }),
-        );
-        let pred = clf.run_tensor(&tensor)?;
-        row!(
-            v,
-            "heatmap",
-            1,
-            time_runs(runs, || {
-                heatmap_image(&film, &pred.cam, pred.top, "map");
-            }),
-        );
-        let mut rec = Record::new("bench", clf.id());
-        rec.result = Some(label_words(pred.label(&clf.manifest)).to_string());
-        rec.label = Some(pred.label(&clf.manifest).to_string());
-        rec.decision = Some(pred.decision.clone());
-        rec.probs = Some(
-            clf.manifest
-                .labels
-                .iter()
-                .cloned()
-                .zip(pred.probs.iter().map(|&p| serde_json::json!(p)))
-                .collect(),
-        );
-        let screen = |pic: &image::RgbImage| {
-            render(
-                &Screen::Result(ResultView {
-                    record: &rec,
-                    picture: Some(pic),
-                }),
-                800,
-                480,
-            )
-        };
-        let pic = heatmap_image(&film, &pred.cam, pred.top, "map");
-        row!(
-            v,
-            "render result screen 800x480",
-            1,
-            time_runs(runs, || {
-                screen(&pic);
-            }),
-        );
-        for &n in &threads {
-            row!(
-                v,
-                "end to end: JPEG to screen",
-                n,
-                time_parallel(runs, n, || {
-                    let f = decode_image(sample.bytes, &limits).unwrap();
-                    assess(&f);
-                    let p = clf.classify(&f).unwrap();
-                    screen(&heatmap_image(&f, &p.cam, p.top, "map"));
-                }),
-            );
-        }
-        if args.more.preview_analyses > 0 && want("preview 640x480 during analysis") {
-            rows.push(preview::during_analysis(
-                &clf,
-                &small,
-                args.more.preview_analyses,
-            )?);
-        }
+            &threads,
+            args.more.preview_analyses,
+        )?;
     }
-
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        for r in &rows {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
-        }
-    } else {
-        writeln!(
-            out,
-            "cxr-edge bench: {} runs per stage, sample {}, {} ({})",
-            runs,
-            sample.name,
-            std::env::consts::ARCH,
-            crate::NOTICE
-        )?;
-        writeln!(
-            out,
-            "THREADS N > 1: N films at once, one thread each, ms per film (tract runs one \
-             inference on one thread)"
-        )?;
-        writeln!(
-            out,
-            "{:<8} {:<34} {:>7} {:>10} {:>19}",
-            "MODEL", "STAGE", "THREADS", "MEDIAN ms", "p10-p90 ms"
-        )?;
-        for r in &rows {
-            write!(
-                out,
-                "{:<8} {:<34} {:>7} {:>10.2} {:>9.2}-{:<9.2}",
-                r.variant, r.stage, r.threads, r.median_ms, r.p10_ms, r.p90_ms
-            )?;
-            match r.fps {
-                Some(fps) => writeln!(out, " {fps:.1} frames/s")?,
-                None => writeln!(out)?,
-            }
-        }
-    }
+    print(&rows.rows, &args, rows.runs, inputs.sample.name)?;
     Ok(EXIT_OK)
 }

@@ -9,12 +9,14 @@ use anyhow::{bail, Context, Result};
 
 use super::output::{Summary, TableWriter};
 use super::{CaptureArgs, EXIT_OK, EXIT_SOME_FAILED};
-use crate::app::analyse::{analyse_frame, write_png_atomically, InputMode, Record};
-use crate::app::steady::{Look, Steady};
+use crate::analysis::{analyse, How, Subject};
 use crate::capture::camera::CameraOptions;
 use crate::capture::pixfmt::PixelFormat;
-use crate::capture::{open_camera, FileSource, Frame, FrameSource, Playback, SourceError};
+use crate::capture::{open_camera, FileSource, FrameSource, Playback, SourceError};
+use crate::files::write_png_atomically;
+use crate::film::steady::{Look, Steady};
 use crate::model::{manifest::locate_manifest, Classifier};
+use crate::pixels::Frame;
 
 fn parse_format(s: &str) -> Result<PixelFormat> {
     match s.to_ascii_lowercase().as_str() {
@@ -53,14 +55,12 @@ impl Hints {
 }
 
 pub fn run(args: CaptureArgs) -> Result<i32> {
-    let (w, h) = crate::app::config::parse_frame_size(&args.size)?;
+    let (w, h) = crate::config::parse_frame_size(&args.size)?;
     let mut source: Box<dyn FrameSource> = match (&args.camera, &args.frames) {
         (Some(_), Some(_)) => bail!("give either --camera or --frames, not both"),
-        (_, Some(path)) => Box::new(
-            FileSource::open(path, Playback::Once)
-                .map_err(anyhow::Error::msg)
-                .context("cannot play frames")?,
-        ),
+        (_, Some(path)) => {
+            Box::new(FileSource::open(path, Playback::Once).context("cannot play frames")?)
+        }
         (camera, None) => {
             let opts = CameraOptions {
                 width: w,
@@ -84,7 +84,7 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
         name: name.clone(),
         last: String::new(),
     };
-    let (frame, frames_seen) = {
+    let (frame, corners, frames_seen) = {
         let mut seen = 0usize;
         loop {
             if Instant::now() >= deadline {
@@ -112,20 +112,31 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
             seen += 1;
             let look = steady.observe(&frame);
             hints.say(look.hint());
-            if matches!(look, Look::Ready { .. }) {
-                break (frame, seen);
+            if let Look::Ready { corners } = look {
+                break (frame, corners, seen);
             }
         }
     };
     eprintln!("{name}: film steady after {frames_seen} frames; analysing");
 
-    let heatmap = args.save.as_ref().map(|d| d.join("film.heatmap.png"));
     if let Some(dir) = &args.save {
         save_gray(&frame, &dir.join("frame.png"))?;
     }
-    let (rec, _) = Record::timed(&format!("{name} (frame {frames_seen})"), clf.id(), |rec| {
-        analyse_frame(frame, InputMode::FilmPhoto, &clf, heatmap.as_deref(), rec)
-    });
+    // The film is straightened at the corners the steadiness check found in this very frame.
+    let how = How {
+        heatmap: args.save.is_some(),
+        ..How::default()
+    };
+    let subject = Subject::Photo {
+        frame,
+        corners: Some(corners),
+    };
+    let mut a = analyse(subject, &how, &clf);
+    a.record.path = format!("{name} (frame {frames_seen})");
+    if let Some(dir) = &args.save {
+        a.save_heatmap(&dir.join("film.heatmap.png"));
+    }
+    let rec = a.record;
 
     let mut summary = Summary::new(&clf.manifest.labels);
     summary.add(&rec);

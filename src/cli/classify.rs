@@ -13,10 +13,41 @@ use anyhow::{Context, Result};
 
 use super::output::{Summary, TableWriter};
 use super::{ClassifyArgs, EXIT_OK, EXIT_SOME_FAILED};
-use crate::app::analyse::process;
-pub use crate::app::analyse::{BatchOptions, Record};
+use crate::analysis::{analyse, How, InputMode, Subject};
 use crate::capture::{self, expand_inputs, Input, InputSource, Limits};
 use crate::model::{manifest::locate_manifest, Classifier};
+use crate::record::Record;
+
+/// How a batch is classified.
+pub struct BatchOptions {
+    /// What the images are.
+    pub input: InputMode,
+    /// Caps on reading and decoding each file.
+    pub limits: Limits,
+    /// Write each film's heatmap picture into this folder.
+    pub heatmap_dir: Option<PathBuf>,
+    /// Images analysed at once.
+    pub jobs: usize,
+}
+
+/// One input of the batch: analysed, its heatmap written where asked.
+fn classify_one(
+    input: &Input,
+    clf: &Classifier,
+    opts: &BatchOptions,
+    heatmap: Option<&Path>,
+) -> Record {
+    let how = How {
+        mode: opts.input,
+        limits: opts.limits,
+        heatmap: heatmap.is_some(),
+    };
+    let mut a = analyse(Subject::Input(input), &how, clf);
+    if let Some(path) = heatmap {
+        a.save_heatmap(path);
+    }
+    a.record
+}
 
 /// Heatmap file names: the input's stem, made unique within the batch.
 fn heatmap_names(inputs: &[Input], dir: &Path) -> Vec<Option<PathBuf>> {
@@ -66,7 +97,7 @@ pub fn classify_inputs(
                 if i >= inputs.len() {
                     break;
                 }
-                let rec = process(&inputs[i], clf, opts, names[i].as_deref());
+                let rec = classify_one(&inputs[i], clf, opts, names[i].as_deref());
                 if tx.send((i, rec)).is_err() {
                     break;
                 }
@@ -109,7 +140,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             .unwrap_or(1)
     });
     let opts = BatchOptions {
-        input: args.input,
+        input: args.input.into(),
         limits: Limits::default(),
         heatmap_dir: args.heatmap.clone(),
         jobs,

@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{HistoryArgs, EXIT_OK, EXIT_SOME_FAILED};
-use crate::app::config::Config;
-use crate::store::read_all;
+use crate::config::Config;
+use crate::record::Record;
+use crate::store::{read_all, StoredRecord};
 
 fn storage_dir(args: &HistoryArgs) -> Result<PathBuf> {
     if let Some(d) = &args.storage {
@@ -34,39 +35,108 @@ fn csv(field: &str) -> String {
     }
 }
 
-pub fn run(args: HistoryArgs) -> Result<i32> {
-    let dir = storage_dir(&args)?;
-    let records = read_all(&dir)?;
-    let labels: Vec<String> = records
+/// The label names of the log's records, in manifest order (from the first with a result).
+fn label_names(records: &[(PathBuf, Result<StoredRecord>)]) -> Vec<String> {
+    records
         .iter()
         .find_map(|(_, r)| {
-            r.as_ref()
-                .ok()?
-                .get("probs")?
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
+            Some(
+                r.as_ref()
+                    .ok()?
+                    .record
+                    .probs
+                    .as_ref()?
+                    .keys()
+                    .cloned()
+                    .collect(),
+            )
         })
         .unwrap_or_else(|| {
             ["covid", "pneumonia", "normal", "other"]
                 .map(String::from)
                 .to_vec()
-        });
+        })
+}
+
+fn csv_header(labels: &[String]) -> String {
+    let mut head: Vec<String> = ["time", "source", "input_sha256", "label", "result"]
+        .map(String::from)
+        .to_vec();
+    head.extend(labels.iter().map(|l| format!("p_{l}")));
+    head.extend(["flags", "quality", "model", "variant", "error", "notice"].map(String::from));
+    head.join(",")
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+fn quality_codes(r: &Record) -> Vec<String> {
+    r.quality.iter().map(|w| w.code.to_string()).collect()
+}
+
+fn csv_row(stored: &StoredRecord, labels: &[String]) -> String {
+    let r = &stored.record;
+    let mut row = vec![
+        stored.time.clone(),
+        stored.source.as_str().to_string(),
+        opt(&stored.input_sha256),
+        opt(&r.label),
+        opt(&r.result),
+    ];
+    row.extend(labels.iter().map(|l| {
+        r.probs
+            .as_ref()
+            .and_then(|p| p.get(l))
+            .map(s)
+            .unwrap_or_default()
+    }));
+    let flags = r.decision.as_ref().map(|d| d.flags.join(" "));
+    row.extend([
+        flags.unwrap_or_default(),
+        quality_codes(r).join(" "),
+        r.model.name.clone(),
+        r.model.variant.clone(),
+        opt(&r.error),
+        r.notice.to_string(),
+    ]);
+    row.iter().map(|f| csv(f)).collect::<Vec<_>>().join(",")
+}
+
+fn table_row(stored: &StoredRecord) -> String {
+    let r = &stored.record;
+    let top = r
+        .label
+        .as_ref()
+        .and_then(|l| r.probs.as_ref()?.get(l)?.as_f64());
+    let notes = match &r.error {
+        Some(e) => format!("failed: {e}"),
+        None => quality_codes(r).join(", "),
+    };
+    format!(
+        "{:<21} {:<30} {:>6}  {}",
+        stored.time,
+        opt(&r.result),
+        top.map(|p| format!("{:.0}%", 100.0 * p))
+            .unwrap_or_default(),
+        notes
+    )
+}
+
+/// `cxr-edge history`: one line (or CSV row) per record, oldest first. Unreadable records are
+/// reported on stderr and counted; they make the exit code 1, and hide nothing else.
+pub fn run(args: HistoryArgs) -> Result<i32> {
+    let dir = storage_dir(&args)?;
+    let records = read_all(&dir)?;
+    let labels = label_names(&records);
     let mut out: Box<dyn Write> = match &args.csv {
         Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
-        Some(_) => Box::new(std::io::stdout().lock()),
-        None => Box::new(std::io::stdout().lock()),
+        _ => Box::new(std::io::stdout().lock()),
     };
-    let mut bad = 0;
     if args.csv.is_some() {
-        let mut head = vec!["time", "source", "input_sha256", "label", "result"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
-        head.extend(labels.iter().map(|l| format!("p_{l}")));
-        head.extend(["flags", "quality", "model", "variant", "error", "notice"].map(String::from));
-        writeln!(out, "{}", head.join(","))?;
+        writeln!(out, "{}", csv_header(&labels))?;
     } else {
         writeln!(out, "*** {} ***", crate::NOTICE.to_uppercase())?;
         writeln!(
@@ -75,65 +145,15 @@ pub fn run(args: HistoryArgs) -> Result<i32> {
             "TIME (UTC)", "RESULT", "P", "NOTES"
         )?;
     }
+    let mut bad = 0;
     for (_, r) in &records {
-        let r = match r {
-            Ok(r) => r,
+        match r {
+            Ok(r) if args.csv.is_some() => writeln!(out, "{}", csv_row(r, &labels))?,
+            Ok(r) => writeln!(out, "{}", table_row(r))?,
             Err(e) => {
                 eprintln!("cxr-edge history: {e:#}");
                 bad += 1;
-                continue;
             }
-        };
-        let probs = r.get("probs").and_then(Value::as_object);
-        let flags: Vec<String> = r["decision"]["flags"]
-            .as_array()
-            .map(|a| a.iter().map(s).collect())
-            .unwrap_or_default();
-        let quality: Vec<String> = r["quality"]
-            .as_array()
-            .map(|a| a.iter().map(|w| s(&w["code"])).collect())
-            .unwrap_or_default();
-        if args.csv.is_some() {
-            let mut row = vec![
-                s(&r["time"]),
-                s(&r["source"]),
-                s(&r["input_sha256"]),
-                s(&r["label"]),
-                s(&r["result"]),
-            ];
-            row.extend(
-                labels
-                    .iter()
-                    .map(|l| probs.and_then(|p| p.get(l)).map(s).unwrap_or_default()),
-            );
-            row.extend([
-                flags.join(" "),
-                quality.join(" "),
-                s(&r["model"]["name"]),
-                s(&r["model"]["variant"]),
-                s(&r["error"]),
-                s(&r["notice"]),
-            ]);
-            writeln!(
-                out,
-                "{}",
-                row.iter().map(|f| csv(f)).collect::<Vec<_>>().join(",")
-            )?;
-        } else {
-            let top = r["label"].as_str().and_then(|l| probs?.get(l)?.as_f64());
-            let notes = match r["error"].as_str() {
-                Some(e) => format!("failed: {e}"),
-                None => quality.join(", "),
-            };
-            writeln!(
-                out,
-                "{:<21} {:<30} {:>6}  {}",
-                s(&r["time"]),
-                s(&r["result"]),
-                top.map(|p| format!("{:.0}%", 100.0 * p))
-                    .unwrap_or_default(),
-                notes
-            )?;
         }
     }
     out.flush()?;

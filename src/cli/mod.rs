@@ -15,8 +15,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::analyse::InputMode;
-pub use classify::{classify_inputs, BatchOptions, Record};
+use crate::analysis::InputMode;
+pub use crate::record::Record;
+pub use classify::{classify_inputs, BatchOptions};
 
 /// Exit codes: 0 everything worked, 1 some inputs failed, 2 the command could not run at all.
 pub const EXIT_OK: i32 = 0;
@@ -187,10 +188,31 @@ pub struct ClassifyArgs {
     /// What the images are: `digital` films (the whole image is the film), `film-photo`
     /// (a camera photo of a film on a light box: the film is found, straightened and checked
     /// first), or `auto` (decided per image).
-    #[arg(long, value_enum, default_value_t = InputMode::Digital)]
-    pub input: InputMode,
+    #[arg(long, value_enum, default_value_t = InputArg::Digital)]
+    pub input: InputArg,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// `--input`: the command-line spelling of [`InputMode`] (the analysis itself knows no clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputArg {
+    /// The whole image is the film.
+    Digital,
+    /// A camera photo of a film.
+    FilmPhoto,
+    /// Grey files are digital; colour files are decided by the picture.
+    Auto,
+}
+
+impl From<InputArg> for InputMode {
+    fn from(a: InputArg) -> InputMode {
+        match a {
+            InputArg::Digital => InputMode::Digital,
+            InputArg::FilmPhoto => InputMode::FilmPhoto,
+            InputArg::Auto => InputMode::Auto,
+        }
+    }
 }
 
 /// Parse the process arguments, run, and return the exit code.

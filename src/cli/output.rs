@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::classify::Record;
 use crate::model::ModelId;
+use crate::record::Record;
 
 const PATH_WIDTH: usize = 38;
 const RESULT_WIDTH: usize = 28;
@@ -77,7 +77,7 @@ impl TableWriter {
         notes.extend(
             r.quality
                 .iter()
-                .filter(|w| w.code != "not_chest_xray")
+                .filter(|w| w.code != crate::film::Code::NotChestXray)
                 .map(|w| w.code.to_string()),
         );
         if let Some(err) = &r.error {

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use super::{RunArgs, EXIT_OK, EXIT_SOME_FAILED};
-use crate::app::config::{Config, DisplaySpec, SourceSpec};
 use crate::app::{live::parse_script, RunOptions};
+use crate::config::{Config, DisplaySpec, SourceSpec};
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut cfg = Config::find(args.config.as_deref())?;
@@ -18,6 +18,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         cfg.storage.dir = dir.clone();
     }
     let script = args.script.as_deref().map(parse_script).transpose()?;
+    // `auto` becomes the first camera or the samples here, where the source is about to open.
+    cfg.source = cfg.source.resolve();
     let live = matches!(cfg.source, SourceSpec::Camera(_) | SourceSpec::Frames(_));
     if script.is_some() && !live {
         anyhow::bail!("--script drives a camera or frames source (--source camera:DEV or DIR)");

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{ServeArgs, EXIT_OK};
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::model::{manifest::locate_manifest, Classifier};
 use crate::serve::{run as serve, ServeOptions};
 use crate::store::ResultsLog;

@@ -138,6 +138,14 @@ impl Framebuffer {
     }
 }
 
+impl super::Display for Framebuffer {
+    fn show(&mut self, screen: &crate::ui::Screen) -> Result<()> {
+        // Drawing into the memory copy cannot fail; writing it to the device can.
+        let _ = crate::ui::draw(screen, self);
+        self.flush()
+    }
+}
+
 impl OriginDimensions for Framebuffer {
     fn size(&self) -> Size {
         Size::new(self.geometry.width, self.geometry.height)

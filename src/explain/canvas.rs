@@ -1,5 +1,6 @@
-//! An `embedded-graphics` draw target over an in-memory RGB image, so the same drawing code
-//! serves PNG output, tests and (later) real panels.
+//! An `embedded-graphics` draw target over an in-memory RGB image, so the heatmap's caption and
+//! banner are drawn with the same text code as the screens (`ui`), which draw on this kind of
+//! image for PNG output and SPI panels and straight onto a framebuffer.
 
 use std::convert::Infallible;
 

@@ -14,8 +14,9 @@ use image::RgbImage;
 
 pub use canvas::Canvas;
 
-use crate::capture::Frame;
-use crate::model::{preprocess::resize_area, Cam};
+use crate::model::Cam;
+use crate::pixels::resize_area;
+use crate::pixels::Frame;
 
 /// Longest side of the written heatmap image.
 const MAX_SIDE: usize = 768;

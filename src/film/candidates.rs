@@ -1,15 +1,15 @@
 //! Candidate search for the film finder: every large connected region at a sweep of grey-level
 //! thresholds (both polarities) becomes a quad hypothesis with the measures `select` needs.
 
-use crate::capture::Frame;
+use crate::pixels::Frame;
 
 use super::filters::quantile;
-use super::finder::FinderConfig;
+use super::geometry::Quad;
 use super::geometry::{
     angles_within, centroid, convex_hull, corners_from_sides, dist, in_quad, lerp, max_area_quad,
     offset_quad, order_corners, scale_about_centroid, signed_area, Line, Pt,
 };
-use super::rectify::{sample_bilinear, Quad};
+use super::rectify::sample_bilinear;
 use super::regions::{components, fill_holes, index_bbox, open_region, signature};
 
 /// One quad hypothesis at working scale.
@@ -39,14 +39,16 @@ pub struct Work {
     pub noise_floor: f32,
 }
 
-/// Every quad-like region at every threshold of the sweep, in both polarities.
-pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
+/// Every quad-like region at every threshold of the sweep, in both polarities. Regions smaller
+/// than `detect_area_frac` of the frame are not candidates (the finder's
+/// `FinderConfig::detect_area_frac`, the one setting the sweep reads).
+pub fn candidates(work: &Work, detect_area_frac: f32) -> Vec<Candidate> {
     let mut sorted = work.img.data.clone();
     let lo = quantile(&mut sorted, 0.01);
     let hi = quantile(&mut sorted, 0.99);
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    sweep(work, cfg, (lo, hi), None, &mut seen, &mut out);
+    sweep(work, detect_area_frac, (lo, hi), None, &mut seen, &mut out);
     // A hand or an arm on a back-lit film is as dark as the film and joins it to the dark room
     // or to the frame border, so that no region of the sweep is the film alone. Inside the light
     // box the arm ends at the box's edge: segment the dark regions again there. The box is the
@@ -73,7 +75,14 @@ pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
         // Each box from the regions of the first sweep: a region one box's ring test turned
         // away may still be a film in the other.
         let mut seen_here = seen.clone();
-        sweep_light_box(work, cfg, &box_quad, box_area, &mut seen_here, &mut out);
+        sweep_light_box(
+            work,
+            detect_area_frac,
+            &box_quad,
+            box_area,
+            &mut seen_here,
+            &mut out,
+        );
     }
     out
 }
@@ -82,7 +91,7 @@ pub fn candidates(work: &Work, cfg: &FinderConfig) -> Vec<Candidate> {
 /// frame (the first sweep already says when a film is cut off).
 fn sweep_light_box(
     work: &Work,
-    cfg: &FinderConfig,
+    detect_area_frac: f32,
     box_quad: &Quad,
     box_area: f32,
     seen: &mut Vec<Signature>,
@@ -106,7 +115,14 @@ fn sweep_light_box(
     let lo = quantile(&mut vals, 0.01);
     let hi = quantile(&mut vals, 0.99);
     let mut found = Vec::new();
-    sweep(work, cfg, (lo, hi), Some((&within, &q)), seen, &mut found);
+    sweep(
+        work,
+        detect_area_frac,
+        (lo, hi),
+        Some((&within, &q)),
+        seen,
+        &mut found,
+    );
     // The bright region may be a front-lit film rather than a light box: then what is dark
     // inside it is lungs, not a film. A film on a light box is surrounded by the box's smooth
     // glow; the box region itself at a high threshold is no new film.
@@ -150,7 +166,7 @@ type Signature = (usize, usize, usize, usize, usize);
 /// One threshold sweep over `range`; with `within`, dark regions inside that mask only.
 fn sweep(
     work: &Work,
-    cfg: &FinderConfig,
+    detect_area_frac: f32,
     (lo, hi): (f32, f32),
     within: Option<(&[bool], &Quad)>,
     seen: &mut Vec<Signature>,
@@ -158,7 +174,7 @@ fn sweep(
 ) {
     let (w, h) = (work.w, work.h);
     let n = w * h;
-    let min_px = (cfg.detect_area_frac * n as f32) as usize;
+    let min_px = (detect_area_frac * n as f32) as usize;
     let within_quad = within.map(|(_, q)| q);
     let mut seen_raw: Vec<Signature> = Vec::new();
     // 13 thresholds: 15 found hardly more films (774 against 773 of 800 validation frames)

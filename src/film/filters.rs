@@ -1,6 +1,6 @@
 //! Small image filters shared by the simulator, the finder and the gates.
 
-use crate::capture::Frame;
+use crate::pixels::Frame;
 
 /// Box blur of radius `r` (window `2r+1`) along both axes, edges clamped. Running sums make the
 /// cost independent of `r`.

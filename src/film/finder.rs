@@ -11,15 +11,15 @@
 //! corners are finally refined to sub-pixel precision on the full-resolution image. A film
 //! region that runs into the frame border is a cut-off film, never a guessed quad.
 
-use crate::capture::Frame;
-use crate::model::preprocess::resize_area;
+use crate::pixels::resize_area;
+use crate::pixels::Frame;
 
 use super::candidates::{candidates, Candidate, Work};
 use super::filters::{box_blur, quantile};
+use super::geometry::Quad;
 use super::geometry::{
     angles_within, dist, in_quad, offset_quad, scale_about_centroid, share_inside, signed_area,
 };
-use super::rectify::Quad;
 
 /// Why no film quad can be given. Each variant needs a different action from the person at the
 /// camera, so callers must match on it.
@@ -107,7 +107,7 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
         noise_floor,
     };
 
-    let cands = candidates(&work, cfg);
+    let cands = candidates(&work, cfg.detect_area_frac);
     let best = select(&work, &cands, cfg).ok_or(FindError::NoFilm)?;
     if best.cut {
         return Err(FindError::CutOff);

@@ -5,13 +5,14 @@
 //! accompany a result and say why it may be less trustworthy. Both reuse [`Warning`] with
 //! stable codes so the CLI and logs can match on them.
 
-use crate::capture::Frame;
-use crate::model::preprocess::resize_area;
+use crate::pixels::resize_area;
+use crate::pixels::Frame;
 
 use super::filters::{box_blur, quantile};
 use super::finder::{find_film, FindError};
-use super::quality::Warning;
-use super::rectify::{natural_size, rectify, stretch_levels, Quad};
+use super::geometry::Quad;
+use super::quality::{Code, Warning};
+use super::rectify::{natural_size, rectify, stretch_levels};
 
 /// Longest side of the rectified film; the model input is far smaller, and the camera rarely
 /// resolves more.
@@ -44,18 +45,13 @@ pub struct PhotoReport {
     pub inverted: bool,
 }
 
-/// Whether a warning code is one of [`blocking_reason`]'s: the photo got no result.
-pub fn is_blocking(code: &str) -> bool {
-    matches!(code, "no_film" | "film_cut_off" | "film_too_small")
-}
-
 /// The plain-language blocking reason for a finder error.
 pub fn blocking_reason(e: &FindError) -> Warning {
     match e {
-        FindError::NoFilm => Warning::new("no_film", "No film found in the camera picture; place the whole film on the light box, facing the camera."),
-        FindError::CutOff => Warning::new("film_cut_off", "The film is cut off by the edge of the picture; move the camera back so that all four corners are visible."),
+        FindError::NoFilm => Warning::new(Code::NoFilm, "No film found in the camera picture; place the whole film on the light box, facing the camera."),
+        FindError::CutOff => Warning::new(Code::FilmCutOff, "The film is cut off by the edge of the picture; move the camera back so that all four corners are visible."),
         FindError::TooSmall { area_frac } => Warning::new(
-            "film_too_small",
+            Code::FilmTooSmall,
             format!("The film fills only {:.0}% of the picture; move the camera closer so that the film fills most of it.", area_frac * 100.0),
         ),
     }
@@ -87,7 +83,7 @@ pub fn check_photo_at(frame: &Frame, corners: Quad) -> Result<PhotoReport, Block
     let mut warnings = Vec::new();
     let inverted = looks_inverted(&raw);
     if inverted {
-        warnings.push(Warning::new("inverted", "The film looks like a negative (dark bones, bright lungs); it was inverted back before analysis."));
+        warnings.push(Warning::new(Code::Inverted, "The film looks like a negative (dark bones, bright lungs); it was inverted back before analysis."));
     }
     let upright = if inverted {
         Frame::new(
@@ -112,7 +108,7 @@ pub fn film_warnings(film: &Frame) -> Vec<Warning> {
     let mut out = Vec::new();
     let b = blur_score(film);
     if b > BLUR_LIMIT {
-        out.push(Warning::new("blurred", format!("The photo is blurred (focus or camera shake, score {b:.2}); hold the camera still and let it focus.")));
+        out.push(Warning::new(Code::Blurred, format!("The photo is blurred (focus or camera shake, score {b:.2}); hold the camera still and let it focus.")));
     }
     let mut v = film.data.clone();
     let (p50, p99) = (quantile(&mut v, 0.5), quantile(&mut v, 0.99));
@@ -120,19 +116,19 @@ pub fn film_warnings(film: &Frame) -> Vec<Warning> {
         film.data.iter().filter(|&&x| x >= 250.0).count() as f32 / film.data.len().max(1) as f32;
     if p99 < 60.0 || p50 < 15.0 {
         out.push(Warning::new(
-            "underexposed",
+            Code::Underexposed,
             "The photo is very dark; turn on the light box or let the camera expose longer.",
         ));
     }
     if saturated > 0.05 || p50 > 200.0 {
         out.push(Warning::new(
-            "overexposed",
+            Code::Overexposed,
             "The photo is too bright and parts of the film are burned out; reduce the exposure.",
         ));
     }
     let g = glare_fraction(film);
     if g > GLARE_LIMIT && saturated < 0.3 {
-        out.push(Warning::new("glare_over_lungs", "A glare spot covers part of the lungs; tilt the camera or turn off the room light above the film."));
+        out.push(Warning::new(Code::GlareOverLungs, "A glare spot covers part of the lungs; tilt the camera or turn off the room light above the film."));
     }
     out
 }
@@ -381,7 +377,7 @@ mod tests {
         );
         assert!(film_warnings(&gaussian_blur(&c, 4.0))
             .iter()
-            .any(|w| w.code == "blurred"));
+            .any(|w| w.code == Code::Blurred));
     }
 
     #[test]
@@ -395,37 +391,37 @@ mod tests {
         };
         assert!(codes(&c).is_empty(), "{:?}", codes(&c));
         let dark = Frame::new(256, 256, c.data.iter().map(|v| v * 0.2).collect());
-        assert!(codes(&dark).contains(&"underexposed"));
+        assert!(codes(&dark).contains(&Code::Underexposed));
         let bright = Frame::new(
             256,
             256,
             c.data.iter().map(|v| (v * 3.0).min(255.0)).collect(),
         );
-        assert!(codes(&bright).contains(&"overexposed"));
+        assert!(codes(&bright).contains(&Code::Overexposed));
         let mut glare = c.clone();
         for y in 90..120 {
             for x in 60..100 {
                 glare.data[y * 256 + x] = 255.0;
             }
         }
-        assert_eq!(codes(&glare), vec!["glare_over_lungs"]);
+        assert_eq!(codes(&glare), vec![Code::GlareOverLungs]);
     }
 
     #[test]
     fn blocking_reasons_have_stable_codes() {
-        assert_eq!(blocking_reason(&FindError::NoFilm).code, "no_film");
-        assert_eq!(blocking_reason(&FindError::CutOff).code, "film_cut_off");
+        assert_eq!(blocking_reason(&FindError::NoFilm).code, Code::NoFilm);
+        assert_eq!(blocking_reason(&FindError::CutOff).code, Code::FilmCutOff);
         let small = blocking_reason(&FindError::TooSmall { area_frac: 0.05 });
-        assert_eq!(small.code, "film_too_small");
+        assert_eq!(small.code, Code::FilmTooSmall);
         assert!(small.message.contains("5%"));
         for e in [
             FindError::NoFilm,
             FindError::CutOff,
             FindError::TooSmall { area_frac: 0.05 },
         ] {
-            assert!(is_blocking(blocking_reason(&e).code));
+            assert!(blocking_reason(&e).code.is_blocking());
         }
-        assert!(!is_blocking("blurred") && !is_blocking("not_chest_xray"));
+        assert!(!Code::Blurred.is_blocking() && !Code::NotChestXray.is_blocking());
     }
 
     #[test]
@@ -438,7 +434,7 @@ mod tests {
                 .collect(),
         );
         assert!(!auto_is_bare_film(&lb));
-        assert_eq!(check_photo(&lb).unwrap_err().reason.code, "no_film");
+        assert_eq!(check_photo(&lb).unwrap_err().reason.code, Code::NoFilm);
     }
 
     #[test]
@@ -460,7 +456,7 @@ mod tests {
         let flat = [[10.0, 10.0], [200.0, 10.0], [400.0, 10.0], [600.0, 10.0]];
         assert_eq!(
             check_photo_at(&sim.frame, flat).unwrap_err().reason.code,
-            "no_film"
+            Code::NoFilm
         );
     }
 }

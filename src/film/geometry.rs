@@ -1,7 +1,8 @@
 //! Plane geometry for the film finder: convex hulls, the largest quadrilateral inside a hull,
 //! robust line fits and corner ordering. Points are `[x, y]` in pixels, y pointing down.
 
-use super::rectify::Quad;
+/// Four corners TL, TR, BR, BL as `[x, y]` in frame pixel coordinates.
+pub type Quad = [[f32; 2]; 4];
 
 pub type Pt = [f32; 2];
 

@@ -1,7 +1,9 @@
-//! The film itself: checks on the image before and after the model has looked at it.
-//!
-//! Camera work (finding the film in a frame, rectifying it) will live here too; for digital
-//! images the film is the whole image, and only the quality checks apply.
+//! The film itself. For a camera photo: find the film in the frame ([`finder`], built on
+//! [`candidates`](self) regions, [`refine`](self)d edges and plane [`geometry`](self)), straighten
+//! it ([`rectify`]), check it ([`gates`]: blocking reasons and photo warnings), and wait until it
+//! is held still ([`steady`]). For a digital image the film is the whole image and only the
+//! quality checks apply ([`quality`]). [`simulate`] renders camera photos of digital films for
+//! the tests and the evaluation examples.
 
 mod candidates;
 pub mod filters;
@@ -13,7 +15,9 @@ pub mod rectify;
 mod refine;
 mod regions;
 pub mod simulate;
+pub mod steady;
 
 pub use finder::{find_film, find_film_with, FindError, FinderConfig, FoundFilm};
-pub use quality::{assess, Warning};
-pub use rectify::{rectify, Homography, Quad};
+pub use geometry::Quad;
+pub use quality::{assess, Code, Warning};
+pub use rectify::{rectify, Homography};

@@ -1,20 +1,85 @@
 //! Plain-language quality warnings. A warning never blocks a result: it tells the reader why
 //! the result may be less trustworthy than usual.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::capture::Frame;
+use crate::pixels::Frame;
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// What a warning is about. On the wire (records, the upload API, the JSON schema) each is its
+/// snake_case name, e.g. `low_contrast`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// A digital film smaller than 200 pixels on a side.
+    LowResolution,
+    /// An aspect ratio no chest film has.
+    UnusualShape,
+    /// Most pixels within a few grey levels.
+    LowContrast,
+    /// Too dark to see lung detail.
+    Underexposed,
+    /// Too bright, burned out.
+    Overexposed,
+    /// Blocking: no film in a camera photo.
+    NoFilm,
+    /// Blocking: the film is cut by the edge of the photo.
+    FilmCutOff,
+    /// Blocking: the film fills too little of the photo.
+    FilmTooSmall,
+    /// The photographed film was a negative and was inverted back.
+    Inverted,
+    /// The photo is blurred.
+    Blurred,
+    /// A glare spot over the lungs.
+    GlareOverLungs,
+    /// The model says this is not a frontal chest film; no result about the lungs is given.
+    /// Added by the analysis (see `model::not_chest`), the one place that decides it.
+    NotChestXray,
+}
+
+impl Code {
+    /// A photo with this warning got no result: the film could not be found or used.
+    pub fn is_blocking(self) -> bool {
+        matches!(self, Code::NoFilm | Code::FilmCutOff | Code::FilmTooSmall)
+    }
+
+    /// The code as written in records (`low_contrast`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::LowResolution => "low_resolution",
+            Code::UnusualShape => "unusual_shape",
+            Code::LowContrast => "low_contrast",
+            Code::Underexposed => "underexposed",
+            Code::Overexposed => "overexposed",
+            Code::NoFilm => "no_film",
+            Code::FilmCutOff => "film_cut_off",
+            Code::FilmTooSmall => "film_too_small",
+            Code::Inverted => "inverted",
+            Code::Blurred => "blurred",
+            Code::GlareOverLungs => "glare_over_lungs",
+            Code::NotChestXray => "not_chest_xray",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One quality warning: a code for machines and a sentence for a person.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Warning {
     /// Stable machine-readable code, e.g. `low_contrast`.
-    pub code: &'static str,
+    pub code: Code,
     /// A sentence for a person.
     pub message: String,
 }
 
 impl Warning {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    /// A warning with its sentence.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Warning {
             code,
             message: message.into(),
@@ -31,14 +96,14 @@ pub fn assess(frame: &Frame) -> Vec<Warning> {
     let (w, h) = (frame.width, frame.height);
     if w.min(h) < MIN_GOOD_SIDE {
         out.push(Warning::new(
-            "low_resolution",
+            Code::LowResolution,
             format!("Image is only {w}x{h} pixels; fine detail may be lost (200 or more per side is better)."),
         ));
     }
     let aspect = w as f32 / h as f32;
     if !(0.6..=1.67).contains(&aspect) {
         out.push(Warning::new(
-            "unusual_shape",
+            Code::UnusualShape,
             format!("Image is {w}x{h}, an unusual shape for a chest film; it is squashed to a square for the model."),
         ));
     }
@@ -63,19 +128,19 @@ pub fn assess(frame: &Frame) -> Vec<Warning> {
     let bright = hist[248..].iter().sum::<u64>() as f64 / n;
     if p99 - p1 < 60 {
         out.push(Warning::new(
-            "low_contrast",
+            Code::LowContrast,
             format!("Low contrast (most pixels within {} grey levels); the film may be washed out or the exposure flat.", p99 - p1),
         ));
     }
     if p50 < 35 || dark > 0.6 {
         out.push(Warning::new(
-            "underexposed",
+            Code::Underexposed,
             "Image is very dark; lung detail may be hidden.",
         ));
     }
     if p50 > 220 || bright > 0.4 {
         out.push(Warning::new(
-            "overexposed",
+            Code::Overexposed,
             "Image is very bright or saturated; lung detail may be burned out.",
         ));
     }
@@ -103,13 +168,13 @@ mod tests {
         let codes = |f: &Frame| assess(f).into_iter().map(|w| w.code).collect::<Vec<_>>();
         assert_eq!(
             codes(&gradient(100, 300, 10.0, 240.0)),
-            vec!["low_resolution", "unusual_shape"]
+            vec![Code::LowResolution, Code::UnusualShape]
         );
         assert_eq!(
             codes(&gradient(300, 300, 100.0, 130.0)),
-            vec!["low_contrast"]
+            vec![Code::LowContrast]
         );
-        assert!(codes(&gradient(300, 300, 0.0, 40.0)).contains(&"underexposed"));
-        assert!(codes(&gradient(300, 300, 215.0, 255.0)).contains(&"overexposed"));
+        assert!(codes(&gradient(300, 300, 0.0, 40.0)).contains(&Code::Underexposed));
+        assert!(codes(&gradient(300, 300, 215.0, 255.0)).contains(&Code::Overexposed));
     }
 }

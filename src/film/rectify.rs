@@ -5,13 +5,10 @@
 //! image is `(0, 0)`, not the centre of the first pixel. Corners are always ordered TL, TR, BR,
 //! BL in the film's own orientation.
 
-use crate::capture::Frame;
-use crate::model::preprocess::resize_area;
+use crate::pixels::resize_area;
+use crate::pixels::Frame;
 
-use super::geometry::dist;
-
-/// Four corners TL, TR, BR, BL as `[x, y]` in frame pixel coordinates.
-pub type Quad = [[f32; 2]; 4];
+use super::geometry::{dist, Quad};
 
 /// A plane projective transform `p' ~ H p`, row-major, `h[8]` fixed to 1.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,10 +6,11 @@
 //! points with outliers trimmed (glare, a finger, the clip), and the corners are the
 //! intersections of adjacent lines.
 
-use crate::capture::Frame;
+use crate::pixels::Frame;
 
+use super::geometry::Quad;
 use super::geometry::{centroid, corners_from_sides, dist, lerp, Line, Pt};
-use super::rectify::{sample_bilinear, Quad};
+use super::rectify::sample_bilinear;
 
 /// Refine `q` (TL, TR, BR, BL) on `frame`; `scale` is full-res pixels per working pixel and
 /// sets the search range.

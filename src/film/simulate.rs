@@ -10,11 +10,12 @@
 
 use std::f32::consts::PI;
 
-use crate::capture::Frame;
-use crate::model::preprocess::resize_area;
+use crate::pixels::resize_area;
+use crate::pixels::Frame;
 
 use super::filters::gaussian_blur;
-use super::rectify::{sample_bilinear, Homography, Quad};
+use super::geometry::Quad;
+use super::rectify::{sample_bilinear, Homography};
 
 /// splitmix64: tiny, fast, and identical on every platform, so a seed names a frame forever.
 #[derive(Clone, Debug)]

@@ -37,8 +37,8 @@ const BIAS_PULL_DOWN: u32 = 1 << 6;
 /// Reads the button lines.
 pub trait LineSource: Send + 'static {
     /// Whether the button at `index` (its place in the list given to [`GpioButtons`]) is
-    /// pressed now.
-    fn pressed(&mut self, index: usize) -> Result<bool, String>;
+    /// pressed now. An error (the chip went away, EIO) is reported once and the line retried.
+    fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error>;
 }
 
 /// Paces the sampling loop.
@@ -272,11 +272,11 @@ impl CdevLines {
 }
 
 impl LineSource for CdevLines {
-    fn pressed(&mut self, index: usize) -> Result<bool, String> {
+    fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error> {
         self.handles[index]
             .get_value()
             .map(|v| v != 0)
-            .map_err(|e| e.to_string())
+            .map_err(std::io::Error::other)
     }
 }
 
@@ -331,9 +331,9 @@ mod tests {
 
     impl<F> LineSource for Levels<F>
     where
-        F: FnMut(usize, u64) -> Result<bool, String> + Send + 'static,
+        F: FnMut(usize, u64) -> Result<bool, std::io::Error> + Send + 'static,
     {
-        fn pressed(&mut self, index: usize) -> Result<bool, String> {
+        fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error> {
             (self.f)(index, self.clock.load(Ordering::SeqCst))
         }
     }
@@ -346,7 +346,7 @@ mod tests {
 
     fn scripted<F>(end: u64, f: F) -> GpioButtons
     where
-        F: FnMut(usize, u64) -> Result<bool, String> + Send + 'static,
+        F: FnMut(usize, u64) -> Result<bool, std::io::Error> + Send + 'static,
     {
         let clock = Arc::new(AtomicU64::new(0));
         let source = Levels {
@@ -390,9 +390,9 @@ mod tests {
     #[test]
     fn unreadable_lines_are_reported_once_and_retried() {
         let mut b = scripted(1000, |i, t| match i {
-            0 if t < 400 => Err("ENODEV: the chip went away".into()),
+            0 if t < 400 => Err(std::io::Error::other("ENODEV: the chip went away")),
             0 => Ok(bouncy_press(t, 500, 700)),
-            1 => Err("always broken".into()),
+            1 => Err(std::io::Error::other("always broken")),
             _ => Ok(false),
         });
         b.join().expect("no panic on read errors");
@@ -401,7 +401,9 @@ mod tests {
         let mut s = Sampler::new(
             Levels {
                 clock: Arc::new(AtomicU64::new(0)),
-                f: |_: usize, _: u64| -> Result<bool, String> { Err("gone".to_string()) },
+                f: |_: usize, _: u64| -> Result<bool, std::io::Error> {
+                    Err(std::io::Error::other("gone"))
+                },
             },
             &LINES[..1],
         );
@@ -417,9 +419,9 @@ mod tests {
         let mut s = Sampler::new(
             Levels {
                 clock: clock.clone(),
-                f: |_: usize, t: u64| -> Result<bool, String> {
+                f: |_: usize, t: u64| -> Result<bool, std::io::Error> {
                     if (100..200).contains(&t) || (400..500).contains(&t) {
-                        Err("EIO".to_string())
+                        Err(std::io::Error::other("EIO"))
                     } else {
                         Ok(false)
                     }
@@ -447,7 +449,7 @@ mod tests {
         }
         struct Never;
         impl LineSource for Never {
-            fn pressed(&mut self, _: usize) -> Result<bool, String> {
+            fn pressed(&mut self, _: usize) -> Result<bool, std::io::Error> {
                 Ok(false)
             }
         }

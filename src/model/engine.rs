@@ -13,20 +13,27 @@ type Plan = Arc<TypedRunnableModel>;
 /// Raw network outputs for one image.
 #[derive(Clone, Debug)]
 pub struct RawOutput {
+    /// One logit per manifest label, in label order.
     pub logits: Vec<f32>,
+    /// Class activation maps for every label.
     pub cam: Cam,
 }
 
 /// Class activation maps, `[classes, height, width]`, straight from the graph.
 #[derive(Clone, Debug)]
 pub struct Cam {
+    /// Number of maps, one per label.
     pub classes: usize,
+    /// Map height in cells.
     pub height: usize,
+    /// Map width in cells.
     pub width: usize,
+    /// Map values, row-major, class after class.
     pub data: Vec<f32>,
 }
 
 impl Cam {
+    /// The `height * width` map for label index `class`, row-major.
     pub fn map(&self, class: usize) -> &[f32] {
         let n = self.height * self.width;
         &self.data[class * n..(class + 1) * n]
@@ -80,6 +87,7 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Run the network on one preprocessed `width * height` tensor.
     pub fn run(&self, input: &[f32]) -> Result<RawOutput> {
         ensure!(
             input.len() == self.width * self.height,

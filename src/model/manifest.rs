@@ -12,55 +12,83 @@ use sha2::{Digest, Sha256};
 /// The only preprocessing this build implements (see [`super::preprocess`]).
 pub const PREPROCESS_ID: &str = "cxr-area-v1";
 
+/// A model's manifest, as read from its TOML file and validated.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Model name (e.g. `cxr-net`), recorded with each result.
     pub name: String,
+    /// Model version string, recorded with each result.
     pub version: String,
+    /// Optional free-text notice from the training pipeline.
     #[serde(default)]
     pub notice: Option<String>,
+    /// Class labels, in the order of the model's logits.
     pub labels: Vec<String>,
+    /// Key in `variants` used when none is asked for.
     pub default_variant: String,
+    /// The model input tensor and its preprocessing.
     pub input: InputSpec,
+    /// Names of the model's output tensors.
     pub outputs: OutputSpec,
+    /// Calibration applied to the logits before softmax.
     pub calibration: Calibration,
+    /// Operating point per label, on calibrated probabilities in [0, 1].
     pub thresholds: BTreeMap<String, f32>,
+    /// Model files by variant name (e.g. `int8`, `f32`).
     pub variants: BTreeMap<String, Variant>,
     /// Directory the manifest was read from; variant files are relative to it.
     #[serde(skip)]
     pub dir: PathBuf,
 }
 
+/// The model's input tensor and the preprocessing it was trained with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
+    /// Name of the input tensor in the model file.
     pub name: String,
+    /// Input width in pixels.
     pub width: usize,
+    /// Input height in pixels.
     pub height: usize,
+    /// Number of channels; only 1 (gray) is supported.
     pub channels: usize,
+    /// Tensor layout; only `NCHW` is supported.
     pub layout: String,
+    /// Preprocessing id; must equal [`PREPROCESS_ID`].
     pub preprocess: String,
+    /// Mean subtracted from pixel values scaled to [0, 1].
     pub mean: f32,
+    /// Standard deviation the centred pixel values are divided by.
     pub std: f32,
 }
 
+/// Names of the model's output tensors.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
+    /// Name of the per-label logits output.
     pub logits: String,
+    /// Name of the class activation map output.
     pub cam: String,
 }
 
+/// Probability calibration fitted at training time.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
+    /// Softmax temperature: probabilities are `softmax(logits / temperature)`.
     pub temperature: f32,
 }
 
+/// One model file of the manifest, e.g. the int8 or f32 build.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    /// Model file path, relative to the manifest's directory.
     pub file: String,
+    /// Expected SHA-256 of the file, as 64 hex digits.
     pub sha256: String,
 }
 
@@ -140,6 +168,7 @@ impl Manifest {
         Ok(())
     }
 
+    /// Position of `label` in [`Manifest::labels`], if it is one.
     pub fn label_index(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == label)
     }
@@ -177,6 +206,7 @@ impl Manifest {
     }
 }
 
+/// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()

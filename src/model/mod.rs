@@ -7,26 +7,32 @@ pub mod preprocess;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use engine::{Cam, Engine, RawOutput};
 pub use manifest::Manifest;
 
-use crate::capture::Frame;
+use crate::pixels::Frame;
 
 /// A ready-to-run classifier: manifest, chosen variant and optimised network.
 pub struct Classifier {
+    /// The validated manifest the classifier was loaded from.
     pub manifest: Manifest,
+    /// Name of the variant in use (e.g. `int8`).
     pub variant: String,
+    /// Full SHA-256 of the variant's model file, lowercase hex.
     pub sha256: String,
     engine: Engine,
 }
 
 /// Identifies the model behind a result, as printed in every output.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelId {
+    /// Model name from the manifest.
     pub name: String,
+    /// Model version from the manifest.
     pub version: String,
+    /// Name of the variant that produced the result.
     pub variant: String,
     /// First 12 hex digits of the model file's sha256.
     pub sha256: String,
@@ -54,6 +60,7 @@ impl Classifier {
         })
     }
 
+    /// The identity to record with each result.
     pub fn id(&self) -> ModelId {
         ModelId {
             name: self.manifest.name.clone(),
@@ -69,18 +76,20 @@ impl Classifier {
         preprocess::preprocess(frame, i.width, i.height, i.mean, i.std)
     }
 
+    /// Run the network on an already preprocessed tensor and calibrate its output.
     pub fn run_tensor(&self, tensor: &[f32]) -> Result<Prediction> {
         let raw = self.engine.run(tensor)?;
         Ok(Prediction::from_raw(&self.manifest, raw))
     }
 
+    /// Preprocess `frame`, run the network and calibrate its output.
     pub fn classify(&self, frame: &Frame) -> Result<Prediction> {
         self.run_tensor(&self.preprocess(frame))
     }
 }
 
 /// What the operating points chosen on the validation split say about one image.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Decision {
     /// Labels whose calibrated probability reaches their operating point.
     pub flags: Vec<String>,
@@ -103,11 +112,15 @@ pub fn not_chest(label: &str, decision: &Decision) -> bool {
 /// The calibrated result for one image.
 #[derive(Clone, Debug)]
 pub struct Prediction {
+    /// Raw logits, in manifest label order.
     pub logits: Vec<f32>,
     /// softmax(logits / temperature), in manifest label order.
     pub probs: Vec<f32>,
+    /// Index of the most probable label.
     pub top: usize,
+    /// What the operating points say about the image.
     pub decision: Decision,
+    /// Class activation maps from the network.
     pub cam: Cam,
 }
 
@@ -122,6 +135,7 @@ pub fn label_words(label: &str) -> &str {
     }
 }
 
+/// Softmax of `logits / temperature`, computed in f64 for stability.
 pub fn softmax_t(logits: &[f32], temperature: f32) -> Vec<f32> {
     let scaled: Vec<f64> = logits
         .iter()
@@ -134,6 +148,7 @@ pub fn softmax_t(logits: &[f32], temperature: f32) -> Vec<f32> {
 }
 
 impl Prediction {
+    /// Calibrate raw network output with the manifest's temperature and thresholds.
     pub fn from_raw(m: &Manifest, raw: RawOutput) -> Prediction {
         let probs = softmax_t(&raw.logits, m.calibration.temperature);
         let top = probs
@@ -150,6 +165,7 @@ impl Prediction {
         }
     }
 
+    /// The most probable label's name.
     pub fn label<'m>(&self, m: &'m Manifest) -> &'m str {
         &m.labels[self.top]
     }

@@ -11,7 +11,11 @@
 //! the `classify --json` record), `GET /api/results/{id}/{film|heatmap}.png` (the pictures of
 //! the last results, for the page).
 
-pub mod client;
+// The HTTP client of the server's tests lives with the integration tests (it is not part of
+// the shipped library); the unit tests borrow it.
+#[cfg(test)]
+#[path = "../../tests/common/client.rs"]
+mod client;
 mod net;
 #[cfg(test)]
 mod tests;
@@ -29,10 +33,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::analyse::{InputMode, Record};
-use crate::app::config::ServeSection;
+use crate::analysis::InputMode;
 use crate::capture::Limits;
+use crate::config::ServeSection;
 use crate::model::Classifier;
+use crate::record::Record;
 use crate::store::ResultsLog;
 pub use net::{is_loopback, token_matches};
 #[cfg(test)]

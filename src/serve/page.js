@@ -36,8 +36,9 @@ async function showPicture(img, url) {
 }
 
 function render(rec) {
-  const notChest = rec.label === "other" ||
-    (rec.decision && rec.decision.flags.includes("other"));
+  // Decided once, by the analysis, which adds this warning (record.rs: Record::not_chest).
+  const notChest = !rec.error &&
+    (rec.quality || []).some((w) => w.code === "not_chest_xray");
   $("result").style.display = "flex";
   const title = $("title");
   title.className = rec.error || notChest ? "amber" : "";

@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::app::analyse::{analyse_frame_film, InputMode, Record};
-use crate::capture::{decode_image, Frame, Limits};
+use crate::analysis::{analyse, How, InputMode, Subject};
+use crate::capture::Limits;
 use crate::model::Classifier;
-use crate::store::ResultsLog;
+use crate::pixels::Frame;
+use crate::record::Record;
+use crate::store::{Origin, ResultsLog};
 
 /// Pictures of the last results, for the page to fetch (film and heatmap as PNG bytes).
 const KEPT_RESULTS: usize = 16;
@@ -195,42 +195,34 @@ impl Analyse for Analyser {
     }
 
     fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record {
-        let sha = crate::app::hex(&Sha256::digest(bytes));
-        let name = self.log.next_name(SystemTime::now(), Some(&sha));
-        let (mut rec, out) = Record::timed(&format!("upload:{name}"), self.clf.id(), |rec| {
-            let frame = decode_image(bytes, &self.limits)?;
-            analyse_frame_film(frame, mode.for_file(bytes), &self.clf, true, rec)
-        });
-        let mut heatmap_url = None;
-        if let Some((film, Some(heatmap))) = &out {
+        let how = How {
+            mode,
+            limits: self.limits,
+            heatmap: true,
+        };
+        let mut a = analyse(Subject::Bytes(bytes), &how, &self.clf);
+        let recorded = self.log.record(&mut a, Origin::Upload, self.keep_images);
+        match &recorded {
+            // A closed stdout (a pipe whose reader left) must not stop the server.
+            Ok(_) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{}", a.record.summary_line());
+            }
+            Err(e) => eprintln!("cxr-edge serve: {e:#}"),
+        }
+        // The page fetches the pictures by the record's name; the stored record names the kept
+        // file instead, so the address is set only on the answer.
+        let mut rec = a.record;
+        if let (Some(name), Some(film), Some(heatmap)) =
+            (rec.log_name().map(str::to_string), &a.film, &a.heatmap)
+        {
             self.pictures.lock().expect("pictures lock").insert(
                 name.clone(),
                 film_png(film),
                 png(heatmap),
             );
-            heatmap_url = Some(format!("/api/results/{name}/heatmap.png"));
+            rec.heatmap = Some(format!("/api/results/{name}/heatmap.png"));
         }
-        // The stored record names the kept file, not the page's address.
-        let kept = out
-            .as_ref()
-            .and_then(|(_, h)| h.as_ref())
-            .filter(|_| self.keep_images);
-        match self
-            .log
-            .write_with_picture(&name, "upload", &sha, kept, &rec)
-        {
-            // A closed stdout (a pipe whose reader left) must not stop the server.
-            Ok(_) => {
-                use std::io::Write;
-                let _ = writeln!(std::io::stdout(), "{}", crate::app::summary_line(&rec));
-            }
-            Err(e) => {
-                eprintln!("cxr-edge serve: {e:#}");
-                rec.error
-                    .get_or_insert_with(|| format!("the result could not be recorded: {e:#}"));
-            }
-        }
-        rec.heatmap = heatmap_url;
         rec
     }
 }

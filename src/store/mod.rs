@@ -2,33 +2,77 @@
 //! temporary name, flushed to disk and renamed, so a power cut leaves whole records or none.
 //!
 //! No patient identifiers: a record names its input only by the SHA-256 of the file's bytes
-//! (file names from a reader's export often carry the patient's name).
+//! (file names from a reader's export often carry the patient's name). Each record says where
+//! its film came from ([`Origin`]: `inbox`, `samples`, `camera` or `upload`). Every face writes
+//! through [`ResultsLog::record`]; `cxr-edge history` reads the files back as [`StoredRecord`].
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::app::analyse::Record;
+use crate::analysis::Analysis;
+use crate::files::{write_atomically, write_png_atomically};
+use crate::record::Record;
 
-#[derive(Debug, Serialize)]
-pub struct StoredRecord<'a> {
+/// Where a logged film came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The watch folder of `cxr-edge run`.
+    Inbox,
+    /// The bundled sample films (`run` with `source = "samples"`).
+    Samples,
+    /// A frame of the camera kiosk.
+    Camera,
+    /// The upload page or API of `cxr-edge serve`.
+    Upload,
+}
+
+impl Origin {
+    /// The name written in records and record paths (`inbox`, `samples`, `camera`, `upload`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Inbox => "inbox",
+            Origin::Samples => "samples",
+            Origin::Camera => "camera",
+            Origin::Upload => "upload",
+        }
+    }
+}
+
+/// One file of the results log: the record with where and when it was made.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Logged<R> {
     /// UTC, RFC 3339, second resolution.
     pub time: String,
-    /// Where the film came from: "inbox" or "samples".
-    pub source: &'static str,
+    /// Where the film came from.
+    pub source: Origin,
     /// SHA-256 of the input bytes, so a record can be matched to its file without naming it.
     pub input_sha256: Option<String>,
     /// The picture kept with the record (heatmap over the film), relative to the log folder.
     pub image: Option<String>,
+    /// The record itself, its fields at the top level of the file.
     #[serde(flatten)]
-    pub record: &'a Record,
+    pub record: R,
 }
 
+/// A record as read back from the log.
+pub type StoredRecord = Logged<Record>;
+
+/// The log folder.
 pub struct ResultsLog {
     dir: PathBuf,
+}
+
+/// Where [`ResultsLog::record`] put a record.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The record's base name in the log (`<time>-<hash>`), also the kept picture's stem.
+    pub name: String,
+    /// The record file.
+    pub path: PathBuf,
 }
 
 impl ResultsLog {
@@ -46,6 +90,7 @@ impl ResultsLog {
         })
     }
 
+    /// The log folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -64,59 +109,54 @@ impl ResultsLog {
         name
     }
 
-    /// Write `rec` as `<name>.json` atomically; returns its path.
-    pub fn write(&self, name: &str, rec: &StoredRecord) -> Result<PathBuf> {
-        let path = self.dir.join(format!("{name}.json"));
-        let tmp = self.dir.join(format!(".{name}.json.partial"));
-        let body = serde_json::to_vec_pretty(rec).expect("record serialises");
-        let res = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = res {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("cannot write record {}", path.display()));
-        }
-        Ok(path)
-    }
-}
-
-impl ResultsLog {
-    /// Write `rec` as `<name>.json` with its `picture` kept beside it as `<name>.png` (when
-    /// given). A picture that cannot be written is reported and left out of the record; the
-    /// record itself is still written.
-    pub fn write_with_picture(
-        &self,
-        name: &str,
-        source: &'static str,
-        sha: &str,
-        picture: Option<&image::RgbImage>,
-        rec: &Record,
-    ) -> Result<PathBuf> {
-        let image = picture.and_then(|pic| {
+    /// The one way a film gets into the log. Names the record (`<origin>:<name>` becomes its
+    /// `path`: the log names inputs by hash, never by a file name that may carry the patient's),
+    /// keeps the heatmap picture beside it as `<name>.png` when `keep_images` is set and there
+    /// is one, and writes `<name>.json` atomically. A picture that cannot be written is reported
+    /// and left out of the record; a record that cannot be written is an error, also written
+    /// into the analysis's record (so the screen says it was not recorded).
+    pub fn record(&self, a: &mut Analysis, origin: Origin, keep_images: bool) -> Result<Recorded> {
+        let name = self.next_name(SystemTime::now(), a.input_sha256.as_deref());
+        a.record.path = format!("{}:{name}", origin.as_str());
+        let image = a.heatmap.as_ref().filter(|_| keep_images).and_then(|pic| {
             let file = format!("{name}.png");
-            crate::app::analyse::write_png_atomically(pic, &self.dir.join(&file))
+            write_png_atomically(pic, &self.dir.join(&file))
                 .inspect_err(|e| eprintln!("cxr-edge: cannot keep the picture {file}: {e:#}"))
                 .ok()
                 .map(|()| file)
         });
-        let stored = StoredRecord {
+        let logged = Logged {
             time: rfc3339(SystemTime::now()),
-            source,
-            input_sha256: Some(sha.to_string()),
+            source: origin,
+            input_sha256: a.input_sha256.clone(),
             image,
-            record: rec,
+            record: &a.record,
         };
-        self.write(name, &stored)
+        match self.write(&name, &logged) {
+            Ok(path) => Ok(Recorded { name, path }),
+            Err(e) => {
+                a.record
+                    .error
+                    .get_or_insert_with(|| format!("the result could not be recorded: {e:#}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Write `rec` as `<name>.json` atomically; returns its path.
+    fn write(&self, name: &str, rec: &Logged<&Record>) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{name}.json"));
+        let mut body = serde_json::to_vec_pretty(rec).context("cannot serialise the record")?;
+        body.push(b'\n');
+        write_atomically(&path, &body)
+            .with_context(|| format!("cannot write record {}", path.display()))?;
+        Ok(path)
     }
 }
 
 /// Every record in `dir`, oldest first (names start with the time). Unreadable or broken
 /// records are returned as errors beside the good ones, so one bad file hides nothing else.
-pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Result<serde_json::Value>)>> {
+pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Result<StoredRecord>)>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read results folder {}", dir.display()))?
         .flatten()
@@ -135,7 +175,7 @@ pub fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Result<serde_json::Value>)>>
         .map(|p| {
             let v = std::fs::read(&p)
                 .map_err(anyhow::Error::from)
-                .and_then(|b| Ok(serde_json::from_slice(&b)?))
+                .and_then(|b| Ok(serde_json::from_slice::<StoredRecord>(&b)?))
                 .with_context(|| format!("bad record {}", p.display()));
             (p, v)
         })
@@ -191,9 +231,9 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_796_083_199);
         let sha = "ab".repeat(32);
         let a = log.next_name(t, Some(&sha));
-        let stored = StoredRecord {
+        let stored = Logged {
             time: rfc3339(t),
-            source: "inbox",
+            source: Origin::Inbox,
             input_sha256: Some(sha.clone()),
             image: None,
             record: &rec,
@@ -208,8 +248,13 @@ mod tests {
         assert_eq!(v["error"], "decode failed");
         assert_eq!(v["notice"], crate::NOTICE);
         assert_eq!(v["time"], "2026-11-30T23:59:59Z");
+        assert_eq!(v["source"], "inbox");
         let names: Vec<_> = std::fs::read_dir(log.dir()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary files left behind");
+        let back = read_all(log.dir()).unwrap();
+        let got = back[0].1.as_ref().unwrap();
+        assert_eq!(got.source, Origin::Inbox);
+        assert_eq!(got.record.error.as_deref(), Some("decode failed"));
     }
 
     #[test]

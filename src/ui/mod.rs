@@ -17,7 +17,8 @@ use image::RgbImage;
 
 pub use layout::{Fonts, Scaled};
 
-use crate::app::analyse::Record;
+use crate::film::Code;
+use crate::record::Record;
 
 const BG: Rgb888 = Rgb888::new(20, 20, 24);
 const FG: Rgb888 = Rgb888::new(235, 235, 235);
@@ -261,8 +262,7 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         layout::paragraph(t, err, text, y + pad, fonts.body(FG))?;
         return Ok(());
     }
-    let not_chest = rec.label.as_deref() == Some("other")
-        || rec.decision.as_ref().is_some_and(|d| d.flagged("other"));
+    let not_chest = rec.not_chest();
     let title = rec.result.as_deref().unwrap_or("Result");
     y = layout::paragraph(
         t,
@@ -295,7 +295,7 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
     if let Some(d) = &rec.decision {
         y = layout::paragraph(t, &d.summary, text, y + pad, fonts.body(FG))?;
     }
-    for w in rec.quality.iter().filter(|w| w.code != "not_chest_xray") {
+    for w in rec.quality.iter().filter(|w| w.code != Code::NotChestXray) {
         y = layout::paragraph(
             t,
             &format!("! {}", w.message),

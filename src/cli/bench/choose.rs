@@ -14,6 +14,7 @@ use super::{stage, time_runs};
 use crate::capture::{decode_image, samples, Limits};
 use crate::cli::{BenchArgs, EXIT_FATAL, EXIT_OK};
 use crate::model::{Classifier, Manifest};
+use crate::pixels::Frame;
 
 #[derive(Serialize)]
 struct Candidate {
@@ -30,6 +31,138 @@ struct Candidate {
     eligible: bool,
 }
 
+type Answers = Vec<(usize, Vec<f32>)>;
+
+/// Top label and probabilities of `clf` for each film.
+fn answers(clf: &Classifier, films: &[Frame]) -> Result<Answers> {
+    films
+        .iter()
+        .map(|f| clf.classify(f).map(|p| (p.top, p.probs)))
+        .collect()
+}
+
+/// Load and time one variant and compare its answers with the reference's; `None` (reported)
+/// when it does not load on this machine.
+fn measure(
+    manifest_path: &Path,
+    name: &str,
+    films: &[Frame],
+    reference: &Answers,
+    runs: usize,
+) -> Result<Option<Candidate>> {
+    let t = std::time::Instant::now();
+    let clf = match Classifier::load(manifest_path, Some(name)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cxr-edge bench: variant {name} does not load here: {e:#}");
+            return Ok(None);
+        }
+    };
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let got = answers(&clf, films)?;
+    let agree = got
+        .iter()
+        .zip(reference)
+        .filter(|(a, b)| a.0 == b.0)
+        .count();
+    let max_prob_diff = got
+        .iter()
+        .zip(reference)
+        .flat_map(|(a, b)| a.1.iter().zip(&b.1).map(|(x, y)| (x - y).abs()))
+        .fold(0f32, f32::max);
+    let tensor = clf.preprocess(&films[0]);
+    let s = stage(
+        name,
+        "inference",
+        1,
+        time_runs(runs, || {
+            clf.run_tensor(&tensor).unwrap();
+        }),
+    );
+    Ok(Some(Candidate {
+        variant: name.to_string(),
+        inference_median_ms: s.median_ms,
+        inference_p10_ms: s.p10_ms,
+        inference_p90_ms: s.p90_ms,
+        load_ms,
+        agree,
+        films: films.len(),
+        max_prob_diff,
+        eligible: agree == films.len(),
+    }))
+}
+
+/// The candidates and the choice, as a table or JSON lines.
+fn print(
+    cands: &[Candidate],
+    best: Option<&Candidate>,
+    reference: &str,
+    (runs, films): (usize, usize),
+    json: bool,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        for c in cands {
+            writeln!(out, "{}", serde_json::to_string(c)?)?;
+        }
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "chosen": best.map(|b| b.variant.clone()), "reference": reference })
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "cxr-edge bench --choose: {runs} runs, reference {reference}, {films} bundled films ({})",
+        crate::NOTICE
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:>10} {:>19} {:>9} {:>7} {:>10}",
+        "VARIANT", "MEDIAN ms", "p10-p90 ms", "LOAD ms", "AGREE", "MAX dPROB"
+    )?;
+    for c in cands {
+        writeln!(
+            out,
+            "{:<12} {:>10.2} {:>9.2}-{:<9.2} {:>9.1} {:>3}/{:<3} {:>10.4}",
+            c.variant,
+            c.inference_median_ms,
+            c.inference_p10_ms,
+            c.inference_p90_ms,
+            c.load_ms,
+            c.agree,
+            c.films,
+            c.max_prob_diff
+        )?;
+    }
+    match best {
+        Some(b) => writeln!(out, "chosen: {}", b.variant)?,
+        None => writeln!(out, "chosen: none (no variant agrees with {reference})")?,
+    }
+    Ok(())
+}
+
+/// Put `variant` into the `[model]` table of the config file at `path` (created if missing).
+fn write_config(path: &Path, variant: &str) -> Result<()> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let new = set_model_variant(&old, variant);
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, &new).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    eprintln!(
+        "cxr-edge bench: wrote variant = \"{variant}\" into {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// `cxr-edge bench --choose`.
 pub(crate) fn run(manifest_path: &Path, args: &BenchArgs) -> Result<i32> {
     let manifest = Manifest::load(manifest_path)?;
     let names: Vec<String> = manifest.variants.keys().cloned().collect();
@@ -39,7 +172,7 @@ pub(crate) fn run(manifest_path: &Path, args: &BenchArgs) -> Result<i32> {
         names[0].clone()
     };
     let limits = Limits::default();
-    let films: Vec<_> = samples::all()
+    let films: Vec<Frame> = samples::all()
         .iter()
         .filter_map(|s| decode_image(s.bytes, &limits).ok())
         .collect();
@@ -47,124 +180,22 @@ pub(crate) fn run(manifest_path: &Path, args: &BenchArgs) -> Result<i32> {
         !films.is_empty(),
         "this build has no bundled films to compare on"
     );
-    let answers = |clf: &Classifier| -> Result<Vec<(usize, Vec<f32>)>> {
-        films
-            .iter()
-            .map(|f| clf.classify(f).map(|p| (p.top, p.probs)))
-            .collect()
-    };
-    let ref_clf = Classifier::load(manifest_path, Some(&reference))?;
-    let ref_answers = answers(&ref_clf)?;
-    drop(ref_clf);
+    let ref_answers = answers(&Classifier::load(manifest_path, Some(&reference))?, &films)?;
     let runs = args.runs.max(3);
     let mut cands = Vec::new();
     for name in &names {
-        let t = std::time::Instant::now();
-        let clf = match Classifier::load(manifest_path, Some(name)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("cxr-edge bench: variant {name} does not load here: {e:#}");
-                continue;
-            }
-        };
-        let load_ms = t.elapsed().as_secs_f64() * 1e3;
-        let got = answers(&clf)?;
-        let agree = got
-            .iter()
-            .zip(&ref_answers)
-            .filter(|(a, b)| a.0 == b.0)
-            .count();
-        let max_prob_diff = got
-            .iter()
-            .zip(&ref_answers)
-            .flat_map(|(a, b)| a.1.iter().zip(&b.1).map(|(x, y)| (x - y).abs()))
-            .fold(0f32, f32::max);
-        let tensor = clf.preprocess(&films[0]);
-        let s = stage(
-            name,
-            "inference",
-            1,
-            time_runs(runs, || {
-                clf.run_tensor(&tensor).unwrap();
-            }),
-        );
-        cands.push(Candidate {
-            variant: name.clone(),
-            inference_median_ms: s.median_ms,
-            inference_p10_ms: s.p10_ms,
-            inference_p90_ms: s.p90_ms,
-            load_ms,
-            agree,
-            films: films.len(),
-            max_prob_diff,
-            eligible: agree == films.len(),
-        });
+        cands.extend(measure(manifest_path, name, &films, &ref_answers, runs)?);
     }
     let best = cands
         .iter()
         .filter(|c| c.eligible)
         .min_by(|a, b| a.inference_median_ms.total_cmp(&b.inference_median_ms));
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        for c in &cands {
-            writeln!(out, "{}", serde_json::to_string(c)?)?;
-        }
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "chosen": best.map(|b| b.variant.clone()), "reference": reference })
-        )?;
-    } else {
-        writeln!(
-            out,
-            "cxr-edge bench --choose: {runs} runs, reference {reference}, {} bundled films ({})",
-            films.len(),
-            crate::NOTICE
-        )?;
-        writeln!(
-            out,
-            "{:<12} {:>10} {:>19} {:>9} {:>7} {:>10}",
-            "VARIANT", "MEDIAN ms", "p10-p90 ms", "LOAD ms", "AGREE", "MAX dPROB"
-        )?;
-        for c in &cands {
-            writeln!(
-                out,
-                "{:<12} {:>10.2} {:>9.2}-{:<9.2} {:>9.1} {:>3}/{:<3} {:>10.4}",
-                c.variant,
-                c.inference_median_ms,
-                c.inference_p10_ms,
-                c.inference_p90_ms,
-                c.load_ms,
-                c.agree,
-                c.films,
-                c.max_prob_diff
-            )?;
-        }
-        match best {
-            Some(b) => writeln!(out, "chosen: {}", b.variant)?,
-            None => writeln!(out, "chosen: none (no variant agrees with {reference})")?,
-        }
-    }
+    print(&cands, best, &reference, (runs, films.len()), args.json)?;
     let Some(best) = best else {
         return Ok(EXIT_FATAL);
     };
     if let Some(path) = &args.more.write_config {
-        let old = match std::fs::read_to_string(path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let new = set_model_variant(&old, &best.variant);
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, &new).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot replace {}", path.display()))?;
-        eprintln!(
-            "cxr-edge bench: wrote variant = \"{}\" into {}",
-            best.variant,
-            path.display()
-        );
+        write_config(path, &best.variant)?;
     }
     Ok(EXIT_OK)
 }

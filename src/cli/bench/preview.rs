@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::{stage, Stage};
-use crate::app::config::DisplaySpec;
 use crate::app::live::{LiveKiosk, Worker};
-use crate::app::output::ScreenOut;
-use crate::capture::Frame;
+use crate::config::DisplaySpec;
+use crate::display::Output;
 use crate::input::Button;
 use crate::model::Classifier;
+use crate::pixels::Frame;
 use crate::store::ResultsLog;
 use crate::ui::{render, PreviewView, Screen};
 
@@ -23,7 +23,7 @@ use crate::ui::{render, PreviewView, Screen};
 pub(crate) fn during_analysis(clf: &Classifier, photo: &Frame, analyses: usize) -> Result<Stage> {
     let dir = std::env::temp_dir().join(format!("cxr-edge-bench-{}", std::process::id()));
     let log = ResultsLog::open(&dir).context("bench: cannot open a scratch results folder")?;
-    let mut out = ScreenOut::new(DisplaySpec::None, (800, 480));
+    let mut out = Output::new(DisplaySpec::None, (800, 480));
     let pic = image::RgbImage::from_pixel(480, 360, image::Rgb([90, 90, 90]));
     let mut frame_ms = Vec::new();
     let (mut frames, mut busy_s) = (0usize, 0f64);

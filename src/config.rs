@@ -43,6 +43,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+pub use crate::display::DisplaySpec;
+
 /// The board service's configuration file (installed by the package).
 pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
 
@@ -59,49 +61,28 @@ pub enum SourceSpec {
     /// A watch folder: every image file that appears (and stops growing) is analysed once, then
     /// moved to `done/` or, if it could not be analysed, to `failed/` beside a `.error.txt`.
     Inbox(PathBuf),
-}
-
-/// Where screens go.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DisplaySpec {
-    /// The current screen as `screen.png` in this folder (replaced atomically).
-    Png(PathBuf),
-    /// A Linux framebuffer device such as `/dev/fb0` (its own size and pixel format).
-    Framebuffer(PathBuf),
-    /// An SPI TFT panel (ST7789, ILI9341) on spidev + GPIO lines.
-    #[cfg(feature = "spi-panel")]
-    Spi(crate::display::spi::SpiConfig),
-    None,
-}
-
-/// The first video capture device, if this build can use cameras and one is there.
-fn first_camera() -> Option<String> {
-    #[cfg(feature = "camera")]
-    {
-        crate::capture::v4l2::list_devices()
-            .into_iter()
-            .flatten()
-            .next()
-            .map(|d| {
-                d.stable_names
-                    .iter()
-                    .find(|n| n.starts_with("/dev/v4l/by-id"))
-                    .unwrap_or(&d.path)
-                    .display()
-                    .to_string()
-            })
-    }
-    #[cfg(not(feature = "camera"))]
-    None
+    /// The first camera if there is one when the service starts, else the samples. Parsing
+    /// never looks at the hardware; [`SourceSpec::resolve`] does, when the source is opened.
+    Auto,
 }
 
 impl SourceSpec {
+    /// `auto` made concrete: the first camera this build can use, else the samples. Any other
+    /// spec is itself.
+    pub fn resolve(self) -> SourceSpec {
+        match self {
+            SourceSpec::Auto => crate::capture::first_camera()
+                .map(SourceSpec::Camera)
+                .unwrap_or(SourceSpec::Samples),
+            s => s,
+        }
+    }
+
+    /// `camera:DEVICE`, `frames:DIR`, `dir:DIR`, `samples`, `auto`, or a bare folder of frames.
     pub fn parse(s: &str) -> Result<SourceSpec> {
         match s.split_once(':') {
             _ if s == "samples" => Ok(SourceSpec::Samples),
-            _ if s == "auto" => Ok(first_camera()
-                .map(SourceSpec::Camera)
-                .unwrap_or(SourceSpec::Samples)),
+            _ if s == "auto" => Ok(SourceSpec::Auto),
             Some(("dir", p)) if !p.is_empty() => Ok(SourceSpec::Inbox(PathBuf::from(p))),
             Some(("frames", p)) if !p.is_empty() => Ok(SourceSpec::Frames(PathBuf::from(p))),
             Some(("camera", d)) if !d.is_empty() => Ok(SourceSpec::Camera(d.to_string())),
@@ -109,26 +90,6 @@ impl SourceSpec {
             None if Path::new(s).is_dir() => Ok(SourceSpec::Frames(PathBuf::from(s))),
             _ => bail!(
                 "unknown source '{s}': use 'camera:DEVICE', 'frames:DIR', 'dir:DIR' (watch folder), 'samples' or 'auto'"
-            ),
-        }
-    }
-}
-
-impl DisplaySpec {
-    pub fn parse(s: &str) -> Result<DisplaySpec> {
-        match s.split_once(':') {
-            _ if s == "none" => Ok(DisplaySpec::None),
-            _ if s == "auto" => Ok(if Path::new("/dev/fb0").exists() {
-                DisplaySpec::Framebuffer(PathBuf::from("/dev/fb0"))
-            } else {
-                DisplaySpec::Png(PathBuf::from("cxr-edge-screen"))
-            }),
-            Some(("png", p)) if !p.is_empty() => Ok(DisplaySpec::Png(PathBuf::from(p))),
-            Some(("fb", p)) if !p.is_empty() => Ok(DisplaySpec::Framebuffer(PathBuf::from(p))),
-            #[cfg(feature = "spi-panel")]
-            Some(("spi", _)) => Ok(DisplaySpec::Spi(crate::display::spi::SpiConfig::parse(s)?)),
-            _ => bail!(
-                "unknown display '{s}': use 'png:DIR', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'none' or 'auto'"
             ),
         }
     }
@@ -328,7 +289,7 @@ struct RawConfig {
     #[serde(default = "default_screen_size")]
     screen_size: String,
     #[serde(default)]
-    input: crate::app::analyse::InputMode,
+    input: crate::analysis::InputMode,
     #[serde(default = "default_camera_size")]
     camera_size: String,
     #[serde(default = "yes")]
@@ -354,7 +315,7 @@ pub struct Config {
     /// How often the watch folder is looked at, in milliseconds (100 ..= 60000).
     pub poll_ms: u64,
     /// Whether arriving images are digital films, camera photos of films, or either.
-    pub input: crate::app::analyse::InputMode,
+    pub input: crate::analysis::InputMode,
     /// Frame size asked of the camera.
     pub camera_size: (u32, u32),
     /// Analyse as soon as a film is held still; otherwise wait for the capture button.
@@ -425,14 +386,13 @@ mod tests {
     #[test]
     fn empty_file_gives_the_sample_kiosk_without_camera_or_framebuffer() {
         let c = Config::default();
-        // The defaults follow the hardware: the first camera, else the samples; /dev/fb0,
-        // else PNG files.
-        match first_camera() {
-            None => assert_eq!(c.source, SourceSpec::Samples),
-            Some(cam) => assert_eq!(c.source, SourceSpec::Camera(cam)),
-        }
-        if !Path::new("/dev/fb0").exists() {
-            assert_eq!(c.display, DisplaySpec::Png("cxr-edge-screen".into()));
+        // Parsing looks at no hardware: `auto` is resolved when the source or display is
+        // opened (the first camera, else the samples; /dev/fb0, else PNG files).
+        assert_eq!(c.source, SourceSpec::Auto);
+        assert_eq!(c.display, DisplaySpec::Auto);
+        match crate::capture::first_camera() {
+            None => assert_eq!(c.source.clone().resolve(), SourceSpec::Samples),
+            Some(cam) => assert_eq!(c.source.clone().resolve(), SourceSpec::Camera(cam)),
         }
         assert!(c.storage.keep_images);
         assert!(c.auto_capture);

@@ -2,6 +2,11 @@
 //! the DC line at that moment, fake output lines and a delay that does not sleep.
 
 use super::*;
+use std::fmt;
+use std::path::PathBuf;
+
+use embedded_hal::{delay::DelayNs, spi::SpiDevice};
+use mipidsi::interface::Interface;
 use std::sync::{Arc, Mutex};
 
 use embedded_hal::spi::{ErrorType, Operation};

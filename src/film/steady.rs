@@ -2,9 +2,9 @@
 //! corners still, before it is analysed. One blurred or half-framed frame is never classified
 //! just because it came first.
 
-use crate::capture::Frame;
 use crate::film::gates::blocking_reason;
 use crate::film::{find_film, Quad, Warning};
+use crate::pixels::Frame;
 
 /// What the last frame showed, for the preview hint.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,7 +162,7 @@ mod tests {
         let empty = Frame::new(320, 240, vec![30.0; 320 * 240]);
         let look = s.observe(&empty);
         assert!(
-            matches!(&look, Look::NoFilm(w) if w.code == "no_film"),
+            matches!(&look, Look::NoFilm(w) if w.code == crate::film::Code::NoFilm),
             "{look:?}"
         );
         assert!(!look.hint().is_empty());

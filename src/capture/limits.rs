@@ -1,0 +1,118 @@
+//! What a decoder may spend on one file ([`Limits`]) and why a file could not become a frame
+//! ([`DecodeError`]). Their own file so that both decoders (images in `decode`, DICOM in `dicom`)
+//! use them without importing each other.
+
+use std::fmt;
+
+use image::ImageFormat;
+
+/// Caps applied to every decoded image.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest file read into memory.
+    pub max_file_bytes: u64,
+    /// Largest width or height.
+    pub max_side: u32,
+    /// Largest pixel count (width x height); guards against decompression bombs.
+    pub max_pixels: u64,
+    /// Largest allocation the decoder may make.
+    pub max_alloc: u64,
+    /// Smallest width or height that still carries a film worth classifying.
+    pub min_side: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 128 << 20,
+            max_side: 16_384,
+            max_pixels: 64_000_000,
+            max_alloc: 512 << 20,
+            min_side: 32,
+        }
+    }
+}
+
+/// Why a file could not become a [`Frame`]. Each message says what was wrong with the file,
+/// not what the decoder was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The file could not be opened or read.
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The path is a directory, device or other non-regular file.
+    #[error("not a regular file")]
+    NotAFile,
+    /// The file has no bytes.
+    #[error("file is empty")]
+    Empty,
+    /// The file is larger than [`Limits::max_file_bytes`].
+    #[error("file is {size} bytes, larger than the {limit}-byte limit")]
+    FileTooLarge {
+        /// File size in bytes.
+        size: u64,
+        /// The limit it exceeds, in bytes.
+        limit: u64,
+    },
+    /// The content is none of the supported image formats.
+    #[error("not a supported image (PNG, JPEG, BMP, TIFF or DICOM expected; content was checked, not the name)")]
+    UnknownFormat,
+    /// The header's dimensions exceed a size limit, so decoding is refused.
+    #[error("{format} image of {width}x{height} pixels exceeds the limit ({limit}); refusing to decode it")]
+    TooLarge {
+        /// Format of the image.
+        format: Fmt,
+        /// Image width in pixels.
+        width: u32,
+        /// Image height in pixels.
+        height: u32,
+        /// The limit exceeded, in words.
+        limit: String,
+    },
+    /// The image is smaller than [`Limits::min_side`] on a side.
+    #[error("image is only {width}x{height} pixels; at least {min}x{min} is needed")]
+    TooSmall {
+        /// Image width in pixels.
+        width: u32,
+        /// Image height in pixels.
+        height: u32,
+        /// Smallest accepted side, in pixels.
+        min: u32,
+    },
+    /// The decoder failed on damaged or truncated data.
+    #[error("{format} data is corrupt or truncated: {detail}")]
+    Corrupt {
+        /// Format of the image.
+        format: Fmt,
+        /// The decoder's description of the fault.
+        detail: String,
+    },
+    /// The pixel layout (colour type, bit depth) is one this build cannot convert.
+    #[error("{format} pixel layout {layout} is not supported")]
+    Unsupported {
+        /// Format of the image.
+        format: Fmt,
+        /// The layout found, in words.
+        layout: String,
+    },
+    /// The DICOM file could not be parsed or its pixel data is incomplete.
+    #[error("DICOM file is corrupt or truncated: {0}")]
+    DicomCorrupt(String),
+    /// The header says the image is not a frontal chest radiograph (or cannot be one).
+    #[error("DICOM file refused: {0}")]
+    DicomRefused(String),
+    /// The DICOM transfer syntax or pixel encoding is not supported by this build.
+    #[error("DICOM file uses an encoding this build cannot read: {0}")]
+    DicomUnsupported(String),
+}
+
+/// Image format name for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Fmt(pub ImageFormat);
+
+impl fmt::Display for Fmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.0.extensions_str().first().copied().unwrap_or("image");
+        write!(f, "{}", name.to_uppercase())
+    }
+}
