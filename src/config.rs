@@ -128,6 +128,7 @@ fn default_chip() -> PathBuf {
     PathBuf::from("/dev/gpiochip0")
 }
 
+/// `[model]`: which model `run` and `serve` load.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
@@ -137,6 +138,7 @@ pub struct ModelSection {
     pub variant: Option<String>,
 }
 
+/// `[storage]`: where results are kept.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
@@ -161,17 +163,22 @@ impl Default for StorageSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
+    /// Address to listen on, `IP:PORT`; default `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Access token; empty means none. Listening beyond loopback needs one.
     #[serde(default)]
     pub token: String,
+    /// Largest upload accepted, in MiB (1 ..= 512).
     #[serde(default = "default_upload_mb")]
     pub max_upload_mb: u64,
+    /// Largest decoded image accepted, in megapixels (1 ..= 256).
     #[serde(default = "default_megapixels")]
     pub max_megapixels: u64,
+    /// Uploads that may wait for the model (1 ..= 64); more are refused with 503.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Seconds a silent client is kept before it is dropped (1 ..= 600).
     #[serde(default = "default_client_timeout")]
     pub client_timeout_s: u64,
 }
@@ -306,9 +313,12 @@ struct RawConfig {
     serve: ServeSection,
 }
 
+/// The whole configuration file, checked and with defaults filled in.
 #[derive(Debug)]
 pub struct Config {
+    /// Where films come from (camera, frames, watch folder, samples or auto).
     pub source: SourceSpec,
+    /// Where screens are shown (framebuffer, SPI panel, PNG files, none or auto).
     pub display: DisplaySpec,
     /// Width and height of the screen in pixels (the PNG display draws at this size).
     pub screen_size: (u32, u32),
@@ -322,13 +332,18 @@ pub struct Config {
     pub auto_capture: bool,
     /// Frames in a row in which the film must be found and still (1 ..= 100).
     pub steady_frames: usize,
+    /// The `[model]` table.
     pub model: ModelSection,
+    /// The `[storage]` table.
     pub storage: StorageSection,
+    /// The `[buttons]` table.
     pub buttons: ButtonsSection,
+    /// The `[serve]` table.
     pub serve: ServeSection,
 }
 
 impl Config {
+    /// Parse and check a config file's text; an empty text gives the defaults.
     pub fn parse(text: &str) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text)?;
         if !(100..=60_000).contains(&raw.poll_ms) {
@@ -366,6 +381,7 @@ impl Config {
         }
     }
 
+    /// Read and parse the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;

@@ -8,12 +8,16 @@
 /// rounded before the resize (the training pipeline does not round either).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
+    /// Width in pixels.
     pub width: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// Pixel values, row-major, `width * height` of them.
     pub data: Vec<f32>,
 }
 
 impl Frame {
+    /// A frame from its pixels; panics when `data` does not hold `width * height` values.
     pub fn new(width: usize, height: usize, data: Vec<f32>) -> Self {
         assert_eq!(
             width * height,
@@ -27,6 +31,7 @@ impl Frame {
         }
     }
 
+    /// The value at column `x`, row `y`; panics outside the frame.
     pub fn pixel(&self, x: usize, y: usize) -> f32 {
         self.data[y * self.width + x]
     }
@@ -42,6 +47,7 @@ impl Frame {
             .expect("a frame's buffer matches its size")
     }
 
+    /// Mean pixel value; 0 for an empty frame.
     pub fn mean(&self) -> f32 {
         if self.data.is_empty() {
             return 0.0;
@@ -58,6 +64,7 @@ pub struct AxisWeights {
 }
 
 impl AxisWeights {
+    /// Area weights for resizing `src` pixels to `dst` (both > 0).
     pub fn new(src: usize, dst: usize) -> Self {
         assert!(src > 0 && dst > 0);
         let scale = src as f64 / dst as f64;

@@ -84,7 +84,10 @@ fn camera_view() -> RgbImage {
 
 const OUTLINE: [[f32; 2]; 4] = [[95.0, 30.0], [235.0, 40.0], [225.0, 215.0], [85.0, 205.0]];
 
-fn screens() -> Vec<(&'static str, Box<dyn Fn(u32, u32) -> RgbImage>)> {
+/// Draws one screen at a panel size.
+type DrawScreen = Box<dyn Fn(u32, u32) -> RgbImage>;
+
+fn screens() -> Vec<(&'static str, DrawScreen)> {
     vec![
         (
             "waiting",

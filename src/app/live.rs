@@ -35,6 +35,7 @@ const NEW_FILM_MOVE: f32 = 0.05;
 /// once here is cheaper than drawing it full size.
 const PREVIEW_SIDE: usize = 480;
 
+/// What the kiosk is showing.
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
     /// Showing the camera view.
@@ -53,6 +54,7 @@ struct Shown {
     picture: Option<RgbImage>,
 }
 
+/// The camera kiosk's state machine; see the module documentation.
 pub struct LiveKiosk<'a> {
     clf: &'a Classifier,
     log: &'a ResultsLog,
@@ -72,6 +74,7 @@ pub struct LiveKiosk<'a> {
     busy: bool,
     /// Do not print a line per record on stdout (`cxr-edge bench` drives a kiosk).
     quiet: bool,
+    /// Films analysed and failed so far.
     pub totals: Totals,
 }
 
@@ -94,6 +97,8 @@ fn preview_picture(f: &Frame) -> (RgbImage, f32) {
 }
 
 impl<'a> LiveKiosk<'a> {
+    /// A kiosk in the live state that analyses in the frame loop; `steady_frames` is how many
+    /// frames in a row the film must be still.
     pub fn new(
         clf: &'a Classifier,
         log: &'a ResultsLog,
@@ -133,6 +138,7 @@ impl<'a> LiveKiosk<'a> {
         self
     }
 
+    /// What the kiosk is showing now.
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -146,6 +152,8 @@ impl<'a> LiveKiosk<'a> {
         }
     }
 
+    /// Handle a new camera frame: update the preview, and capture when a film is held still
+    /// and auto-capture is on.
     pub fn on_frame(&mut self, frame: Frame) {
         self.timeouts = 0;
         self.poll(false);
@@ -180,6 +188,7 @@ impl<'a> LiveKiosk<'a> {
         }
     }
 
+    /// Handle a camera error; a lost camera or repeated timeouts show the camera-lost screen.
     pub fn on_source_error(&mut self, e: &SourceError) {
         let lost = match e {
             SourceError::Unavailable { reason, .. } => Some(reason.clone()),
@@ -206,6 +215,7 @@ impl<'a> LiveKiosk<'a> {
         }
     }
 
+    /// Handle a button press (ignored while an analysis is running).
     pub fn on_button(&mut self, b: Button) {
         if self.busy {
             return; // one analysis at a time; its result comes next
@@ -408,6 +418,7 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Start the analysis thread in `scope`, running `clf`.
     pub fn spawn<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         clf: &'env Classifier,
@@ -437,6 +448,7 @@ pub enum Step {
     Frames(usize),
 }
 
+/// Parse a `--script` value: comma-separated `capture`, `next`, `back`, `wait` or `wait:N`.
 pub fn parse_script(s: &str) -> anyhow::Result<Vec<Step>> {
     s.split(',')
         .map(str::trim)

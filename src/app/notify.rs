@@ -14,6 +14,7 @@ enum Target {
     Abstract(Vec<u8>),
 }
 
+/// Sends service state to systemd; does nothing outside systemd.
 pub struct Notifier {
     target: Option<(UnixDatagram, Target)>,
     watchdog: Option<Duration>,
@@ -59,20 +60,24 @@ impl Notifier {
         self.watchdog.map(|d| d / 2)
     }
 
+    /// Tell systemd the service is up (`READY=1`), with a status line.
     pub fn ready(&self, status: &str) {
         self.send(&format!("READY=1\nSTATUS={status}"));
     }
 
+    /// Update the status line `systemctl status` shows.
     pub fn status(&self, status: &str) {
         self.send(&format!("STATUS={status}"));
     }
 
+    /// Reset systemd's watchdog timer (`WATCHDOG=1`), when a watchdog is set for this process.
     pub fn watchdog(&self) {
         if self.watchdog.is_some() {
             self.send("WATCHDOG=1");
         }
     }
 
+    /// Tell systemd the service is shutting down (`STOPPING=1`).
     pub fn stopping(&self) {
         self.send("STOPPING=1");
     }

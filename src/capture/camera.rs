@@ -136,13 +136,62 @@ pub fn best_size(sizes: &[FrameSizes], want: (u32, u32)) -> Option<(u32, u32)> {
         .copied()
 }
 
+/// Why a camera could not be opened and started. Each message is for the person at the device;
+/// the source reports it as [`SourceError::Unavailable`] and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// The device could not be opened.
+    #[error("{}", describe_io_error(.0))]
+    Open(io::Error),
+    /// The device would not list its formats.
+    #[error("listing formats: {}", describe_io_error(.0))]
+    Formats(io::Error),
+    /// The format asked for (`--format`) is not among the camera's.
+    #[error("the camera does not offer {forced} (it offers: {listed})")]
+    NotOffered {
+        /// The format asked for.
+        forced: PixelFormat,
+        /// The formats the camera lists, as FourCC codes.
+        listed: String,
+    },
+    /// None of the camera's formats is one cxr-edge decodes.
+    #[error("the camera offers no format cxr-edge can read (it offers: {0}; MJPEG, YUYV or GREY needed)")]
+    NoReadableFormat(String),
+    /// The driver refused the chosen format and size.
+    #[error("setting {format} {width}x{height}: {}", describe_io_error(.error))]
+    SetFormat {
+        /// The format asked for.
+        format: PixelFormat,
+        /// Width asked for, in pixels.
+        width: u32,
+        /// Height asked for, in pixels.
+        height: u32,
+        /// The driver's answer.
+        error: io::Error,
+    },
+    /// The driver set a format other than the one asked for, and not one cxr-edge decodes.
+    #[error("asked for {asked}, the driver set {set} which cxr-edge cannot read")]
+    DriverFormat {
+        /// The format asked for.
+        asked: PixelFormat,
+        /// The FourCC the driver set.
+        set: String,
+    },
+    /// The driver set a frame of no pixels.
+    #[error("the driver set an empty frame size {0}x{1}")]
+    EmptySize(u32, u32),
+    /// Streaming would not start.
+    #[error("starting the stream: {}", describe_io_error(.0))]
+    Start(io::Error),
+}
+
 /// Choose format and size from what the camera lists: formats that reach the wanted size win,
 /// then the preference order (or the forced format).
 pub fn choose_format(
     formats: &[FormatInfo],
     want: (u32, u32),
     forced: Option<PixelFormat>,
-) -> Result<(PixelFormat, u32, u32), String> {
+) -> Result<(PixelFormat, u32, u32), CameraError> {
     let usable: Vec<(PixelFormat, (u32, u32))> = formats
         .iter()
         .filter_map(|f| {
@@ -168,10 +217,8 @@ pub fn choose_format(
                 listed.join(", ")
             };
             Err(match forced {
-                Some(pf) => format!("the camera does not offer {pf} (it offers: {listed})"),
-                None => format!(
-                    "the camera offers no format cxr-edge can read (it offers: {listed}; MJPEG, YUYV or GREY needed)"
-                ),
+                Some(forced) => CameraError::NotOffered { forced, listed },
+                None => CameraError::NoReadableFormat(listed),
             })
         }
     }
@@ -234,14 +281,9 @@ impl CameraSource {
         self.live.as_ref().map(|l| l.fmt)
     }
 
-    fn connect(&mut self) -> Result<Live, String> {
-        let mut dev = self
-            .connector
-            .connect()
-            .map_err(|e| describe_io_error(&e))?;
-        let formats = dev
-            .formats()
-            .map_err(|e| format!("listing formats: {}", describe_io_error(&e)))?;
+    fn connect(&mut self) -> Result<Live, CameraError> {
+        let mut dev = self.connector.connect().map_err(CameraError::Open)?;
+        let formats = dev.formats().map_err(CameraError::Formats)?;
         let (pf, w, h) = choose_format(
             &formats,
             (self.opts.width, self.opts.height),
@@ -249,22 +291,22 @@ impl CameraSource {
         )?;
         let set = dev
             .set_format(pf.fourcc(), w, h)
-            .map_err(|e| format!("setting {pf} {w}x{h}: {}", describe_io_error(&e)))?;
+            .map_err(|error| CameraError::SetFormat {
+                format: pf,
+                width: w,
+                height: h,
+                error,
+            })?;
         // Believe the driver, not the request: it may have picked another size or format.
-        let format = PixelFormat::from_fourcc(set.fourcc).ok_or_else(|| {
-            format!(
-                "asked for {pf}, the driver set {} which cxr-edge cannot read",
-                fourcc_str(set.fourcc)
-            )
-        })?;
+        let format =
+            PixelFormat::from_fourcc(set.fourcc).ok_or_else(|| CameraError::DriverFormat {
+                asked: pf,
+                set: fourcc_str(set.fourcc),
+            })?;
         if set.width == 0 || set.height == 0 {
-            return Err(format!(
-                "the driver set an empty frame size {}x{}",
-                set.width, set.height
-            ));
+            return Err(CameraError::EmptySize(set.width, set.height));
         }
-        dev.start()
-            .map_err(|e| format!("starting the stream: {}", describe_io_error(&e)))?;
+        dev.start().map_err(CameraError::Start)?;
         Ok(Live {
             dev,
             fmt: StreamFormat {
@@ -312,6 +354,7 @@ impl FrameSource for CameraSource {
                     self.timeouts_in_row = 0;
                 }
                 Err(problem) => {
+                    let problem = problem.to_string();
                     self.schedule_retry(problem.clone());
                     return Err(self.unavailable(problem));
                 }

@@ -12,18 +12,23 @@ use super::samples::Sample;
 /// the content decides the format, never the name.
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "dicom"];
 
+/// Where one input's image comes from.
 #[derive(Clone, Debug)]
 pub enum InputSource {
+    /// An image file.
     File(PathBuf),
+    /// One of the bundled sample films.
     Sample(Sample),
     /// Something named on the command line that yields no image.
     Problem(String),
 }
 
+/// One item of a batch, in the order it will be reported.
 #[derive(Clone, Debug)]
 pub struct Input {
     /// What the user sees in the output: the path as given (or as found in a directory).
     pub display: String,
+    /// Where its image comes from.
     pub source: InputSource,
 }
 

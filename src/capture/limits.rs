@@ -33,7 +33,7 @@ impl Default for Limits {
     }
 }
 
-/// Why a file could not become a [`Frame`]. Each message says what was wrong with the file,
+/// Why a file could not become a [`Frame`](crate::pixels::Frame). Each message says what was wrong with the file,
 /// not what the decoder was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

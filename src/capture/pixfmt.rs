@@ -308,7 +308,7 @@ mod tests {
         let f = ramp(6, 4);
         let mut buf = encode_frame(&f, PixelFormat::Yuyv);
         let used = buf.len();
-        buf.extend(std::iter::repeat(0xEE).take(100)); // stale bytes of a bigger frame
+        buf.extend(std::iter::repeat_n(0xEE, 100)); // stale bytes of a bigger frame
         let got = frame_from_buffer(&fmt(PixelFormat::Yuyv, 6, 4, 12), &buf, used).unwrap();
         assert_eq!(got, f);
     }

@@ -52,19 +52,34 @@ pub enum SourceError {
     /// that still delivers frames).
     #[error("no frame from {source_name} within {}", fmt_duration(*.waited))]
     Timeout {
+        /// The source's name, for messages.
         source_name: String,
+        /// How long it waited for the frame.
         waited: Duration,
     },
     /// No camera right now: unplugged, not there yet, or not openable. The source keeps
     /// trying to reconnect on the following calls.
     #[error("camera {source_name} is not available: {reason}")]
-    Unavailable { source_name: String, reason: String },
+    Unavailable {
+        /// The source's name, for messages.
+        source_name: String,
+        /// Why the camera could not be used, in words.
+        reason: String,
+    },
     /// One bad frame (corrupt, truncated); the next is probably fine.
     #[error("bad frame from {source_name}: {reason}")]
-    BadFrame { source_name: String, reason: String },
+    BadFrame {
+        /// The source's name, for messages.
+        source_name: String,
+        /// What was wrong with the frame.
+        reason: String,
+    },
     /// A recording played once has no more frames.
     #[error("{source_name} has no more frames")]
-    Finished { source_name: String },
+    Finished {
+        /// The source's name, for messages.
+        source_name: String,
+    },
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -207,15 +222,18 @@ impl FileSource {
         })
     }
 
+    /// Pause `interval` before each frame, like a camera's frame interval.
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
+    /// Number of frame files played.
     pub fn len(&self) -> usize {
         self.files.len()
     }
 
+    /// Whether there are no frame files (never true for an opened source).
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }

@@ -44,11 +44,13 @@ pub fn resolve(spec: &str) -> PathBuf {
     Path::new("/dev").join(spec)
 }
 
+/// Opens a V4L2 camera by the name the user gave, resolving it again on each connect.
 pub struct V4l2Connector {
     spec: String,
 }
 
 impl V4l2Connector {
+    /// A connector for `spec` (see [`resolve`]); nothing is opened yet.
     pub fn new(spec: &str) -> V4l2Connector {
         V4l2Connector {
             spec: spec.to_string(),
@@ -186,12 +188,17 @@ impl CameraDevice for V4l2Camera {
 /// One capture device as `cxr-edge devices` lists it.
 #[derive(Clone, Debug)]
 pub struct DeviceReport {
+    /// The device node, e.g. `/dev/video0`.
     pub path: PathBuf,
     /// Stable names pointing at it (`/dev/v4l/by-id/...`), best to put in the config.
     pub stable_names: Vec<PathBuf>,
+    /// The driver's name for the camera (VIDIOC_QUERYCAP card).
     pub card: String,
+    /// Kernel driver name, e.g. `uvcvideo`.
     pub driver: String,
+    /// Where the camera is attached (bus info), e.g. `usb-0000:01:00.0-1.4`.
     pub bus: String,
+    /// Pixel formats and frame sizes the camera offers.
     pub formats: Vec<FormatInfo>,
 }
 

@@ -141,8 +141,8 @@ pub fn run(args: HistoryArgs) -> Result<i32> {
         writeln!(out, "*** {} ***", crate::NOTICE.to_uppercase())?;
         writeln!(
             out,
-            "{:<21} {:<30} {:>6}  {}",
-            "TIME (UTC)", "RESULT", "P", "NOTES"
+            "{:<21} {:<30} {:>6}  NOTES",
+            "TIME (UTC)", "RESULT", "P"
         )?;
     }
     let mut bad = 0;

@@ -21,9 +21,12 @@ pub use classify::{classify_inputs, BatchOptions};
 
 /// Exit codes: 0 everything worked, 1 some inputs failed, 2 the command could not run at all.
 pub const EXIT_OK: i32 = 0;
+/// Exit code when some inputs failed.
 pub const EXIT_SOME_FAILED: i32 = 1;
+/// Exit code when the command could not run at all.
 pub const EXIT_FATAL: i32 = 2;
 
+/// The parsed command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "cxr-edge",
@@ -32,10 +35,12 @@ pub const EXIT_FATAL: i32 = 2;
     after_help = "Every result is for research use only and is not a diagnosis."
 )]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `cxr-edge`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Classify image files, directories or globs (the bundled sample films when none given).
@@ -58,6 +63,7 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+/// Options of `cxr-edge capture`.
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// Camera: /dev/videoN, N, or a name in /dev/v4l/by-id (see `cxr-edge devices`).
@@ -86,10 +92,12 @@ pub struct CaptureArgs {
     /// One JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Which model and variant to use.
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
+/// Options of `cxr-edge bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Timed runs per stage (after one warm-up run).
@@ -98,12 +106,15 @@ pub struct BenchArgs {
     /// One JSON object per stage instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Which model to time; every variant is timed unless one is named.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The remaining bench options.
     #[command(flatten)]
     pub more: bench::BenchMore,
 }
 
+/// Options of `cxr-edge serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Configuration file (TOML; the [serve], [model] and [storage] sections). Default:
@@ -117,10 +128,12 @@ pub struct ServeArgs {
     /// Override the config's results folder.
     #[arg(long, value_name = "DIR")]
     pub storage: Option<PathBuf>,
+    /// Overrides of the config's model and variant.
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
+/// Options of `cxr-edge history`.
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// Results folder. Default: the one in the config file.
@@ -134,6 +147,7 @@ pub struct HistoryArgs {
     pub csv: Option<PathBuf>,
 }
 
+/// Options of `cxr-edge run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Configuration file (TOML). Default: /etc/cxr-edge/config.toml if it exists, otherwise
@@ -161,6 +175,7 @@ pub struct RunArgs {
     pub once: bool,
 }
 
+/// Which model manifest and variant to load.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model manifest (TOML). Default: $CXR_EDGE_MODEL, ./models/cxr-net.toml, then the
@@ -172,6 +187,7 @@ pub struct ModelArgs {
     pub variant: Option<String>,
 }
 
+/// Options of `cxr-edge classify`.
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
     /// Image files (PNG, JPEG, BMP, TIFF, DICOM), directories (searched recursively) or glob patterns.
@@ -190,6 +206,7 @@ pub struct ClassifyArgs {
     /// first), or `auto` (decided per image).
     #[arg(long, value_enum, default_value_t = InputArg::Digital)]
     pub input: InputArg,
+    /// Which model and variant to use.
     #[command(flatten)]
     pub model: ModelArgs,
 }

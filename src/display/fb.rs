@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use embedded_graphics::{pixelcolor::Rgb888, prelude::*};
 
+/// The framebuffer pixel layouts this driver can write.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PixelFormat {
     /// 16 bits: 5 red, 6 green, 5 blue, little-endian.
@@ -41,12 +42,16 @@ impl PixelFormat {
     }
 }
 
+/// Size and pixel layout of a framebuffer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Geometry {
+    /// Visible width in pixels.
     pub width: u32,
+    /// Visible height in pixels.
     pub height: u32,
     /// Bytes from one line to the next.
     pub stride: usize,
+    /// How each pixel is stored.
     pub format: PixelFormat,
 }
 
@@ -126,6 +131,7 @@ impl Framebuffer {
         })
     }
 
+    /// The framebuffer's size and pixel layout.
     pub fn geometry(&self) -> Geometry {
         self.geometry
     }

@@ -7,11 +7,13 @@ use std::convert::Infallible;
 use embedded_graphics::{pixelcolor::Rgb888, prelude::*};
 use image::RgbImage;
 
+/// An RGB image as an `embedded-graphics` draw target.
 pub struct Canvas<'a> {
     img: &'a mut RgbImage,
 }
 
 impl<'a> Canvas<'a> {
+    /// A canvas drawing onto `img`.
     pub fn new(img: &'a mut RgbImage) -> Self {
         Canvas { img }
     }

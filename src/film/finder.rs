@@ -25,14 +25,21 @@ use super::geometry::{
 /// camera, so callers must match on it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FindError {
+    /// No region in the frame passes as a film.
     #[error("no film found in the camera frame")]
     NoFilm,
+    /// The film region runs into the frame border.
     #[error("the film is cut off by the edge of the camera frame")]
     CutOff,
+    /// A film was found, but it covers less than [`FinderConfig::min_area_frac`] of the frame.
     #[error("the film covers only {:.0}% of the camera frame", area_frac * 100.0)]
-    TooSmall { area_frac: f32 },
+    TooSmall {
+        /// Share of the frame the film covers.
+        area_frac: f32,
+    },
 }
 
+/// Sizes and thresholds the film finder works with.
 #[derive(Clone, Debug)]
 pub struct FinderConfig {
     /// Longest side of the working image used for segmentation.
@@ -74,10 +81,12 @@ pub struct FoundFilm {
     pub fit: f32,
 }
 
+/// Find the film in `frame` with the default [`FinderConfig`].
 pub fn find_film(frame: &Frame) -> Result<FoundFilm, FindError> {
     find_film_with(frame, &FinderConfig::default())
 }
 
+/// Find the film in `frame` with the given tuning.
 pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, FindError> {
     if frame.width < 16 || frame.height < 16 {
         return Err(FindError::NoFilm);

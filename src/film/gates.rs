@@ -28,7 +28,9 @@ pub const GLARE_LIMIT: f32 = 0.004;
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{}", reason.message)]
 pub struct Blocked {
+    /// What the finder reported.
     pub error: FindError,
+    /// The reason in plain language; its message is the error text.
     pub reason: Warning,
 }
 
@@ -42,6 +44,7 @@ pub struct PhotoReport {
     pub film: Frame,
     /// Non-blocking problems, in a fixed order: inverted, blurred, exposure, glare.
     pub warnings: Vec<Warning>,
+    /// Whether the film was a negative and was inverted back.
     pub inverted: bool,
 }
 

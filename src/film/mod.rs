@@ -1,6 +1,6 @@
-//! The film itself. For a camera photo: find the film in the frame ([`finder`], built on
-//! [`candidates`](self) regions, [`refine`](self)d edges and plane [`geometry`](self)), straighten
-//! it ([`rectify`]), check it ([`gates`]: blocking reasons and photo warnings), and wait until it
+//! The film itself. For a camera photo: find the film in the frame ([`finder`], built on the
+//! private `candidates` regions, `refine`d edges and plane `geometry`), straighten it
+//! ([`mod@rectify`]), check it ([`gates`]: blocking reasons and photo warnings), and wait until it
 //! is held still ([`steady`]). For a digital image the film is the whole image and only the
 //! quality checks apply ([`quality`]). [`simulate`] renders camera photos of digital films for
 //! the tests and the evaluation examples.

@@ -13,6 +13,7 @@ use super::geometry::{dist, Quad};
 /// A plane projective transform `p' ~ H p`, row-major, `h[8]` fixed to 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Homography {
+    /// The 3x3 matrix, row-major.
     pub h: [f64; 9],
 }
 
@@ -41,6 +42,7 @@ impl Homography {
         Homography::from_points(&src, &dst)
     }
 
+    /// Map the point `(x, y)`.
     pub fn apply(&self, x: f64, y: f64) -> (f64, f64) {
         let h = &self.h;
         let d = h[6] * x + h[7] * y + h[8];
@@ -50,6 +52,7 @@ impl Homography {
         )
     }
 
+    /// The inverse transform; `None` when the matrix is singular.
     pub fn inverse(&self) -> Option<Homography> {
         let m = &self.h;
         let c = [
@@ -86,8 +89,9 @@ fn solve8(mut a: [[f64; 9]; 8]) -> Option<[f64; 8]> {
             if r != col {
                 let f = a[r][col] / a[col][col];
                 if f != 0.0 {
-                    for k in col..9 {
-                        a[r][k] -= f * a[col][k];
+                    let pivot = a[col];
+                    for (x, p) in a[r][col..].iter_mut().zip(&pivot[col..]) {
+                        *x -= f * p;
                     }
                 }
             }

@@ -22,10 +22,12 @@ use super::rectify::{sample_bilinear, Homography};
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose whole sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -39,10 +41,12 @@ impl Rng {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
+    /// Uniform in `[lo, hi)`.
     pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.f32()
     }
 
+    /// True with probability `p`.
     pub fn chance(&mut self, p: f32) -> bool {
         self.f32() < p
     }
@@ -82,22 +86,30 @@ pub enum Placement {
 /// What to render. `None` fields are drawn at random from the seed.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
+    /// Frame width in pixels.
     pub width: usize,
+    /// Frame height in pixels.
     pub height: usize,
     /// 0 = near-ideal photo, 1 = every effect at its worst.
     pub severity: f32,
+    /// Where the film lies relative to the frame.
     pub placement: Placement,
+    /// Seed for every random choice; the same options and seed give the same frame.
     pub seed: u64,
+    /// What is behind the film; random when `None`.
     pub scene: Option<Scene>,
     /// Gaussian defocus sigma in pixels of a 640-wide frame.
     pub defocus: Option<f32>,
+    /// Whether to add a glare spot on the film; random when `None`.
     pub glare: Option<bool>,
+    /// Whether to draw a hand in view; random when `None`.
     pub hand: Option<bool>,
     /// JPEG quality; `Some(0)` skips compression.
     pub jpeg_quality: Option<u8>,
 }
 
 impl SimOptions {
+    /// Options with the given size, severity, placement and seed; everything else random.
     pub fn new(
         width: usize,
         height: usize,
@@ -123,14 +135,18 @@ impl SimOptions {
 /// A rendered camera frame with its ground truth.
 #[derive(Clone, Debug)]
 pub struct SimFrame {
+    /// The rendered camera frame.
     pub frame: Frame,
     /// Film corners TL, TR, BR, BL in frame pixels (may lie outside the frame when cut off);
     /// `None` when no film was drawn.
     pub corners: Option<Quad>,
     /// True when the whole film is inside the frame.
     pub fully_inside: bool,
+    /// The scene that was drawn.
     pub scene: Scene,
+    /// Whether a glare spot was drawn.
     pub had_glare: bool,
+    /// Whether a hand was drawn.
     pub had_hand: bool,
 }
 

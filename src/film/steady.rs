@@ -12,18 +12,28 @@ pub enum Look {
     /// No usable film: why, in words (`no_film`, `film_cut_off`, `film_too_small`).
     NoFilm(Warning),
     /// A film, but it moved since the last frame (or this is the first sighting).
-    Moving { corners: Quad },
+    Moving {
+        /// Film corners in frame pixels.
+        corners: Quad,
+    },
     /// A film held still for `still` of the `need` frames.
     Steadying {
+        /// Film corners in frame pixels.
         corners: Quad,
+        /// Frames in a row the film has been still.
         still: usize,
+        /// Frames in a row needed.
         need: usize,
     },
     /// Still for long enough: analyse this frame.
-    Ready { corners: Quad },
+    Ready {
+        /// Film corners in frame pixels.
+        corners: Quad,
+    },
 }
 
 impl Look {
+    /// The film's corners, when a film was found.
     pub fn corners(&self) -> Option<&Quad> {
         match self {
             Look::NoFilm(_) => None,
@@ -50,6 +60,7 @@ impl Look {
 /// diagonal.
 const STILL: f32 = 0.01;
 
+/// Tracks the film across frames until it has been still for enough frames in a row.
 pub struct Steady {
     need: usize,
     last: Option<Quad>,
@@ -72,6 +83,7 @@ impl Steady {
         self.still = 0;
     }
 
+    /// Find the film in `frame` and update the count of still frames.
     pub fn observe(&mut self, frame: &Frame) -> Look {
         match find_film(frame) {
             Err(e) => {

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// How long a level must hold before it counts.
 pub const DEFAULT_STABLE: Duration = Duration::from_millis(30);
 
+/// Debounce state for one switch; see the module documentation.
 #[derive(Clone, Debug)]
 pub struct Debouncer {
     stable_ms: u64,
@@ -28,6 +29,7 @@ impl Default for Debouncer {
 }
 
 impl Debouncer {
+    /// A debouncer for which a level counts once it has held for `stable`.
     pub fn new(stable: Duration) -> Debouncer {
         Debouncer {
             stable_ms: u64::try_from(stable.as_millis()).unwrap_or(u64::MAX),

@@ -56,6 +56,7 @@ pub struct Periodic {
 }
 
 impl Periodic {
+    /// A ticker whose first tick is due at once, then one every `period`.
     pub fn new(period: Duration) -> Periodic {
         let now = Instant::now();
         Periodic {

@@ -41,6 +41,7 @@ pub struct Keyboard {
 }
 
 impl Keyboard {
+    /// Read presses from the process's stdin.
     pub fn stdin() -> Keyboard {
         Keyboard::from_reader(std::io::BufReader::new(std::io::stdin()))
     }

@@ -15,14 +15,19 @@ pub mod keyboard;
 
 use anyhow::{bail, Context, Result};
 
+/// One of the device's buttons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Button {
+    /// Analyse the film in front of the camera.
     Capture,
+    /// Leave the current result or problem screen.
     Next,
+    /// Step back through earlier results.
     Back,
 }
 
 impl Button {
+    /// Every button, in the order they are listed.
     pub const ALL: [Button; 3] = [Button::Capture, Button::Next, Button::Back];
 
     /// `capture`, `next` or `back` (case-insensitive).
@@ -32,6 +37,7 @@ impl Button {
             .find(|b| s.trim().eq_ignore_ascii_case(b.name()))
     }
 
+    /// The button's name in configs and scripts: `capture`, `next` or `back`.
     pub fn name(self) -> &'static str {
         match self {
             Button::Capture => "capture",

@@ -51,12 +51,19 @@ const RETRY_AFTER_S: u64 = 2;
 
 /// Everything `serve` needs, resolved from the config and the command line.
 pub struct ServeOptions {
+    /// Address to listen on.
     pub listen: SocketAddr,
+    /// Access token clients must present; `None` when none is set.
     pub token: Option<String>,
+    /// Largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// Largest decoded image accepted, in pixels.
     pub max_pixels: u64,
+    /// Uploads that may wait for the model before new ones are refused.
     pub queue: usize,
+    /// How long a silent client is kept before it is dropped.
     pub client_timeout: Duration,
+    /// Keep each upload's heatmap picture next to its record.
     pub keep_images: bool,
 }
 
@@ -104,6 +111,8 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// `Authorization: Bearer <token>` when a token is configured.
+// The refusal is the handler's answer itself (axum's `Response`), built once per refused request.
+#[allow(clippy::result_large_err)]
 fn authorised(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(expected) = &st.token else {
         return Ok(());

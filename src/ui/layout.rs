@@ -19,6 +19,7 @@ pub struct Fonts {
 }
 
 impl Fonts {
+    /// The fonts for a target `w` pixels wide.
     pub fn for_width(w: u32) -> Fonts {
         if w < 320 {
             Fonts {
@@ -40,24 +41,31 @@ impl Fonts {
             }
         }
     }
+    /// Style for body text in colour `c`.
     pub fn body(&self, c: Rgb888) -> MonoTextStyle<'static, Rgb888> {
         MonoTextStyle::new(self.body, c)
     }
+    /// Style for titles in colour `c`.
     pub fn title(&self, c: Rgb888) -> MonoTextStyle<'static, Rgb888> {
         MonoTextStyle::new(self.title, c)
     }
+    /// Style for small print in colour `c`.
     pub fn small(&self, c: Rgb888) -> MonoTextStyle<'static, Rgb888> {
         MonoTextStyle::new(self.small, c)
     }
+    /// Style for the research-use banner (the title font) in colour `c`.
     pub fn banner(&self, c: Rgb888) -> MonoTextStyle<'static, Rgb888> {
         MonoTextStyle::new(self.title, c)
     }
+    /// Height of a body text line in pixels.
     pub fn body_h(&self) -> i32 {
         self.body.character_size.height as i32
     }
+    /// Height of a title line in pixels.
     pub fn title_h(&self) -> i32 {
         self.title.character_size.height as i32
     }
+    /// Spacing between blocks in pixels: half a body line, at least 4.
     pub fn pad(&self) -> i32 {
         (self.body.character_size.height as i32 / 2).max(4)
     }
@@ -218,6 +226,7 @@ pub struct Scaled<'a, D> {
 }
 
 impl<'a, D> Scaled<'a, D> {
+    /// Wrap `inner`, scaling by `k` (at least 1).
     pub fn new(inner: &'a mut D, k: u32) -> Self {
         Scaled { inner, k: k.max(1) }
     }

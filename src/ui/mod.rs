@@ -43,6 +43,7 @@ pub struct PreviewView<'a> {
 
 /// What a result screen shows, taken from the analysis record.
 pub struct ResultView<'a> {
+    /// The analysis record to show.
     pub record: &'a Record,
     /// The film with its heatmap (from [`crate::explain::heatmap_image`]), if there is one.
     pub picture: Option<&'a RgbImage>,
@@ -51,14 +52,20 @@ pub struct ResultView<'a> {
 /// Errors the device explains to its user, each with what to do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Problem {
+    /// No picture from the camera.
     NoCamera,
+    /// No usable film in the camera's view.
     NoFilm,
+    /// The image does not look like a frontal chest X-ray.
     NotChest,
+    /// The model could not be loaded.
     ModelFailed,
+    /// The image could not be read or analysed.
     BadImage,
 }
 
 impl Problem {
+    /// The problem's heading, a few words.
     pub fn title(self) -> &'static str {
         match self {
             Problem::NoCamera => "No camera",
@@ -69,6 +76,7 @@ impl Problem {
         }
     }
 
+    /// What the user should do about it, in one or two sentences.
     pub fn advice(self) -> &'static str {
         match self {
             Problem::NoCamera => "Check the USB cable and that the camera is switched on. The device keeps looking for it.",
@@ -80,17 +88,24 @@ impl Problem {
     }
 }
 
+/// What the device shows; [`draw`] renders it.
 pub enum Screen<'a> {
     /// Waiting for input, with a hint for the user.
     Waiting {
+        /// Text telling the user what to do.
         hint: &'a str,
     },
     /// The camera's view with the film outline and a hint.
     Preview(PreviewView<'a>),
+    /// A film is being analysed.
     Analysing,
+    /// The result of an analysis.
     Result(ResultView<'a>),
+    /// A problem, its advice and an optional detail.
     Error {
+        /// Which problem to explain.
         problem: Problem,
+        /// Extra detail in smaller text; empty for none.
         detail: &'a str,
     },
 }

@@ -144,8 +144,8 @@ fn chooses_a_readable_format_that_reaches_the_wanted_size() {
         fmt(b"MJPG", &[(640, 480), (1280, 720), (1920, 1080)]),
     ];
     assert_eq!(
-        choose_format(&formats, (1280, 720), None),
-        Ok((PixelFormat::Mjpeg, 1280, 720))
+        choose_format(&formats, (1280, 720), None).unwrap(),
+        (PixelFormat::Mjpeg, 1280, 720)
     );
     // A format that only reaches the size loses to none that does not... and YUYV wins
     // when MJPEG is too small.
@@ -154,8 +154,8 @@ fn chooses_a_readable_format_that_reaches_the_wanted_size() {
         fmt(b"YUYV", &[(1280, 720), (1920, 1080)]),
     ];
     assert_eq!(
-        choose_format(&formats, (1280, 720), None),
-        Ok((PixelFormat::Yuyv, 1280, 720))
+        choose_format(&formats, (1280, 720), None).unwrap(),
+        (PixelFormat::Yuyv, 1280, 720)
     );
     // Nothing reaches it: the largest.
     assert_eq!(
@@ -163,12 +163,17 @@ fn chooses_a_readable_format_that_reaches_the_wanted_size() {
             &[fmt(b"GREY", &[(320, 240), (752, 480)])],
             (1280, 720),
             None
-        ),
-        Ok((PixelFormat::Grey, 752, 480))
+        )
+        .unwrap(),
+        (PixelFormat::Grey, 752, 480)
     );
-    let e = choose_format(&formats, (1280, 720), Some(PixelFormat::Grey)).unwrap_err();
+    let e = choose_format(&formats, (1280, 720), Some(PixelFormat::Grey))
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "the camera does not offer GREY (it offers: MJPG, YUYV)");
-    let e = choose_format(&[fmt(b"H264", &[(640, 480)])], (640, 480), None).unwrap_err();
+    let e = choose_format(&[fmt(b"H264", &[(640, 480)])], (640, 480), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("no format cxr-edge can read (it offers: H264"),
         "{e}"

@@ -9,7 +9,7 @@ use embedded_hal::{digital::OutputPin, spi::SpiDevice};
 use mipidsi::interface::{Interface, InterfaceKind};
 
 /// The largest write to spidev: `min(configured, bufsiz)` where `bufsiz_file` (normally
-/// [`SPIDEV_BUFSIZ`]) holds spidev's limit, rounded down to whole RGB565 pixels.
+/// [`SPIDEV_BUFSIZ`](super::SPIDEV_BUFSIZ)) holds spidev's limit, rounded down to whole RGB565 pixels.
 pub fn effective_chunk(configured: usize, bufsiz_file: &Path) -> usize {
     let bufsiz = std::fs::read_to_string(bufsiz_file)
         .ok()
@@ -22,7 +22,9 @@ pub fn effective_chunk(configured: usize, bufsiz_file: &Path) -> usize {
 /// An error of the panel's SPI bus or DC line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BusError {
+    /// An SPI write failed; holds the driver's message.
     Spi(String),
+    /// Setting the data/command line failed; holds the driver's message.
     Dc(String),
 }
 
@@ -54,6 +56,7 @@ where
     DC: OutputPin,
     DC::Error: fmt::Display,
 {
+    /// A bus writing at most `chunk` bytes (at least 1) per SPI transfer.
     pub fn new(spi: SPI, dc: DC, chunk: usize) -> Bus<SPI, DC> {
         let chunk = chunk.max(1);
         Bus {

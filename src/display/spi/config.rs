@@ -25,6 +25,7 @@ pub enum Controller {
 }
 
 impl Controller {
+    /// The controller named `s` (case-insensitive), e.g. `st7789` or `ili9341`.
     pub fn parse(s: &str) -> Option<Controller> {
         match s.to_ascii_lowercase().as_str() {
             "st7789" | "st7789v" | "st7789vw" => Some(Controller::St7789),
@@ -33,6 +34,7 @@ impl Controller {
         }
     }
 
+    /// The controller's name for messages, e.g. `ST7789`.
     pub fn name(self) -> &'static str {
         match self {
             Controller::St7789 => "ST7789",
@@ -73,6 +75,7 @@ impl Controller {
         matches!(self, Controller::Ili9341)
     }
 
+    /// The default SPI clock for this controller, in Hz.
     pub fn default_hz(self) -> u32 {
         match self {
             Controller::St7789 => 40_000_000,
@@ -93,6 +96,7 @@ const ILI9341_MEMORY: (u16, u16) = {
 /// One SPI panel: which controller, which devices and lines, and its geometry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpiConfig {
+    /// The panel's controller chip.
     pub controller: Controller,
     /// The spidev node, e.g. `/dev/spidev0.0` (bus 0, chip select CE0).
     pub spidev: PathBuf,
@@ -106,9 +110,11 @@ pub struct SpiConfig {
     pub backlight: Option<u32>,
     /// Width and height as shown, after rotation: the size of the images given to `show`.
     pub width: u32,
+    /// Height as shown, after rotation, in pixels.
     pub height: u32,
     /// 0, 90, 180 or 270 (clockwise, mipidsi's rotation).
     pub rotation_deg: u16,
+    /// Turn colour inversion on (IPS panels need it).
     pub invert_colors: bool,
     /// Blue-green-red subpixel order.
     pub bgr: bool,

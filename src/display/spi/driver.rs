@@ -112,6 +112,7 @@ where
         })
     }
 
+    /// Width and height of the panel as shown, in pixels.
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
     }
