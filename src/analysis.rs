@@ -227,6 +227,12 @@ fn classify_film(
     rec: &mut Record,
 ) -> Result<Pictures> {
     let pred = clf.classify(&film).context("inference failed")?;
+    // A result is only given for numbers: NaN or infinite outputs are indeterminate, never a
+    // finding (no path should produce them once the decoders refuse non-finite pixels).
+    anyhow::ensure!(
+        pred.probs.iter().chain(&pred.logits).all(|p| p.is_finite()),
+        "the model's output is not a number for this image; no result is given"
+    );
     let m = &clf.manifest;
     let label = pred.label(m).to_string();
     rec.probs = Some(

@@ -204,6 +204,59 @@ fn truncated_and_damaged_files_are_errors_not_panics() {
     }
 }
 
+/// Header text is the file's: control characters and over-long values are escaped and cut, so a
+/// Modality of `CT\nWATCHDOG_USEC=1` cannot put a line of its own into a log, a record, a screen
+/// or systemd's STATUS= datagram.
+#[test]
+fn header_text_never_comes_out_verbatim() {
+    let (w, h, g) = sample_grey(FILM);
+    let mut evil = Spec::film(w, h, g.clone());
+    evil.modality = Some("CT\nWATCHDOG_USEC=1\nX");
+    let m = refused(&evil);
+    assert!(!m.contains('\n'), "{m:?}");
+    assert!(m.contains("not a valid code"), "{m}");
+    assert!(m.contains("\\n"), "shown escaped: {m}");
+    let mut long = Spec::film(w, h, g.clone());
+    long.body_part = Some("CHEST_AND_A_VERY_LONG_INVENTED_BODY_PART_NAME_THAT_GOES_ON");
+    let m = refused(&long);
+    assert!(m.len() < 200 && m.contains("..."), "{m}");
+    let mut view = Spec::film(w, h, g);
+    view.view = Some("PA\u{1b}[2J");
+    let m = refused(&view);
+    assert!(!m.contains('\u{1b}'), "{m:?}");
+}
+
+/// A rescale or window of NaN gives an error, never a flagged finding.
+#[test]
+fn nan_rescale_or_window_is_an_error() {
+    let (w, h, g) = sample_grey(FILM);
+    for (rescale, window) in [
+        (Some((f64::NAN, 0.0)), Some((128.0, 256.0))),
+        (Some((1.0, f64::NAN)), None),
+        (None, Some((f64::NAN, f64::NAN))),
+        (Some((f64::INFINITY, 0.0)), None),
+    ] {
+        let mut spec = Spec::film(w, h, g.clone());
+        spec.rescale = rescale;
+        spec.window = window;
+        match decode(&write(&spec)) {
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    DecodeError::NotFinite { .. } | DecodeError::DicomCorrupt(_)
+                ),
+                "{rescale:?} {window:?}: {e}"
+            ),
+            // A window of NaN may be read as no window (min-max over the image): then every
+            // pixel must be a number.
+            Ok(f) => assert!(
+                f.data.iter().all(|v| v.is_finite()),
+                "{rescale:?} {window:?}"
+            ),
+        }
+    }
+}
+
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
 }
@@ -268,4 +321,90 @@ fn classify_reports_a_refused_dicom_and_goes_on() {
     let err = first["error"].as_str().unwrap();
     assert!(err.contains("MR image, not a radiograph"), "{err}");
     assert!(stdout.lines().nth(1).unwrap().contains("\"label\":\""));
+}
+
+/// Raw DICOM bytes for hostile cases: the preamble, a meta group naming explicit VR little
+/// endian, then `body` (written by hand, as an attacker would).
+fn raw_part10(body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 128];
+    b.extend_from_slice(b"DICM");
+    let ts = b"1.2.840.10008.1.2.1\0";
+    b.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
+    b.extend_from_slice(&(ts.len() as u16).to_le_bytes());
+    b.extend_from_slice(ts);
+    b.extend_from_slice(body);
+    b
+}
+
+fn el_long(group: u16, element: u16, vr: &[u8; 2], len: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&group.to_le_bytes());
+    b.extend_from_slice(&element.to_le_bytes());
+    b.extend_from_slice(vr);
+    b.extend_from_slice(&[0, 0]);
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+/// The reviewer's files: an empty undefined-length sequence, then an element that claims about
+/// 4 GB (as OB, UN and UT values: the parser reserved 3.75 GiB for the first two and aborted the
+/// process on the allocation for the last). Each must cost an error record, in a process whose
+/// address space is capped at 1 GiB, so that a reservation of the claimed size would abort it.
+#[test]
+fn a_few_hundred_bytes_cannot_take_the_memory_or_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for vr in [b"OB", b"UN", b"UT"] {
+        let mut body = Vec::new();
+        body.extend_from_slice(&[0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'D', b'X']);
+        body.extend(el_long(0x0008, 0x1140, b"SQ", 0xFFFF_FFFF));
+        body.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        body.extend(el_long(0x0009, 0x1010, vr, 0xF000_0000));
+        body.extend_from_slice(&[0u8; 64]);
+        let bytes = raw_part10(&body);
+        assert!(bytes.len() < 300);
+        let p = dir
+            .path()
+            .join(format!("hostile-{}.dcm", String::from_utf8_lossy(vr)));
+        std::fs::write(&p, &bytes).unwrap();
+        paths.push(p);
+    }
+    let mut cmd = common::command(&exe());
+    cmd.args(["classify", "--json", "--variant", "f32", "-j", "1"])
+        .args(&paths);
+    // Under qemu-user the cap would apply to the emulator's own reservations; the unit tests of
+    // the structure check cover the ARM builds there.
+    if std::env::var("CXR_EDGE_TEST_RUNNER").map_or(true, |r| r.trim().is_empty()) {
+        use std::os::unix::process::CommandExt;
+        unsafe {
+            cmd.pre_exec(|| {
+                let cap = libc::rlimit {
+                    rlim_cur: 1 << 30,
+                    rlim_max: 1 << 30,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3);
+    for r in &recs {
+        let e = r["error"].as_str().unwrap_or_default();
+        assert!(e.contains("claims 4026531840 bytes"), "{r}");
+    }
 }

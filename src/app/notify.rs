@@ -62,12 +62,12 @@ impl Notifier {
 
     /// Tell systemd the service is up (`READY=1`), with a status line.
     pub fn ready(&self, status: &str) {
-        self.send(&format!("READY=1\nSTATUS={status}"));
+        self.send(&format!("READY=1\nSTATUS={}", one_line(status)));
     }
 
     /// Update the status line `systemctl status` shows.
     pub fn status(&self, status: &str) {
-        self.send(&format!("STATUS={status}"));
+        self.send(&format!("STATUS={}", one_line(status)));
     }
 
     /// Reset systemd's watchdog timer (`WATCHDOG=1`), when a watchdog is set for this process.
@@ -100,6 +100,21 @@ impl Notifier {
     }
 }
 
+/// A status as one short line: every datagram line is an assignment to systemd, so text that
+/// came from a file (an error message quoting its header) must not be able to add one, such as
+/// `WATCHDOG_USEC=1`.
+fn one_line(status: &str) -> String {
+    const MAX: usize = 200;
+    let flat: String = status
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +139,16 @@ mod tests {
         assert_eq!(recv(&server), "READY=1\nSTATUS=model loaded");
         n.watchdog();
         assert_eq!(recv(&server), "WATCHDOG=1");
+        // Text from a file cannot add an assignment of its own.
+        n.status("Not a radiograph: CT\nWATCHDOG_USEC=1\nX");
+        let got = recv(&server);
+        assert_eq!(got.lines().count(), 1, "{got:?}");
+        assert!(
+            got.starts_with("STATUS=Not a radiograph: CT WATCHDOG_USEC=1 X"),
+            "{got}"
+        );
+        n.status(&"x".repeat(5000));
+        assert!(recv(&server).len() < 220);
     }
 
     #[test]

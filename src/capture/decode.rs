@@ -40,6 +40,16 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DecodeError> {
 /// Gray conversion is the contract shared with the training pipeline ("cxr-area-v1"):
 /// 8-bit gray as is, 16-bit divided by 257, colour as 0.299 R + 0.587 G + 0.114 B, alpha ignored.
 pub fn decode_image(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
+    let frame = decode_any(bytes, limits)?;
+    // Every decoder ends here: NaN or infinite values (float TIFF, a DICOM rescale of NaN) never
+    // reach the model.
+    match frame.data.iter().filter(|v| !v.is_finite()).count() {
+        0 => Ok(frame),
+        count => Err(DecodeError::NotFinite { count }),
+    }
+}
+
+fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -152,6 +162,16 @@ fn classify_image_error(format: Fmt, e: image::ImageError) -> DecodeError {
     }
 }
 
+/// A float sample in 0..1 as a grey level; NaN or infinite stays NaN, for `decode_image` to
+/// refuse (clamping would turn +inf into white).
+fn unit_float(v: f32) -> f32 {
+    if v.is_finite() {
+        v.clamp(0.0, 1.0) * 255.0
+    } else {
+        f32::NAN
+    }
+}
+
 fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = |r: f32, g: f32, b: f32| 0.299f32 * r + 0.587f32 * g + 0.114f32 * b;
@@ -192,11 +212,11 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
             .collect(),
         DynamicImage::ImageRgb32F(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0], p.0[1], p.0[2]).clamp(0.0, 1.0) * 255.0)
+            .map(|p| unit_float(rgb(p.0[0], p.0[1], p.0[2])))
             .collect(),
         DynamicImage::ImageRgba32F(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0], p.0[1], p.0[2]).clamp(0.0, 1.0) * 255.0)
+            .map(|p| unit_float(rgb(p.0[0], p.0[1], p.0[2])))
             .collect(),
         other => {
             return Err(DecodeError::Unsupported {
@@ -227,6 +247,26 @@ mod tests {
         let f = decode_image(&png(DynamicImage::ImageLuma16(img)), &Limits::default()).unwrap();
         assert_eq!(f.pixel(0, 0), 0.0);
         assert_eq!(f.pixel(39, 0), 255.0);
+    }
+
+    /// A float TIFF with NaN or infinite samples is refused, never analysed.
+    #[test]
+    fn non_finite_float_pixels_are_refused() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let img = image::Rgb32FImage::from_fn(40, 40, |x, y| {
+                let v = if (x, y) == (7, 9) { bad } else { 0.5 };
+                image::Rgb([v, v, v])
+            });
+            let mut tiff = Vec::new();
+            DynamicImage::ImageRgb32F(img)
+                .write_to(&mut Cursor::new(&mut tiff), ImageFormat::Tiff)
+                .unwrap();
+            let e = decode_image(&tiff, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(e, DecodeError::NotFinite { count: 1 }),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

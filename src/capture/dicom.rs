@@ -6,8 +6,13 @@
 //! reason instead of being classified. Patient attributes (name, ID, birth date...) are never
 //! read: nothing here can copy them into a record, a log or an output file.
 //!
-//! Every size is checked against [`Limits`] before pixel data is decoded, and the decoders run
-//! under `catch_unwind`: a hostile file costs an error, never the process.
+//! Before the parser runs, [`scan`] walks every element header, into sequences, items and
+//! pixel-data fragments, and checks each length against what remains, so nothing the parser
+//! allocates can exceed the file. Every size is checked against [`Limits`] before pixel data is
+//! decoded, and the decoders run under `catch_unwind`: a hostile file costs an error, never the
+//! process.
+
+mod scan;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -32,8 +37,9 @@ const NOT_FRONTAL_VIEWS: &[&str] = &["LL", "RL", "LLO", "RLO", "LAT", "LATERAL"]
 /// Body parts a chest film is filed under.
 const CHEST_PARTS: &[&str] = &["CHEST", "THORAX", "LUNG", "LUNGS", "TORAX", "THORAX_CHEST"];
 
+/// Messages from the parser may quote the file; they are made safe to show like header text.
 fn corrupt(detail: impl std::fmt::Display) -> DecodeError {
-    DecodeError::DicomCorrupt(detail.to_string())
+    DecodeError::DicomCorrupt(shown(&detail.to_string(), 300))
 }
 
 fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
@@ -42,6 +48,33 @@ fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
         .trim_matches(|c: char| c.is_whitespace() || c == '\0')
         .to_string();
     (!v.is_empty()).then_some(v)
+}
+
+/// A header value as it may be shown to a person, logged, recorded or sent to systemd: as is
+/// when it is short printable ASCII, else escaped (`\n`, `\u{1b}`) and cut to `max` characters.
+/// Header text is the file's, not ours: a Modality of `CT\nWATCHDOG_USEC=1` must not become a
+/// line of its own anywhere.
+pub(crate) fn shown(value: &str, max: usize) -> String {
+    let plain = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    let escaped: String = if plain {
+        value.to_string()
+    } else {
+        value.escape_debug().collect()
+    };
+    match escaped.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &escaped[..cut]),
+        None => escaped,
+    }
+}
+
+/// A code string (VR CS: at most 16 of `A-Z 0-9 _` and space, PS3.5 6.2), upper-cased first
+/// because real readers write `chest`. `Err` holds the value made safe to show.
+fn code(obj: &DefaultDicomObject, tag: Tag) -> Option<Result<String, String>> {
+    let v = text(obj, tag)?.to_uppercase();
+    let valid = v.len() <= 16
+        && v.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' ' || c == '_');
+    Some(if valid { Ok(v) } else { Err(shown(&v, 16)) })
 }
 
 fn number(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
@@ -55,35 +88,46 @@ fn number(obj: &DefaultDicomObject, tag: Tag) -> Option<u64> {
 /// Whether the header describes something other than a frontal chest radiograph; the reason
 /// in words when it does.
 fn refusal(obj: &DefaultDicomObject) -> Option<String> {
-    let modality = text(obj, tags::MODALITY).map(|m| m.to_uppercase());
-    match modality.as_deref() {
+    match code(obj, tags::MODALITY) {
         None => {
             return Some(
                 "the file does not say what kind of image it is (no Modality); only chest radiographs (CR, DX) are accepted".into(),
             )
         }
-        Some(m) if !PROJECTION_MODALITIES.contains(&m) => {
+        Some(Err(bad)) => {
+            return Some(format!(
+                "the Modality in the header is not a valid code ({bad}); only chest radiographs (CR, DX) are accepted"
+            ))
+        }
+        Some(Ok(m)) if !PROJECTION_MODALITIES.contains(&m.as_str()) => {
             return Some(format!(
                 "this is a {m} image, not a radiograph; only chest radiographs (CR, DX) are accepted"
             ))
         }
         _ => {}
     }
-    if let Some(view) = text(obj, tags::VIEW_POSITION).map(|v| v.to_uppercase()) {
-        if NOT_FRONTAL_VIEWS.contains(&view.as_str()) {
+    match code(obj, tags::VIEW_POSITION) {
+        Some(Err(bad)) => {
+            return Some(format!(
+                "the View Position in the header is not a valid code ({bad}); only frontal (PA or AP) chest films are analysed"
+            ))
+        }
+        Some(Ok(view)) if NOT_FRONTAL_VIEWS.contains(&view.as_str()) => {
             return Some(format!(
                 "the header says this is a {view} (lateral or oblique) view; only frontal (PA or AP) chest films are analysed"
             ));
         }
+        _ => {}
     }
-    if let Some(part) = text(obj, tags::BODY_PART_EXAMINED).map(|v| v.to_uppercase()) {
-        if !CHEST_PARTS.contains(&part.as_str()) {
-            return Some(format!(
-                "the header says this image is of the {part}, not the chest"
-            ));
-        }
+    match code(obj, tags::BODY_PART_EXAMINED) {
+        Some(Err(bad)) => Some(format!(
+            "the Body Part Examined in the header is not a valid code ({bad})"
+        )),
+        Some(Ok(part)) if !CHEST_PARTS.contains(&part.as_str()) => Some(format!(
+            "the header says this image is of the {part}, not the chest"
+        )),
+        _ => None,
     }
-    None
 }
 
 /// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
@@ -91,7 +135,7 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     if !dicom_magic(bytes) {
         return Err(corrupt("no DICM marker after the 128-byte preamble"));
     }
-    prescan(bytes)?;
+    scan::check(bytes)?;
     let obj = catch_unwind(AssertUnwindSafe(|| {
         OpenFileOptions::new().from_reader(&bytes[128..])
     }))
@@ -110,7 +154,11 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     let cols = number(&obj, tags::COLUMNS).ok_or_else(|| corrupt("no Columns in the header"))?;
     let frames = number(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     let samples = number(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-    let photometric = text(&obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let photometric = match code(&obj, tags::PHOTOMETRIC_INTERPRETATION) {
+        Some(Ok(p)) => p,
+        Some(Err(bad)) => bad,
+        None => String::new(),
+    };
     if samples != 1 || !photometric.starts_with("MONOCHROME") {
         return Err(DecodeError::DicomRefused(format!(
             "the image is {} ({samples} samples per pixel); a radiograph is stored as MONOCHROME1 or MONOCHROME2",
@@ -138,14 +186,10 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
         });
     }
 
-    let ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_string();
+    let ts = shown(obj.meta().transfer_syntax().trim_end_matches('\0'), 64);
     let grey = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<f32>, DecodeError> {
         let pixels = obj.decode_pixel_data_frame(0).map_err(|e| {
-            let msg = e.to_string();
+            let msg = shown(&e.to_string(), 300);
             if msg.contains("nsupported") || msg.contains("not supported") {
                 DecodeError::DicomUnsupported(format!("transfer syntax {ts}: {msg}"))
             } else {
@@ -185,85 +229,13 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     let mut data = grey;
     // MONOCHROME1: high values are dark. A presentation LUT of INVERSE flips once more.
     let mut invert = photometric == "MONOCHROME1";
-    if text(&obj, tags::PRESENTATION_LUT_SHAPE).as_deref() == Some("INVERSE") {
+    if matches!(code(&obj, tags::PRESENTATION_LUT_SHAPE), Some(Ok(s)) if s == "INVERSE") {
         invert = !invert;
     }
     if invert {
         data.iter_mut().for_each(|v| *v = 255.0 - *v);
     }
     Ok(Frame::new(w, h, data))
-}
-
-/// Walk the element headers of the meta group and of the data set (explicit or implicit VR
-/// little endian) and check that every length fits in the file, before the parser sees it. A
-/// damaged length otherwise sends the parser through megabytes of garbage (measured: seconds
-/// per file), which an upload page cannot afford. Stops, accepting, where lengths are
-/// undefined (sequences, encapsulated pixel data) or the encoding is deflated or big endian.
-fn prescan(bytes: &[u8]) -> Result<(), DecodeError> {
-    const LONG: [&[u8; 2]; 13] = [
-        b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
-    ];
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-    let u32_at =
-        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    let mut at = 132;
-    let mut explicit = true;
-    let mut in_meta = true;
-    let mut transfer_syntax = String::new();
-    while at < bytes.len() {
-        if at + 8 > bytes.len() {
-            return Err(corrupt(format!(
-                "the file ends inside an element header at byte {at}"
-            )));
-        }
-        let (group, element) = (u16_at(at), u16_at(at + 2));
-        if in_meta && group != 0x0002 {
-            in_meta = false;
-            match transfer_syntax.as_str() {
-                "1.2.840.10008.1.2" => explicit = false,
-                // Deflated or big endian: the parser checks these itself.
-                "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.2" => return Ok(()),
-                _ => {}
-            }
-        }
-        let (len, value_at) = if explicit {
-            let vr = [bytes[at + 4], bytes[at + 5]];
-            if !vr.iter().all(u8::is_ascii_uppercase) {
-                return Err(corrupt(format!(
-                    "element ({group:04X},{element:04X}) at byte {at} has no valid value representation"
-                )));
-            }
-            if LONG.contains(&&vr) {
-                if at + 12 > bytes.len() {
-                    return Err(corrupt(format!(
-                        "the file ends inside an element header at byte {at}"
-                    )));
-                }
-                (u32_at(at + 8), at + 12)
-            } else {
-                (u16_at(at + 6) as u32, at + 8)
-            }
-        } else {
-            (u32_at(at + 4), at + 8)
-        };
-        if len == u32::MAX {
-            return Ok(());
-        }
-        let end = value_at + len as usize;
-        if end > bytes.len() {
-            return Err(corrupt(format!(
-                "element ({group:04X},{element:04X}) claims {len} bytes but only {} remain",
-                bytes.len() - value_at
-            )));
-        }
-        if (group, element) == (0x0002, 0x0010) {
-            transfer_syntax = String::from_utf8_lossy(&bytes[value_at..end])
-                .trim_end_matches(['\0', ' '])
-                .to_string();
-        }
-        at = end;
-    }
-    Ok(())
 }
 
 /// The VOI transform of DICOM PS3.3 C.11.2.1.2 onto 0..255 (rounded to whole grey levels, as

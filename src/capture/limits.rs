@@ -37,6 +37,15 @@ impl Default for Limits {
 /// not what the decoder was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// Pixel values that are not numbers (NaN) or infinite: a float TIFF, a DICOM rescale or
+    /// window of "NaN". Refused, because a model fed NaN answers with an arbitrary label.
+    #[error(
+        "{count} pixel values are not numbers (NaN or infinite); the image cannot be analysed"
+    )]
+    NotFinite {
+        /// How many pixels are not finite.
+        count: usize,
+    },
     /// The file could not be opened or read.
     #[error("cannot read file: {0}")]
     Io(#[from] std::io::Error),
