@@ -76,11 +76,19 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
     let n = sock.recv(&mut buf).expect("a notify message was sent");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"));
 
-    // Inputs are filed away, renamed after their records; ignored files stay put.
+    // Inputs are filed away, renamed after their records; ignored files stay put; nothing is
+    // left in processing/, where each film sat while it was analysed.
     assert_eq!(
         files(&inbox),
-        [".partial-copy.png", "done", "failed", "notes.txt"]
+        [
+            ".partial-copy.png",
+            "done",
+            "failed",
+            "notes.txt",
+            "processing"
+        ]
     );
+    assert!(files(&inbox.join("processing")).is_empty());
     let done = files(&inbox.join("done"));
     let failed = files(&inbox.join("failed"));
     assert_eq!(done.len(), 1, "{done:?}");
@@ -138,6 +146,56 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
         .unwrap()
         .to_rgb8();
     assert_eq!(screen.get_pixel(2, screen.height() - 2).0, [150, 20, 20]);
+}
+
+/// A film that crashed, hung or exhausted the last run (it is still in `processing/`) is not
+/// analysed again: it goes to `failed/` with the reason, and the films behind it are analysed.
+/// Before, the inbox analysed a file in place, so a poison file was hit at every restart until
+/// systemd gave up, and every film behind it waited for ever.
+#[test]
+fn a_film_the_last_run_died_on_is_quarantined_not_retried() {
+    let d = tempfile::tempdir().unwrap();
+    let inbox = d.path().join("inbox");
+    std::fs::create_dir_all(inbox.join("processing")).unwrap();
+    std::fs::write(
+        inbox.join("processing/poison.png"),
+        b"whatever killed the last run",
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/samples/nih-normal-1.png"),
+        inbox.join("next.png"),
+    )
+    .unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source = \"dir:{}\"\ndisplay = \"none\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n",
+            inbox.display(),
+            root().join("models/cxr-net.toml").display(),
+            d.path().join("results").display()
+        ),
+    )
+    .unwrap();
+    let out = command()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 analysed, 1 failed"), "{stderr}");
+    assert!(files(&inbox.join("processing")).is_empty());
+    let failed = files(&inbox.join("failed"));
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed
+        .iter()
+        .all(|f| f.starts_with("stopped-") && !f.contains("poison")));
+    let reason = failed.iter().find(|f| f.ends_with(".error.txt")).unwrap();
+    let why = std::fs::read_to_string(inbox.join("failed").join(reason)).unwrap();
+    assert!(why.contains("stopped while analysing this file"), "{why}");
+    assert_eq!(files(&inbox.join("done")).len(), 1);
 }
 
 #[test]

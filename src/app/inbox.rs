@@ -1,6 +1,12 @@
 //! The watch folder: every image file that appears in it (and has stopped changing) is analysed
 //! once, recorded, shown, and then moved to `done/` (renamed after its record, which drops a
 //! file name that may identify the patient) or to `failed/` with the reason beside it.
+//!
+//! A file is moved into `processing/` before it is analysed (the rename made durable with an
+//! fsync of both folders), so a file that crashes, hangs or exhausts the analysis is never taken
+//! again: at the next start whatever is still in `processing/` goes to `failed/`, "the service
+//! stopped while analysing this file", and the films behind it are analysed. A hung analysis is
+//! ended by systemd's watchdog, which is fed only for [`ANALYSIS_BUDGET`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +19,23 @@ use crate::capture::{self, Input, InputSource};
 use crate::model::Classifier;
 use crate::record::Record;
 use crate::store::Origin;
-use crate::ui::Screen;
+use crate::ui::{Problem, Screen};
+
+/// A file is taken once it has not changed for this long (and between two looks): a copy over
+/// a slow network share or from a card reader stalls for seconds at a time, and a half-written
+/// film analysed as a whole one ends up in `failed/` while its complete copy is lost.
+pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// How long one analysis may take while systemd's watchdog is fed; after that the service is
+/// left to the watchdog (restarted), and the file in `processing/` is quarantined at the start.
+/// A film takes well under a second on a Pi 5; 60 s covers a 100-megapixel DICOM on a Pi 4.
+pub const ANALYSIS_BUDGET: Duration = Duration::from_secs(60);
+
+/// The folder a file sits in while it is analysed.
+const PROCESSING: &str = "processing";
+
+/// What the `.error.txt` of a file found in `processing/` at start says.
+pub const STOPPED_WHILE_ANALYSING: &str = "the service stopped while analysing this file (it crashed, hung or ran out of memory on it); it is not analysed again";
 
 /// Image files in a watch folder: by extension, because a half-copied file has no content to
 /// sniff yet. Content is checked when the file is decoded.
@@ -46,8 +68,9 @@ impl Inbox {
         }
     }
 
-    /// Files ready to analyse, oldest name first. `settle = false` takes everything at once.
-    fn ready(&mut self, settle: bool) -> Result<Vec<PathBuf>> {
+    /// Files ready to analyse, oldest name first: seen unchanged at the last look and not
+    /// modified for `settle` before `now`. `settle = None` takes everything at once (`--once`).
+    fn ready(&mut self, settle: Option<Duration>, now: SystemTime) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create the inbox {}", self.dir.display()))?;
         let mut now_seen = HashMap::new();
@@ -60,11 +83,13 @@ impl Inbox {
             if !meta.is_file() || !is_image_name(&p) || self.stuck.contains(&p) {
                 continue;
             }
-            let sig = (
-                meta.len(),
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            );
-            if !settle || self.last_seen.get(&p) == Some(&sig) {
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let sig = (meta.len(), modified);
+            let quiet = |d: Duration| {
+                self.last_seen.get(&p) == Some(&sig)
+                    && now.duration_since(modified).is_ok_and(|age| age >= d)
+            };
+            if settle.is_none_or(quiet) {
                 ready.push(p.clone());
             }
             now_seen.insert(p, sig);
@@ -72,6 +97,41 @@ impl Inbox {
         self.last_seen = now_seen;
         ready.sort();
         Ok(ready)
+    }
+
+    /// Move `path` into `processing/` before it is analysed, durably: after a crash the file is
+    /// found there, not in the inbox again.
+    fn take(&mut self, path: &Path) -> Result<PathBuf> {
+        let dir = self.dir.join(PROCESSING);
+        let name = path.file_name().context("an inbox file without a name")?;
+        let to = dir.join(name);
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::rename(path, &to))
+            .and_then(|_| sync_dir(&dir))
+            .and_then(|_| sync_dir(&self.dir))
+            .with_context(|| format!("cannot move {} to {}", path.display(), dir.display()))?;
+        Ok(to)
+    }
+
+    /// Files left in `processing/` by a run that stopped while analysing them: to `failed/`
+    /// with the reason, never analysed again. Returns how many.
+    fn quarantine_leftovers(&mut self) -> usize {
+        let dir = self.dir.join(PROCESSING);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        // Named by time and count, like records are named by hash: the file name may carry the
+        // patient's name.
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut n = 0;
+        for p in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+            n += 1;
+            let stem = format!("stopped-{secs}-{n}");
+            self.move_to(&p, "failed", &stem, Some(STOPPED_WHILE_ANALYSING));
+        }
+        n
     }
 
     /// Move an analysed file to done/ or failed/ (with `<name>.error.txt` beside it), named
@@ -83,18 +143,30 @@ impl Inbox {
         } else {
             "done"
         };
+        self.move_to(
+            path,
+            sub,
+            rec.log_name().unwrap_or("film"),
+            rec.error.as_deref(),
+        );
+    }
+
+    /// Move `path` to `<inbox>/<sub>/<stem>.<ext>`, with `<stem>.error.txt` beside it when there
+    /// is an error, and make the move durable.
+    fn move_to(&mut self, path: &Path, sub: &str, stem: &str, error: Option<&str>) {
         let to_dir = self.dir.join(sub);
-        let stem = rec.log_name().unwrap_or("film");
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         let to = to_dir.join(format!("{stem}.{}", ext.as_deref().unwrap_or("img")));
         let res = std::fs::create_dir_all(&to_dir)
             .and_then(|_| std::fs::rename(path, &to))
-            .and_then(|_| match &rec.error {
+            .and_then(|_| match error {
                 Some(e) => std::fs::write(to.with_extension("error.txt"), format!("{e}\n")),
                 None => Ok(()),
-            });
+            })
+            .and_then(|_| sync_dir(&to_dir))
+            .and_then(|_| path.parent().map_or(Ok(()), sync_dir));
         if let Err(e) = res {
             eprintln!(
                 "cxr-edge run: analysed {}, but cannot move it to {}: {e}; it stays and is not analysed again until restart",
@@ -106,14 +178,25 @@ impl Inbox {
     }
 }
 
+/// Make the names in `dir` durable (a rename is in the directory, not the file).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Watch `dir` until stopped (`once`: take what is there now, then return).
 pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool) -> Result<()> {
     let poll = Duration::from_millis(k.cfg.poll_ms);
     let mut inbox = Inbox::new(dir.to_path_buf());
+    let left = inbox.quarantine_leftovers();
+    if left > 0 {
+        eprintln!("cxr-edge run: {left} file(s) left in {PROCESSING}/ by a run that stopped while analysing them: moved to failed/");
+        k.totals.failed += left;
+        k.show_problem(Problem::BadImage, STOPPED_WHILE_ANALYSING);
+    }
     let mut waiting_shown = false;
     loop {
         k.notifier.watchdog();
-        match inbox.ready(!once) {
+        match inbox.ready((!once).then_some(SETTLE), SystemTime::now()) {
             Ok(files) => {
                 if files.is_empty() && !waiting_shown {
                     let hint = format!("Copy chest X-ray images into {}", dir.display());
@@ -123,12 +206,22 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
                 }
                 for f in files {
                     k.notifier.watchdog();
+                    let taken = match inbox.take(&f) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            eprintln!(
+                                "cxr-edge run: {e:#}; it stays and is not analysed until restart"
+                            );
+                            inbox.stuck.insert(f);
+                            continue;
+                        }
+                    };
                     let input = Input {
                         display: f.display().to_string(),
-                        source: InputSource::File(f.clone()),
+                        source: InputSource::File(taken.clone()),
                     };
                     let rec = k.analyse(clf, &input, Origin::Inbox);
-                    inbox.file_away(&f, &rec);
+                    inbox.file_away(&taken, &rec);
                     waiting_shown = false;
                 }
             }
@@ -159,24 +252,46 @@ mod tests {
     fn inbox_takes_a_file_only_once_it_stopped_changing() {
         let d = tempfile::tempdir().unwrap();
         let mut inbox = Inbox::new(d.path().join("inbox"));
-        assert!(inbox.ready(true).unwrap().is_empty(), "creates the folder");
+        let settle = Some(SETTLE);
+        let now = SystemTime::now();
+        let later = |s: u64| now + Duration::from_secs(s);
+        assert!(
+            inbox.ready(settle, now).unwrap().is_empty(),
+            "creates the folder"
+        );
         let f = inbox.dir.join("a.png");
         std::fs::write(&f, b"half").unwrap();
         std::fs::write(inbox.dir.join(".b.png.partial"), b"x").unwrap();
         std::fs::write(inbox.dir.join("notes.txt"), b"x").unwrap();
-        assert!(inbox.ready(true).unwrap().is_empty(), "first sighting");
+        assert!(
+            inbox.ready(settle, later(1)).unwrap().is_empty(),
+            "first sighting"
+        );
         std::fs::write(&f, b"half and the rest").unwrap();
-        assert!(inbox.ready(true).unwrap().is_empty(), "still growing");
+        let written = std::fs::metadata(&f).unwrap().modified().unwrap();
+        let after = |s: u64| written + Duration::from_secs(s);
+        assert!(
+            inbox.ready(settle, after(1)).unwrap().is_empty(),
+            "still growing"
+        );
+        // A copy that stalls for 2.5 s looks finished to a one-poll rule; not to this one.
+        assert!(
+            inbox.ready(settle, after(3)).unwrap().is_empty(),
+            "stalled, not done"
+        );
         assert_eq!(
-            inbox.ready(true).unwrap(),
+            inbox.ready(settle, after(11)).unwrap(),
             vec![f.clone()],
-            "unchanged for a poll"
+            "unchanged for the settle time"
         );
         inbox.stuck.insert(f.clone());
-        assert!(inbox.ready(true).unwrap().is_empty(), "never twice");
+        assert!(
+            inbox.ready(settle, after(12)).unwrap().is_empty(),
+            "never twice"
+        );
         inbox.stuck.clear();
         assert_eq!(
-            inbox.ready(false).unwrap(),
+            inbox.ready(None, now).unwrap(),
             vec![f],
             "--once takes it at once"
         );

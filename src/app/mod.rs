@@ -11,11 +11,12 @@ pub mod inbox;
 pub mod live;
 pub mod notify;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::analysis::{analyse, How, Subject};
+use crate::analysis::{analyse, Analysis, How, Subject};
 use crate::capture::{self, Input};
 use crate::config::{Config, SourceSpec};
 use crate::display::Output;
@@ -68,13 +69,58 @@ impl Kiosk<'_> {
     }
 
     /// Analyse one file or sample, record it and show it. Returns the record.
+    ///
+    /// The file may be hostile: the analysis runs on its own thread, a panic there becomes an
+    /// error record, and systemd's watchdog is fed while it runs, for at most
+    /// [`inbox::ANALYSIS_BUDGET`]; an analysis that takes longer is left to the watchdog.
     fn analyse(&mut self, clf: &Classifier, input: &Input, origin: Origin) -> Record {
         let how = How {
             mode: self.cfg.input,
             heatmap: true,
             ..How::default()
         };
-        let mut a = analyse(Subject::Input(input), &how, clf);
+        let notifier = &self.notifier;
+        let outcome = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let a = catch_unwind(AssertUnwindSafe(|| {
+                    analyse(Subject::Input(input), &how, clf)
+                }));
+                let _ = tx.send(a);
+            });
+            let start = Instant::now();
+            let mut over = false;
+            loop {
+                match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(a) => return a.ok(),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                if start.elapsed() < inbox::ANALYSIS_BUDGET {
+                    notifier.watchdog();
+                } else if !over {
+                    over = true;
+                    eprintln!(
+                        "cxr-edge run: the analysis of {} has taken over {:?}; no longer telling the watchdog we are alive",
+                        input.display,
+                        inbox::ANALYSIS_BUDGET
+                    );
+                }
+            }
+        });
+        let mut a = outcome.unwrap_or_else(|| {
+            let mut record = Record::new(&input.display, clf.id());
+            record.error = Some(
+                "the analysis failed unexpectedly (a bug in cxr-edge); the file was not analysed"
+                    .into(),
+            );
+            Analysis {
+                record,
+                input_sha256: None,
+                film: None,
+                heatmap: None,
+            }
+        });
         match self
             .log
             .record(&mut a, origin, self.cfg.storage.keep_images)
