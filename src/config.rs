@@ -181,6 +181,10 @@ pub struct ServeSection {
     /// Seconds a silent client is kept before it is dropped (1 ..= 600).
     #[serde(default = "default_client_timeout")]
     pub client_timeout_s: u64,
+    /// Names clients may use for this server besides its IP addresses and `localhost` (e.g.
+    /// `cxr-unit-7.local`); a request with any other `Host` is refused (DNS rebinding).
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 impl Default for ServeSection {

@@ -171,3 +171,61 @@ fn a_token_is_needed_when_set_and_for_the_network() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("set an access token first"), "{err}");
 }
+
+/// A page on another site cannot use the device: a cross-site POST (Origin and Host of the
+/// attacker, as DNS rebinding makes them) is refused before anything is read or recorded, a
+/// POST without the page's own header is refused, and the answers say who may read them.
+/// Before, a POST with `Origin: http://evil.example` and `Host: evil.example` became an
+/// `upload` record.
+#[test]
+fn cross_site_and_rebinding_requests_are_refused() {
+    let s = serve("hosts = [\"cxr-unit-7.local\"]\n", &["--variant", "f32"]);
+    let png = sample("nih-normal-1.png");
+    let body = client::multipart_body(&[("file", Some("film.png"), &png)]);
+    let post = |headers: &[(&str, &str)]| {
+        client::request_with(s.addr, "POST", "/api/classify", headers, Some(&body), T).unwrap()
+    };
+    let xrw = ("X-Requested-With", "cxr-edge");
+    let rebound = post(&[
+        ("Host", "evil.example"),
+        ("Origin", "http://evil.example"),
+        xrw,
+    ]);
+    assert_eq!(rebound.status, 421, "{}", rebound.text());
+    let addr = s.addr.to_string();
+    let cross = post(&[("Origin", "http://evil.example"), xrw]);
+    assert_eq!(cross.status, 403, "{}", cross.text());
+    let form = post(&[("Host", addr.as_str())]);
+    assert_eq!(form.status, 403, "{}", form.text());
+    assert!(form.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("X-Requested-With"));
+    assert!(
+        records(&s.results).is_empty(),
+        "nothing refused is recorded"
+    );
+
+    // The device's own page, by address or by a configured name, is served.
+    let origin = format!("http://{addr}");
+    let own = post(&[("Origin", origin.as_str()), xrw]);
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(
+        own.header("cross-origin-resource-policy"),
+        Some("same-origin")
+    );
+    let named = client::request_with(
+        s.addr,
+        "GET",
+        "/api/health",
+        &[("Host", "cxr-unit-7.local:8080")],
+        None,
+        T,
+    )
+    .unwrap();
+    assert_eq!(named.status, 200, "{}", named.text());
+    let heat = own.json()["heatmap"].as_str().unwrap().to_string();
+    let pic = request(s.addr, "GET", &heat, None, None, T).unwrap();
+    assert_eq!(pic.header("cache-control"), Some("no-store"));
+    assert_eq!(records(&s.results).len(), 1);
+}

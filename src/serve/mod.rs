@@ -17,6 +17,7 @@
 #[path = "../../tests/common/client.rs"]
 mod client;
 mod net;
+mod origin;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -65,6 +66,8 @@ pub struct ServeOptions {
     pub client_timeout: Duration,
     /// Keep each upload's heatmap picture next to its record.
     pub keep_images: bool,
+    /// Names (besides IP addresses and `localhost`) that clients may use for this server.
+    pub hosts: Vec<String>,
 }
 
 impl ServeOptions {
@@ -89,6 +92,7 @@ impl ServeOptions {
             queue: s.queue,
             client_timeout: Duration::from_secs(s.client_timeout_s),
             keep_images,
+            hosts: s.hosts.clone(),
         })
     }
 }
@@ -101,6 +105,8 @@ struct AppState {
     token: Option<String>,
     model: crate::model::ModelId,
     body_timeout: Duration,
+    /// Names the server answers to besides IP addresses and `localhost` (see [`origin`]).
+    names: Vec<String>,
 }
 
 type Shared = Arc<AppState>;
@@ -311,7 +317,8 @@ async fn picture(
         Some(png) => (
             [
                 (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "private, max-age=600"),
+                // A film is patient data: no cache on the way or in the browser keeps it.
+                (header::CACHE_CONTROL, "no-store"),
             ],
             png,
         )
@@ -321,6 +328,42 @@ async fn picture(
             "no such picture (only the last results are kept in memory)",
         ),
     }
+}
+
+/// Refuse requests that do not name this server, come from another site, or POST without the
+/// page's own header (see [`origin`]). Before the token check and before any body is read.
+async fn same_site(
+    State(st): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !origin::host_allowed(host, &st.names) {
+        let shown: String = host.chars().take(64).collect();
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this server does not answer to the name '{shown}': use its address, or add the name to hosts in the [serve] section of the config"),
+        );
+    }
+    if let Some(o) = headers.get(header::ORIGIN) {
+        if !origin::origin_allowed(o.to_str().unwrap_or(""), host) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "requests from other sites are refused; nothing was analysed",
+            );
+        }
+    }
+    if req.method() == axum::http::Method::POST && !headers.contains_key(origin::REQUESTED_WITH) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "an upload needs the header X-Requested-With (the upload page sets it); nothing was analysed",
+        );
+    }
+    next.run(req).await
 }
 
 /// Headers on every answer: nothing is sniffed, framed or fetched from elsewhere.
@@ -342,6 +385,10 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     r
 }
 
@@ -354,6 +401,10 @@ fn router(state: Shared, max_upload_bytes: u64) -> Router {
         .route("/api/results/{id}/{file}", get(picture))
         // Room for the multipart framing around the file.
         .layer(DefaultBodyLimit::max(max_upload_bytes as usize + 64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            same_site,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -392,6 +443,7 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
             pictures,
             token: opts.token.clone(),
             body_timeout: opts.client_timeout * 2,
+            names: origin::names(&opts.hosts, local),
         });
         let app = router(state.clone(), opts.max_upload_bytes);
         // Tests and scripts read this line to learn the port when listening on port 0.

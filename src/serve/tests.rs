@@ -66,6 +66,7 @@ fn start(capacity: usize, token: Option<&str>) -> (Server, Sender<()>, Arc<Atomi
         token: token.map(str::to_string),
         model: model(),
         body_timeout: Duration::from_secs(5),
+        names: Vec::new(),
     });
     let app = router(state.clone(), 1 << 20);
     let listener = net::TimedListener::new(listener, Duration::from_secs(1));
@@ -140,7 +141,7 @@ fn an_upload_whose_client_left_is_still_analysed_and_drain_finishes_the_queue() 
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         write!(
             s,
-            "POST /api/classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=cxr-edge-boundary-7f3a9c\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/classify HTTP/1.1\r\nHost: {addr}\r\nX-Requested-With: cxr-edge\r\nContent-Type: multipart/form-data; boundary=cxr-edge-boundary-7f3a9c\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .unwrap();

@@ -66,12 +66,40 @@ pub fn request(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> std::io::Result<Reply> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    // What the upload page sets on its POSTs; the server refuses a POST without it.
+    if method == "POST" {
+        headers.push(("X-Requested-With", "cxr-edge"));
+    }
+    request_with(addr, method, path, &headers, body, timeout)
+}
+
+/// [`request`] with exactly these extra headers (a `Host` among them replaces the address).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    let host = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .map_or(addr.to_string(), |(_, v)| v.to_string());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (n, v) in headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("{n}: {v}\r\n"));
     }
     if let Some(b) = body {
         head.push_str(&format!(
