@@ -346,10 +346,24 @@ pub struct Config {
     pub serve: ServeSection,
 }
 
+/// A TOML error by line and column, without the line itself: the config holds the serve token,
+/// and the parser's own message quotes the offending line, which would then reach the journal.
+fn toml_error(e: &toml::de::Error, text: &str) -> anyhow::Error {
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            anyhow::anyhow!("line {line}, column {column}: {}", e.message())
+        }
+        None => anyhow::anyhow!("{}", e.message()),
+    }
+}
+
 impl Config {
     /// Parse and check a config file's text; an empty text gives the defaults.
     pub fn parse(text: &str) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text)?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
         if !(100..=60_000).contains(&raw.poll_ms) {
             bail!("poll_ms = {} is outside 100 ..= 60000", raw.poll_ms);
         }
@@ -449,6 +463,21 @@ mod tests {
         );
         let e = Config::parse("[storage]\ndirectory = \"x\"").unwrap_err();
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+        assert!(format!("{e:#}").contains("line 2"), "{e:#}");
+    }
+
+    /// The token's line never comes back in an error (it went to the journal before).
+    #[test]
+    fn a_broken_config_does_not_echo_the_token() {
+        for text in [
+            "[serve]\ntoken = \"s3cret-token-abcdef0123\n",
+            "[serve]\ntoken = \"s3cret-token-abcdef0123\" junk\n",
+            "[serve]\ntoken = \"s3cret-token-abcdef0123\"\ntoken = \"s3cret-token-abcdef0123\"\n",
+        ] {
+            let e = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(!e.contains("s3cret"), "{e}");
+            assert!(e.contains("line 2") || e.contains("line 3"), "{e}");
+        }
     }
 
     /// The commented-out kiosk lines of the board profiles, switched on.

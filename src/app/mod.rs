@@ -21,7 +21,8 @@ use crate::capture::{self, Input};
 use crate::config::{Config, SourceSpec};
 use crate::display::Output;
 use crate::input::{Button, Buttons};
-use crate::model::{manifest::locate_manifest, Classifier};
+use crate::model::manifest::{locate_manifest_in, Search};
+use crate::model::Classifier;
 use crate::record::Record;
 use crate::store::{Origin, ResultsLog};
 use crate::ui::{Problem, ResultView, Screen};
@@ -148,7 +149,7 @@ impl Kiosk<'_> {
 /// first failure is returned.
 fn load_model(k: &mut Kiosk, once: bool) -> Result<Classifier> {
     loop {
-        let res = locate_manifest(k.cfg.model.manifest.as_deref())
+        let res = locate_manifest_in(k.cfg.model.manifest.as_deref(), Search::for_this_process())
             .and_then(|m| Classifier::load(&m, k.cfg.model.variant.as_deref()));
         match res {
             Ok(c) => return Ok(c),

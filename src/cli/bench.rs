@@ -25,7 +25,8 @@ use crate::explain::heatmap_image;
 use crate::film::gates::check_photo;
 use crate::film::simulate::{simulate, Placement, SimOptions};
 use crate::film::{assess, find_film, rectify};
-use crate::model::{label_words, manifest::locate_manifest, Classifier, Manifest};
+use crate::model::manifest::{locate_manifest_in, Search};
+use crate::model::{label_words, Classifier, Manifest};
 use crate::pixels::Frame;
 use crate::record::Record;
 use crate::ui::{render, PreviewView, ResultView, Screen};
@@ -374,7 +375,13 @@ fn print(rows: &[Stage], args: &BenchArgs, runs: usize, sample: &str) -> Result<
 
 /// `cxr-edge bench`: every stage, for every variant (or the chosen one) and thread count.
 pub fn run(args: BenchArgs) -> Result<i32> {
-    let manifest_path = locate_manifest(args.model.model.as_deref())?;
+    // A command that writes into a config file takes only an installed (or named) model.
+    let search = if args.more.write_config.is_some() {
+        Search::Installed
+    } else {
+        Search::Anywhere
+    };
+    let manifest_path = locate_manifest_in(args.model.model.as_deref(), search)?;
     if args.more.choose {
         return choose::run(&manifest_path, &args);
     }

@@ -4,7 +4,8 @@ use anyhow::Result;
 
 use super::{ServeArgs, EXIT_OK};
 use crate::config::Config;
-use crate::model::{manifest::locate_manifest, Classifier};
+use crate::model::manifest::{locate_manifest_in, Search};
+use crate::model::Classifier;
 use crate::serve::{run as serve, ServeOptions};
 use crate::store::ResultsLog;
 
@@ -16,11 +17,12 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     // Checked before the model loads, so a refused address is reported at once.
     let opts =
         ServeOptions::from_config(&cfg.serve, args.listen.as_deref(), cfg.storage.keep_images)?;
-    let manifest = locate_manifest(
+    let manifest = locate_manifest_in(
         args.model
             .model
             .as_deref()
             .or(cfg.model.manifest.as_deref()),
+        Search::for_this_process(),
     )?;
     let variant = args
         .model

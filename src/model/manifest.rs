@@ -214,30 +214,70 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Where a manifest may be looked for when none is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// `$CXR_EDGE_MODEL`, `./models`, the installed models, and the checkout the binary was
+    /// built from: what a person at a terminal expects.
+    Anywhere,
+    /// `$CXR_EDGE_MODEL` and the installed models only. A service, and a command that rewrites
+    /// a config file, must not take a manifest that someone planted in the working directory or
+    /// in a build folder (`/tmp/...` on the build machine) and that would then name the model
+    /// and the variant written into `/etc`.
+    Installed,
+}
+
+impl Search {
+    /// `Installed` when running under systemd (it sets `INVOCATION_ID` for every unit), else
+    /// `Anywhere`.
+    pub fn for_this_process() -> Search {
+        if std::env::var_os("INVOCATION_ID").is_some() {
+            Search::Installed
+        } else {
+            Search::Anywhere
+        }
+    }
+}
+
 /// Where to look for the default manifest when `--model` is not given, in order.
 pub fn default_manifest_candidates() -> Vec<PathBuf> {
+    manifest_candidates(Search::Anywhere)
+}
+
+/// The places `search` allows, in order.
+pub fn manifest_candidates(search: Search) -> Vec<PathBuf> {
+    let anywhere = search == Search::Anywhere;
     let mut c = Vec::new();
     if let Some(p) = std::env::var_os("CXR_EDGE_MODEL") {
         c.push(PathBuf::from(p));
     }
-    c.push(PathBuf::from("models/cxr-net.toml"));
+    if anywhere {
+        c.push(PathBuf::from("models/cxr-net.toml"));
+    }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(bin) = exe.parent() {
             c.push(bin.join("../share/cxr-edge/models/cxr-net.toml"));
         }
     }
     c.push(PathBuf::from("/usr/share/cxr-edge/models/cxr-net.toml"));
-    // A binary built from a checkout (cargo run, cargo test) finds the checkout's models.
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml"));
+    if anywhere {
+        // A binary built from a checkout (cargo run, cargo test) finds the checkout's models.
+        c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml"));
+    }
     c
 }
 
-/// Find the manifest to use: the explicit one, else the first default candidate that exists.
+/// `explicit` if given, else the first manifest found in the default places.
 pub fn locate_manifest(explicit: Option<&Path>) -> Result<PathBuf> {
+    locate_manifest_in(explicit, Search::Anywhere)
+}
+
+/// `explicit` if given, else the first manifest found where `search` allows.
+pub fn locate_manifest_in(explicit: Option<&Path>, search: Search) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    let candidates = default_manifest_candidates();
+    let candidates = manifest_candidates(search);
     if let Some(p) = candidates.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
     }
@@ -249,4 +289,24 @@ pub fn locate_manifest(explicit: Option<&Path>) -> Result<PathBuf> {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service or a config rewrite never takes `./models` or the build folder (a planted
+    /// manifest there named the variant that `bench --choose --write-config` wrote into /etc).
+    #[test]
+    fn installed_search_skips_the_working_and_build_folders() {
+        let installed = manifest_candidates(Search::Installed);
+        let env = std::env::var_os("CXR_EDGE_MODEL").map(PathBuf::from);
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml");
+        for p in installed.iter().filter(|p| Some(*p) != env.as_ref()) {
+            assert!(p.is_absolute() && *p != checkout, "{p:?} in {installed:?}");
+        }
+        let anywhere = manifest_candidates(Search::Anywhere);
+        assert!(anywhere.contains(&PathBuf::from("models/cxr-net.toml")));
+        assert!(anywhere.len() > installed.len());
+    }
 }

@@ -154,11 +154,51 @@ fn write_config(path: &Path, variant: &str) -> Result<()> {
     let new = set_model_variant(&old, variant);
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, &new).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    // The config holds the serve token: the new file keeps the old one's mode and owner
+    // (0640 root:cxr-edge as installed), and a new file is private to its owner.
+    let keep = std::fs::metadata(path).ok();
+    let res = keep_access(&tmp, keep.as_ref())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .and_then(|()| std::fs::File::open(path)?.sync_all());
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot replace {}", path.display()));
+    }
     eprintln!(
         "cxr-edge bench: wrote variant = \"{variant}\" into {}",
         path.display()
     );
+    Ok(())
+}
+
+/// `s` as a TOML basic string on one line: `"` and `\` escaped, every control character as
+/// `\uXXXX`.
+fn toml_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Give `file` the mode (and, when we may, the owner) of `like`; `0600` when there is no `like`.
+fn keep_access(file: &Path, like: Option<&std::fs::Metadata>) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = like.map_or(0o600, |m| m.mode() & 0o7777);
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
+    if let Some(m) = like {
+        let mine = std::fs::metadata(file)?;
+        if (mine.uid(), mine.gid()) != (m.uid(), m.gid()) {
+            // Only root may give a file away; then the owner is kept, else the mode suffices.
+            let _ = std::os::unix::fs::chown(file, Some(m.uid()), Some(m.gid()));
+        }
+    }
     Ok(())
 }
 
@@ -204,7 +244,12 @@ pub(crate) fn run(manifest_path: &Path, args: &BenchArgs) -> Result<i32> {
 /// replaced, otherwise the line goes right under `[model]`, and a file without that table gets
 /// one at its end. Comments and every other line stay as they were.
 pub(crate) fn set_model_variant(text: &str, name: &str) -> String {
-    let line = format!("variant = \"{name}\"   # chosen by `cxr-edge bench --choose`");
+    // The name comes from a manifest: written as a one-line TOML string (quoted, escaped), it
+    // can only ever be the value of `variant`, never a line or a table of its own.
+    let line = format!(
+        "variant = {}   # chosen by `cxr-edge bench --choose`",
+        toml_quote(name)
+    );
     let mut out: Vec<String> = Vec::new();
     let (mut in_model, mut header_at, mut done) = (false, None, false);
     for l in text.lines() {
@@ -249,7 +294,7 @@ pub(crate) fn set_model_variant(text: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::set_model_variant;
+    use super::{keep_access, set_model_variant};
 
     #[test]
     fn the_variant_goes_into_the_model_table_and_nothing_else_changes() {
@@ -275,5 +320,34 @@ mod tests {
         // The result parses as TOML with the chosen variant.
         let v: toml::Value = toml::from_str(&set_model_variant(cfg, "int8")).unwrap();
         assert_eq!(v["model"]["variant"].as_str(), Some("int8"));
+    }
+
+    /// A planted manifest with a hostile variant name once wrote `[serve] listen = "0.0.0.0"`
+    /// and the attacker's token into the config; quoted, the name stays one string value.
+    #[test]
+    fn a_hostile_variant_name_stays_a_string() {
+        let evil = "int8\"\n[serve]\nlisten = \"0.0.0.0:8080\"\ntoken = \"attacker-token-1234\"\n#";
+        let got = set_model_variant("[model]\n[storage]\ndir = \"x\"\n", evil);
+        let v: toml::Value = toml::from_str(&got).unwrap();
+        assert_eq!(v["model"]["variant"].as_str(), Some(evil));
+        assert!(v.get("serve").is_none(), "{got}");
+        assert_eq!(got.lines().count(), 4, "{got}");
+    }
+
+    /// A rewritten config keeps its mode (it holds the serve token); a new one is private.
+    #[test]
+    fn a_rewritten_config_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join("config.toml");
+        std::fs::write(&old, "x").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let new = d.path().join("new");
+        std::fs::write(&new, "y").unwrap();
+        keep_access(&new, Some(&std::fs::metadata(&old).unwrap())).unwrap();
+        let mode = |p| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&new), 0o640);
+        keep_access(&new, None).unwrap();
+        assert_eq!(mode(&new), 0o600);
     }
 }
