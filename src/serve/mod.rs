@@ -38,6 +38,7 @@ use crate::analysis::InputMode;
 use crate::capture::Limits;
 use crate::config::ServeSection;
 use crate::model::Classifier;
+#[cfg(test)]
 use crate::record::Record;
 use crate::store::ResultsLog;
 pub use net::{is_loopback, token_matches};
@@ -47,6 +48,9 @@ use worker::{Analyser, Job, Pictures, Queue, Refused};
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("page.js");
+/// No film takes this long (a 36-megapixel upload takes a few seconds on a Pi 4): an analysis
+/// running longer is reported by `/api/health` as a stuck model thread.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 /// Seconds a client is asked to wait when the queue is full.
 const RETRY_AFTER_S: u64 = 2;
 
@@ -107,6 +111,8 @@ struct AppState {
     body_timeout: Duration,
     /// Names the server answers to besides IP addresses and `localhost` (see [`origin`]).
     names: Vec<String>,
+    /// An analysis running longer than this makes `/api/health` say the model is stuck.
+    stuck_after: Duration,
 }
 
 type Shared = Arc<AppState>;
@@ -165,12 +171,16 @@ async fn script() -> Response {
 }
 
 async fn health(State(st): State<Shared>) -> Response {
-    let status = if st.queue.alive() {
-        "ok"
-    } else {
-        "model stopped"
+    let stuck = st.queue.busy_for().filter(|d| *d >= st.stuck_after);
+    let status = match (st.queue.alive(), stuck) {
+        (false, _) => "model stopped".to_string(),
+        (true, Some(d)) => format!(
+            "model stuck: one analysis has been running for {} s",
+            d.as_secs()
+        ),
+        (true, None) => "ok".to_string(),
     };
-    let code = if st.queue.alive() {
+    let code = if status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -255,7 +265,7 @@ async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart)
             )
         }
     };
-    let (tx, rx) = tokio::sync::oneshot::channel::<Record>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<worker::Answer>();
     let job = Job {
         bytes,
         mode,
@@ -274,13 +284,13 @@ async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart)
         }
     }
     match rx.await {
-        Ok(rec) => {
-            let code = if rec.error.is_some() {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::OK
+        Ok(answer) => {
+            let code = match (&answer.record.error, answer.internal) {
+                (_, true) => StatusCode::INTERNAL_SERVER_ERROR,
+                (Some(_), false) => StatusCode::UNPROCESSABLE_ENTITY,
+                (None, false) => StatusCode::OK,
             };
-            (code, Json(rec)).into_response()
+            (code, Json(answer.record)).into_response()
         }
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -312,7 +322,7 @@ async fn picture(
         return r;
     }
     let which = file.strip_suffix(".png").unwrap_or("");
-    let found = st.pictures.lock().expect("pictures lock").get(&id, which);
+    let found = worker::lock(&st.pictures).get(&id, which);
     match found {
         Some(png) => (
             [
@@ -444,6 +454,7 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
             token: opts.token.clone(),
             body_timeout: opts.client_timeout * 2,
             names: origin::names(&opts.hosts, local),
+            stuck_after: STUCK_AFTER,
         });
         let app = router(state.clone(), opts.max_upload_bytes);
         // Tests and scripts read this line to learn the port when listening on port 0.

@@ -27,13 +27,21 @@ fn model() -> ModelId {
 impl Analyse for Gate {
     fn analyse(&mut self, bytes: &[u8], _mode: InputMode) -> Record {
         let _ = self.open.recv();
+        // An upload of these bytes stands for a film that makes the analysis panic.
+        if bytes == b"panic" {
+            // Unwinds like a panic, without the panic hook: printing a backtrace under load
+            // takes longer than these tests let a client wait.
+            std::panic::resume_unwind(Box::new("a film that breaks the analysis"));
+        }
         self.done.fetch_add(1, Ordering::SeqCst);
         let mut r = Record::new("upload:gate", model());
         r.label = Some(format!("{} bytes", bytes.len()));
         r
     }
-    fn failed(&self) -> Record {
-        Record::new("upload:failed", model())
+    fn failed(&mut self) -> Record {
+        let mut r = Record::new("upload:failed", model());
+        r.error = Some("the analysis failed unexpectedly".into());
+        r
     }
 }
 
@@ -67,6 +75,7 @@ fn start(capacity: usize, token: Option<&str>) -> (Server, Sender<()>, Arc<Atomi
         model: model(),
         body_timeout: Duration::from_secs(5),
         names: Vec::new(),
+        stuck_after: Duration::from_millis(100),
     });
     let app = router(state.clone(), 1 << 20);
     let listener = net::TimedListener::new(listener, Duration::from_secs(1));
@@ -236,4 +245,42 @@ fn a_silent_client_is_dropped() {
         "the server waited on a silent client"
     );
     let _ = n;
+}
+
+/// A film that makes the analysis panic gets 500 (not a result, not a hang), the server goes on
+/// analysing the next upload, and while one analysis runs too long `/api/health` says so.
+#[test]
+fn a_panicking_or_stuck_analysis_is_reported_and_the_server_goes_on() {
+    let (srv, gate, _done) = start(2, None);
+    let addr = srv.addr;
+    // The model thread sits on this upload (the gate is shut): "stuck" after 100 ms here.
+    let slow = std::thread::spawn(move || post_file(addr, None, b"slow film", None, T).unwrap());
+    wait_for("the upload to be taken", || {
+        srv.state.queue.busy_for().is_some()
+    });
+    wait_for("the analysis to run past the limit", || {
+        srv.state.queue.busy_for() >= Some(Duration::from_millis(150))
+    });
+    let h = request(addr, "GET", "/api/health", None, None, T).unwrap();
+    assert_eq!(h.status, 503, "{}", h.text());
+    assert!(h.json()["status"]
+        .as_str()
+        .unwrap()
+        .starts_with("model stuck"));
+    gate.send(()).unwrap();
+    assert_eq!(slow.join().unwrap().status, 200);
+    // A film that breaks the analysis.
+    gate.send(()).unwrap();
+    let r = post_file(addr, None, b"panic", None, T).unwrap();
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("failed unexpectedly"));
+    // The next upload is analysed as usual, and health is ok again.
+    gate.send(()).unwrap();
+    let next = post_file(addr, None, b"next film", None, T).unwrap();
+    assert_eq!(next.status, 200, "{}", next.text());
+    let h = request(addr, "GET", "/api/health", None, None, T).unwrap();
+    assert_eq!(h.status, 200, "{}", h.text());
 }

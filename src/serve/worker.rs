@@ -8,10 +8,11 @@
 use std::collections::VecDeque;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -30,7 +31,7 @@ const FILM_SIDE: u32 = 1024;
 pub struct Job {
     pub bytes: Vec<u8>,
     pub mode: InputMode,
-    pub reply: oneshot::Sender<Record>,
+    pub reply: oneshot::Sender<Answer>,
 }
 
 #[derive(Default)]
@@ -61,8 +62,23 @@ impl Pictures {
 /// [`Analyser`]; tests put a gate here to fill the queue deterministically.
 pub trait Analyse: Send + 'static {
     fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record;
-    /// The record sent when `analyse` panicked.
-    fn failed(&self) -> Record;
+    /// The record sent (and written to the results log) when `analyse` panicked.
+    fn failed(&mut self) -> Record;
+}
+
+/// What the model thread answers for one upload.
+pub struct Answer {
+    /// The record, with `error` set when there is no result.
+    pub record: Record,
+    /// The analysis itself broke (a panic, a bug): the server answers 500, not 422.
+    pub internal: bool,
+}
+
+/// A lock that a panic elsewhere cannot wedge: the data behind these locks (a list of kept
+/// pictures, a channel end, a join handle) is whole after any panic, so a poisoned lock is
+/// taken as it is.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The queue in front of the model thread.
@@ -70,6 +86,9 @@ pub struct Queue {
     tx: Mutex<Option<SyncSender<Job>>>,
     waiting: Arc<AtomicUsize>,
     alive: Arc<AtomicBool>,
+    /// When the analysis now running started (ms since `epoch`); 0 while idle.
+    busy_since_ms: Arc<AtomicU64>,
+    epoch: Instant,
     pub capacity: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -89,17 +108,31 @@ impl Queue {
         let waiting = Arc::new(AtomicUsize::new(0));
         let alive = Arc::new(AtomicBool::new(true));
         let (waiting2, alive2) = (waiting.clone(), alive.clone());
+        let busy_since_ms = Arc::new(AtomicU64::new(0));
+        let busy2 = busy_since_ms.clone();
+        let epoch = Instant::now();
         let thread = std::thread::Builder::new()
             .name("cxr-model".into())
             .spawn(move || {
                 for job in rx {
+                    busy2.store(epoch.elapsed().as_millis().max(1) as u64, Ordering::SeqCst);
                     // A panic in one analysis must not take the server's model away.
-                    let rec =
-                        catch_unwind(AssertUnwindSafe(|| analyser.analyse(&job.bytes, job.mode)))
-                            .unwrap_or_else(|_| analyser.failed());
+                    let answer = match catch_unwind(AssertUnwindSafe(|| {
+                        analyser.analyse(&job.bytes, job.mode)
+                    })) {
+                        Ok(record) => Answer {
+                            record,
+                            internal: false,
+                        },
+                        Err(_) => Answer {
+                            record: analyser.failed(),
+                            internal: true,
+                        },
+                    };
+                    busy2.store(0, Ordering::SeqCst);
                     waiting2.fetch_sub(1, Ordering::SeqCst);
                     // The client may have gone; the record was written either way.
-                    let _ = job.reply.send(rec);
+                    let _ = job.reply.send(answer);
                 }
                 alive2.store(false, Ordering::SeqCst);
             })
@@ -108,6 +141,8 @@ impl Queue {
             tx: Mutex::new(Some(tx)),
             waiting,
             alive,
+            busy_since_ms,
+            epoch,
             capacity,
             thread: Mutex::new(Some(thread)),
         }
@@ -115,7 +150,7 @@ impl Queue {
 
     /// Put a job in the queue without waiting.
     pub fn try_submit(&self, job: Job) -> Result<(), Refused> {
-        let guard = self.tx.lock().expect("queue lock");
+        let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(Refused::Stopped)?;
         // Counted before sending so the worker never finishes a job it was not counted for.
         self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -140,10 +175,22 @@ impl Queue {
         self.alive.load(Ordering::SeqCst)
     }
 
+    /// How long the analysis now running has taken; `None` while the model thread is idle.
+    pub fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since_ms.load(Ordering::SeqCst) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+
     /// Stop taking jobs, let the thread finish the accepted ones, and wait for it.
     pub fn drain(&self) {
-        self.tx.lock().expect("queue lock").take();
-        if let Some(t) = self.thread.lock().expect("queue lock").take() {
+        lock(&self.tx).take();
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
     }
@@ -188,10 +235,23 @@ fn film_png(film: &Frame) -> Vec<u8> {
 }
 
 impl Analyse for Analyser {
-    fn failed(&self) -> Record {
-        let mut rec = Record::new("upload", self.clf.id());
-        rec.error = Some("the analysis failed unexpectedly; the upload was not analysed".into());
-        rec
+    fn failed(&mut self) -> Record {
+        let mut record = Record::new("upload", self.clf.id());
+        record.error = Some(
+            "the analysis failed unexpectedly (a bug in cxr-edge); the upload was not analysed"
+                .into(),
+        );
+        // Recorded like any other upload, so the log shows that one came in and broke.
+        let mut a = crate::analysis::Analysis {
+            record,
+            input_sha256: None,
+            film: None,
+            heatmap: None,
+        };
+        if let Err(e) = self.log.record(&mut a, Origin::Upload, false) {
+            eprintln!("cxr-edge serve: {e:#}");
+        }
+        a.record
     }
 
     fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record {
@@ -216,11 +276,7 @@ impl Analyse for Analyser {
         if let (Some(name), Some(film), Some(heatmap)) =
             (rec.log_name().map(str::to_string), &a.film, &a.heatmap)
         {
-            self.pictures.lock().expect("pictures lock").insert(
-                name.clone(),
-                film_png(film),
-                png(heatmap),
-            );
+            lock(&self.pictures).insert(name.clone(), film_png(film), png(heatmap));
             rec.heatmap = Some(format!("/api/results/{name}/heatmap.png"));
         }
         rec
