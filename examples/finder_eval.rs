@@ -41,14 +41,7 @@ fn split_rows(root: &Path, split: &str, n: usize) -> Result<Vec<Row>> {
 }
 
 fn save(f: &Frame, path: &Path) -> Result<()> {
-    let bytes: Vec<u8> = f
-        .data
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
-    image::GrayImage::from_raw(f.width as u32, f.height as u32, bytes)
-        .context("size")?
-        .save(path)?;
+    f.to_luma8().save(path)?;
     Ok(())
 }
 

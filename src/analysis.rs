@@ -10,14 +10,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use image::RgbImage;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::capture::{decode_image, is_grey_file, read_limited, Input, InputSource, Limits};
 use crate::explain::heatmap_image;
 use crate::files::write_png_atomically;
 use crate::film::gates::{auto_is_bare_film, check_photo, check_photo_at, Blocked, PhotoReport};
 use crate::film::{self, Code, Quad, Warning};
-use crate::model::{label_words, not_chest, result_words, Classifier};
+use crate::model::manifest::sha256_hex;
+use crate::model::{label_words, not_chest, result_words, Classifier, ModelId};
 use crate::pixels::Frame;
 use crate::record::{InputKind, Record};
 
@@ -89,6 +89,19 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The analysis of an input that could not be analysed at all (the analysis itself broke):
+    /// only a record named `path` with the error `why`, nothing to hash or show.
+    pub fn failed(path: &str, model: ModelId, why: &str) -> Analysis {
+        let mut record = Record::new(path, model);
+        record.error = Some(why.to_string());
+        Analysis {
+            record,
+            input_sha256: None,
+            film: None,
+            heatmap: None,
+        }
+    }
+
     /// Write the heatmap picture (when there is one) to `path` and name it in the record
     /// (`classify --heatmap`, `capture --save`). The picture was asked for, so one that cannot
     /// be written makes the record an error, with the result still on it.
@@ -160,11 +173,11 @@ fn work(
                 }
                 InputSource::Sample(s) => s.bytes,
             };
-            *sha = Some(hex(&Sha256::digest(bytes)));
+            *sha = Some(sha256_hex(bytes));
             film_of_bytes(bytes, how, rec)?
         }
         Subject::Bytes(bytes) => {
-            *sha = Some(hex(&Sha256::digest(bytes)));
+            *sha = Some(sha256_hex(bytes));
             film_of_bytes(bytes, how, rec)?
         }
     };
@@ -263,17 +276,11 @@ fn classify_film(
     Ok((Some(film), heatmap))
 }
 
-/// Lower-case hex of `bytes` (hashes in records and log names).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A camera frame has no file; it is named by the hash of its size and 8-bit pixels.
 fn frame_sha(f: &Frame) -> String {
-    let mut h = Sha256::new();
-    h.update((f.width as u32).to_le_bytes());
-    h.update((f.height as u32).to_le_bytes());
-    let px: Vec<u8> = f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8).collect();
-    h.update(&px);
-    hex(&h.finalize())
+    let mut bytes = Vec::with_capacity(8 + f.data.len());
+    bytes.extend_from_slice(&(f.width as u32).to_le_bytes());
+    bytes.extend_from_slice(&(f.height as u32).to_le_bytes());
+    bytes.extend(f.data.iter().map(|v| v.clamp(0.0, 255.0) as u8));
+    sha256_hex(&bytes)
 }

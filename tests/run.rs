@@ -25,6 +25,15 @@ fn files(dir: &Path) -> Vec<String> {
     v
 }
 
+/// `cxr-edge run --once --config CFG`, to its end.
+fn run_once(cfg: &Path) -> std::process::Output {
+    command()
+        .args(["run", "--once", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn inbox_films_are_analysed_recorded_and_filed_away() {
     let d = tempfile::tempdir().unwrap();
@@ -178,11 +187,7 @@ fn a_film_the_last_run_died_on_is_quarantined_not_retried() {
         ),
     )
     .unwrap();
-    let out = command()
-        .args(["run", "--once", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_once(&cfg);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("1 analysed, 1 failed"), "{stderr}");
@@ -203,21 +208,13 @@ fn bad_config_is_refused_with_the_reason() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("config.toml");
     std::fs::write(&cfg, "source = \"webcam0\"\n").unwrap();
-    let out = command()
-        .args(["run", "--once", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_once(&cfg);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown source 'webcam0'"), "{stderr}");
     assert!(stderr.contains("'camera:DEVICE'"), "{stderr}");
     std::fs::write(&cfg, "steady_frames = 500\n").unwrap();
-    let out = command()
-        .args(["run", "--once", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = run_once(&cfg);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("steady_frames = 500"));
 }

@@ -110,17 +110,11 @@ impl Kiosk<'_> {
             }
         });
         let mut a = outcome.unwrap_or_else(|| {
-            let mut record = Record::new(&input.display, clf.id());
-            record.error = Some(
-                "the analysis failed unexpectedly (a bug in cxr-edge); the file was not analysed"
-                    .into(),
-            );
-            Analysis {
-                record,
-                input_sha256: None,
-                film: None,
-                heatmap: None,
-            }
+            Analysis::failed(
+                &input.display,
+                clf.id(),
+                "the analysis failed unexpectedly (a bug in cxr-edge); the file was not analysed",
+            )
         });
         match self
             .log

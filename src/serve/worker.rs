@@ -236,18 +236,12 @@ fn film_png(film: &Frame) -> Vec<u8> {
 
 impl Analyse for Analyser {
     fn failed(&mut self) -> Record {
-        let mut record = Record::new("upload", self.clf.id());
-        record.error = Some(
-            "the analysis failed unexpectedly (a bug in cxr-edge); the upload was not analysed"
-                .into(),
-        );
         // Recorded like any other upload, so the log shows that one came in and broke.
-        let mut a = crate::analysis::Analysis {
-            record,
-            input_sha256: None,
-            film: None,
-            heatmap: None,
-        };
+        let mut a = crate::analysis::Analysis::failed(
+            "upload",
+            self.clf.id(),
+            "the analysis failed unexpectedly (a bug in cxr-edge); the upload was not analysed",
+        );
         if let Err(e) = self.log.record(&mut a, Origin::Upload, false) {
             eprintln!("cxr-edge serve: {e:#}");
         }
