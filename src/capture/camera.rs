@@ -110,11 +110,15 @@ impl Default for CameraOptions {
 /// The size to ask for within one format's offer: the smallest at or above the wanted size,
 /// else the largest. `None` when the format lists no sizes at all.
 pub fn best_size(sizes: &[FrameSizes], want: (u32, u32)) -> Option<(u32, u32)> {
+    // The ranges come from the driver: a minimum above the maximum must not panic (`clamp`
+    // would) and rounding near u32::MAX must not wrap, hence u64.
     let snap = |v: u32, lo: u32, hi: u32, step: u32| {
+        let hi = hi.max(lo);
         let v = v.clamp(lo, hi);
-        let step = step.max(1);
+        let (lo64, step) = (u64::from(lo), u64::from(step.max(1)));
         // Round up to the grid so that the size stays at or above what was wanted.
-        (lo + (v - lo).div_ceil(step) * step).min(hi)
+        let up = lo64 + (u64::from(v) - lo64).div_ceil(step) * step;
+        up.min(u64::from(hi)) as u32
     };
     let offered: Vec<(u32, u32)> = sizes
         .iter()

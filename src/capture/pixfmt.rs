@@ -95,20 +95,24 @@ pub struct StreamFormat {
 }
 
 impl StreamFormat {
-    fn stride(&self) -> usize {
-        let packed = self.width as usize * self.format.bytes_per_pixel().unwrap_or(1);
-        (self.bytes_per_line as usize).max(packed)
+    /// Bytes per row; None when it does not fit in `usize` (a driver's numbers on 32-bit).
+    fn stride(&self) -> Option<usize> {
+        let packed =
+            (self.width as usize).checked_mul(self.format.bytes_per_pixel().unwrap_or(1))?;
+        Some((self.bytes_per_line as usize).max(packed))
     }
 
-    /// Bytes a whole uncompressed frame needs (the last row needs no padding).
+    /// Bytes a whole uncompressed frame needs (the last row needs no padding); None for a
+    /// compressed format, or when the size does not fit in `usize` (the sizes come from the
+    /// driver, and on a 32-bit board a wrapped product would pass the length check).
     pub fn frame_bytes(&self) -> Option<usize> {
         let bpp = self.format.bytes_per_pixel()?;
         let h = self.height as usize;
-        Some(if h == 0 {
-            0
-        } else {
-            self.stride() * (h - 1) + self.width as usize * bpp
-        })
+        if h == 0 {
+            return Some(0);
+        }
+        let last_row = (self.width as usize).checked_mul(bpp)?;
+        self.stride()?.checked_mul(h - 1)?.checked_add(last_row)
     }
 }
 
@@ -164,18 +168,9 @@ pub fn frame_from_buffer(
     }
     let (w, h) = (fmt.width as usize, fmt.height as usize);
     match fmt.format {
-        PixelFormat::Mjpeg => {
-            let f = decode_mjpeg_luma(data)?;
-            if (f.width, f.height) != (w, h) {
-                return Err(FrameError::SizeMismatch {
-                    got_w: f.width,
-                    got_h: f.height,
-                    width: fmt.width,
-                    height: fmt.height,
-                });
-            }
-            Ok(f)
-        }
+        // The size in the frame's header is checked against the stream's before decoding, so
+        // a damaged or hostile frame cannot make the decoder allocate for a bigger picture.
+        PixelFormat::Mjpeg => decode_mjpeg(data, Some(fmt)),
         PixelFormat::Yuyv | PixelFormat::Grey => {
             let need = fmt.frame_bytes().unwrap_or(0);
             if data.len() < need || need == 0 {
@@ -187,7 +182,9 @@ pub fn frame_from_buffer(
                     height: fmt.height,
                 });
             }
-            let (stride, step) = (fmt.stride(), fmt.format.bytes_per_pixel().unwrap_or(1));
+            // frame_bytes() succeeded, so the stride fits too.
+            let stride = fmt.stride().unwrap_or(usize::MAX);
+            let step = fmt.format.bytes_per_pixel().unwrap_or(1);
             let mut out = Vec::with_capacity(w * h);
             for row in data.chunks(stride).take(h) {
                 // YUYV is Y0 U Y1 V: every other byte is a Y sample.
@@ -201,6 +198,11 @@ pub fn frame_from_buffer(
 /// Decode a (motion) JPEG to its luma plane. UVC cameras often leave out the Huffman tables
 /// (the MJPEG convention); the decoder supplies the standard ones then.
 pub fn decode_mjpeg_luma(data: &[u8]) -> Result<Frame, FrameError> {
+    decode_mjpeg(data, None)
+}
+
+/// [`decode_mjpeg_luma`], refusing before decoding a frame whose header size is not `stream`'s.
+fn decode_mjpeg(data: &[u8], stream: Option<&StreamFormat>) -> Result<Frame, FrameError> {
     // A frame cut short on the USB link still decodes (the decoder fills the rest with grey),
     // so look for the end-of-image marker first. Some cameras pad with zeros after it.
     let end = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
@@ -219,15 +221,30 @@ pub fn decode_mjpeg_luma(data: &[u8]) -> Result<Frame, FrameError> {
     } else {
         data
     };
+    // With a stream to compare against, any size a header can hold is read and compared below
+    // (so the error names it); without one, the decoder's own limit refuses huge pictures.
+    let max = if stream.is_some() { 65_535 } else { 16_384 };
     let opts = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::Luma)
-        .set_max_width(16_384)
-        .set_max_height(16_384);
+        .set_max_width(max)
+        .set_max_height(max);
     let mut dec = JpegDecoder::new_with_options(ZCursor::new(data), opts);
-    let pixels = dec.decode().map_err(|e| FrameError::Jpeg(e.to_string()))?;
+    dec.decode_headers()
+        .map_err(|e| FrameError::Jpeg(e.to_string()))?;
     let (w, h) = dec
         .dimensions()
         .ok_or_else(|| FrameError::Jpeg("no image size in the header".into()))?;
+    if let Some(f) = stream {
+        if (w, h) != (f.width as usize, f.height as usize) {
+            return Err(FrameError::SizeMismatch {
+                got_w: w,
+                got_h: h,
+                width: f.width,
+                height: f.height,
+            });
+        }
+    }
+    let pixels = dec.decode().map_err(|e| FrameError::Jpeg(e.to_string()))?;
     if pixels.len() != w * h {
         return Err(FrameError::Jpeg(format!(
             "{} luma bytes for {w}x{h}",
@@ -370,6 +387,56 @@ mod tests {
         assert!(matches!(e, Err(FrameError::SizeMismatch { .. })), "{e:?}");
         let e = frame_from_buffer(&fmt(PixelFormat::Mjpeg, 64, 48, 0), &buf, jpeg.len() / 3);
         assert!(matches!(e, Err(FrameError::Jpeg(_))), "{e:?}");
+    }
+
+    /// A frame whose header claims a far bigger picture than the stream's is refused with the
+    /// header's size, before the decoder allocates for it (before, up to 16384x16384 was
+    /// decoded, 256 MB of luma and 1 GB as floats, and only then compared).
+    #[test]
+    fn an_mjpeg_header_bigger_than_the_stream_is_refused_before_decoding() {
+        let jpeg = encode_frame(&ramp(64, 48), PixelFormat::Mjpeg);
+        let sof = (0..jpeg.len() - 1)
+            .find(|&i| jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0)
+            .expect("a baseline SOF0 segment");
+        for (w, h) in [(20_000u16, 20_000u16), (16_000, 16_000), (64, 49)] {
+            let mut big = jpeg.clone();
+            // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+            big[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+            big[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+            let e = frame_from_buffer(&fmt(PixelFormat::Mjpeg, 64, 48, 0), &big, big.len());
+            assert_eq!(
+                e,
+                Err(FrameError::SizeMismatch {
+                    got_w: w as usize,
+                    got_h: h as usize,
+                    width: 64,
+                    height: 48
+                })
+            );
+        }
+    }
+
+    /// Frame sizes from the driver cannot wrap: on a 32-bit board a wrapped product would have
+    /// passed the length check and the copy would read past the buffer (on 64-bit, a debug
+    /// build panicked on the overflow).
+    #[test]
+    fn frame_size_arithmetic_cannot_wrap() {
+        for (w, h, bpl) in [
+            (u32::MAX, u32::MAX, 0),
+            (u32::MAX, 2, 0),
+            (2, u32::MAX, u32::MAX),
+            (1 << 16, 1 << 16, 1 << 17),
+        ] {
+            let f = fmt(PixelFormat::Yuyv, w, h, bpl);
+            let need = f.frame_bytes();
+            let exact = (w as u128 * 2).max(bpl as u128) * (h as u128 - 1) + w as u128 * 2;
+            match need {
+                Some(n) => assert_eq!(n as u128, exact, "{w}x{h} stride {bpl}"),
+                None => assert!(exact > usize::MAX as u128, "{w}x{h} stride {bpl}"),
+            }
+            let e = frame_from_buffer(&f, &[0u8; 64], 64);
+            assert!(matches!(e, Err(FrameError::Short { .. })), "{e:?}");
+        }
     }
 
     #[test]

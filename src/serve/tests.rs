@@ -284,3 +284,122 @@ fn a_panicking_or_stuck_analysis_is_reported_and_the_server_goes_on() {
     let h = request(addr, "GET", "/api/health", None, None, T).unwrap();
     assert_eq!(h.status, 200, "{}", h.text());
 }
+
+/// Clients that open connections and drip request-header bytes forever, reconnecting a second
+/// after the server drops them: what took every connection slot before (70 of them, one byte
+/// every 3 s, starved both the health check and authorised uploads).
+struct SlowClients {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    dropped: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowClients {
+    fn start(addr: SocketAddr, n: usize, drip: Duration) -> SlowClients {
+        use std::io::{ErrorKind, Read, Write};
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let connect = move || {
+            let mut s = std::net::TcpStream::connect(addr).ok()?;
+            s.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        };
+        let (stop2, dropped2) = (stop.clone(), dropped.clone());
+        let thread = std::thread::spawn(move || {
+            // (connection, when it next sends a byte or reconnects)
+            let mut clients: Vec<(Option<std::net::TcpStream>, Instant)> =
+                (0..n).map(|_| (connect(), Instant::now() + drip)).collect();
+            let mut buf = [0u8; 512];
+            while !stop2.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                for (conn, due) in clients.iter_mut() {
+                    let closed = match conn {
+                        Some(s) => match s.read(&mut buf) {
+                            Ok(0) => true,
+                            Ok(_) => false,
+                            Err(e) => e.kind() != ErrorKind::WouldBlock,
+                        },
+                        None => false,
+                    };
+                    if closed {
+                        dropped2.fetch_add(1, Ordering::SeqCst);
+                        *conn = None;
+                        *due = now + Duration::from_secs(1);
+                    }
+                    if now < *due {
+                        continue;
+                    }
+                    match conn {
+                        Some(s) => {
+                            if s.write(b"x").is_err() {
+                                *conn = None;
+                            }
+                        }
+                        None => *conn = connect(),
+                    }
+                    *due = now + drip;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        SlowClients {
+            stop,
+            dropped,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SlowClients {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// 200 slow clients on the same address as the user (so the per-address cap alone cannot
+/// help): the health check and an authorised upload still answer within 2 s, because the
+/// oldest connection without a complete request makes room for a new one.
+#[test]
+fn slow_clients_cannot_starve_the_health_check_or_an_upload() {
+    let (srv, gate, _) = start(1, Some("tok-slow"));
+    // Drip faster than the 1 s idle limit, so only the header rules can drop them.
+    let slow = SlowClients::start(srv.addr, 200, Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
+    let quick = Duration::from_secs(2);
+    for round in 0..3 {
+        let t = Instant::now();
+        let h = request(srv.addr, "GET", "/api/health", None, None, quick)
+            .unwrap_or_else(|e| panic!("round {round}: health did not answer: {e}"));
+        assert_eq!(h.status, 200, "{}", h.text());
+        eprintln!("round {round}: health answered in {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < quick,
+            "round {round}: health took {:?}",
+            t.elapsed()
+        );
+        gate.send(()).unwrap();
+        let t = Instant::now();
+        let r = post_file(srv.addr, Some("tok-slow"), b"a film", None, quick)
+            .unwrap_or_else(|e| panic!("round {round}: the upload did not answer: {e}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        eprintln!(
+            "round {round}: authorised upload answered in {:?}",
+            t.elapsed()
+        );
+        assert!(
+            t.elapsed() < quick,
+            "round {round}: upload took {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The slow ones were dropped to make room, not served.
+    let dropped = slow.dropped.load(Ordering::SeqCst);
+    eprintln!("slow connections dropped to make room: {dropped}");
+    assert!(dropped > 0);
+}

@@ -192,6 +192,27 @@ fn stepwise_sizes_snap_to_the_grid_at_or_above_the_request() {
     assert_eq!(best_size(&[], (640, 480)), None);
 }
 
+/// A driver's nonsense ranges give a size, not a panic or a wrapped one: a minimum above the
+/// maximum (clamp panicked) and a grid rounding past u32::MAX (wrapped to a tiny size).
+#[test]
+fn nonsense_stepwise_ranges_neither_panic_nor_wrap() {
+    let inverted = [FrameSizes::Stepwise {
+        min: (1280, 720),
+        max: (640, 480),
+        step: (16, 8),
+    }];
+    assert_eq!(best_size(&inverted, (800, 600)), Some((1280, 720)));
+    let huge_step = [FrameSizes::Stepwise {
+        min: (16, 16),
+        max: (u32::MAX, u32::MAX),
+        step: (u32::MAX - 1, u32::MAX - 1),
+    }];
+    assert_eq!(
+        best_size(&huge_step, (640, 480)),
+        Some((u32::MAX, u32::MAX))
+    );
+}
+
 #[test]
 fn frames_use_bytesused_and_the_format_the_driver_set() {
     let fake = Fake::new(vec![fmt(b"YUYV", &[(64, 48)]), fmt(b"GREY", &[(64, 48)])]);
