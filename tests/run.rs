@@ -324,3 +324,291 @@ fn scripted_camera_run_writes_each_screen_and_records_the_film() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown script step 'jump'"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The board package (board/common): how much systemd lets the service do, and what the Debian
+// maintainer scripts do as root (issue 16). These read the files only; the attack itself, a
+// symlinked inbox and an upgrade in a throwaway Debian root, is scripts/postinst-escalation-test.
+
+/// The units the package installs.
+const UNITS: [&str; 2] = ["cxr-edge.service", "cxr-edge-serve.service"];
+
+/// What runs as root at install, upgrade and removal: the maintainer scripts and the installer
+/// the postinst calls.
+const ROOT_SCRIPTS: [&str; 4] = [
+    "debian/postinst",
+    "debian/prerm",
+    "debian/postrm",
+    "install.sh",
+];
+
+fn board_common(name: &str) -> PathBuf {
+    root().join("board/common").join(name)
+}
+
+/// `systemd-analyze security --offline=true UNIT`: the "Overall exposure level" figure.
+fn exposure(unit: &Path) -> f64 {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run systemd-analyze ({e}): install systemd (scripts/setup --tests does)")
+        });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level for"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level for {}:\n{text}\n{}",
+                unit.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let figure = line.rsplit(':').next().unwrap().split_whitespace().next();
+    figure
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the exposure level in {line:?}"))
+}
+
+#[test]
+fn units_expose_at_most_3_0_to_systemd_analyze_security() {
+    for unit in UNITS {
+        let level = exposure(&board_common(unit));
+        assert!(
+            level <= 3.0,
+            "{unit}: exposure {level} > 3.0 (systemd-analyze security --offline=true board/common/{unit})"
+        );
+    }
+}
+
+/// `KEY=VALUE` lines of a unit file, in order.
+fn unit_settings(unit: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(board_common(unit)).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn setting(settings: &[(String, String)], key: &str) -> Option<String> {
+    settings
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// What systemd-analyze does not score: core dumps (a film is in the process's memory), a
+/// memory cap that fits a 2 GB board, files nobody outside the group can read, the devices.
+#[test]
+fn units_keep_films_out_of_core_dumps_and_cap_memory_and_devices() {
+    for unit in UNITS {
+        let s = unit_settings(unit);
+        assert_eq!(setting(&s, "LimitCORE").as_deref(), Some("0"), "{unit}");
+        let max = setting(&s, "MemoryMax").unwrap_or_else(|| panic!("{unit}: no MemoryMax="));
+        let mib: u64 = match max.strip_suffix('M') {
+            Some(m) => m.parse().unwrap(),
+            None => max.strip_suffix('G').unwrap().parse::<u64>().unwrap() * 1024,
+        };
+        assert!((512..=1024).contains(&mib), "{unit}: MemoryMax={max}");
+        let umask = setting(&s, "UMask").unwrap_or_else(|| panic!("{unit}: no UMask="));
+        let umask = u32::from_str_radix(&umask, 8).unwrap();
+        assert_eq!(umask & 0o027, 0o027, "{unit}: UMask={umask:o}");
+        assert_eq!(
+            setting(&s, "DevicePolicy").as_deref(),
+            Some("closed"),
+            "{unit}"
+        );
+        assert_eq!(setting(&s, "StateDirectoryMode").as_deref(), Some("0770"));
+    }
+    // The kiosk: only the device classes the board profiles' udev rules hand to its groups.
+    let s = unit_settings("cxr-edge.service");
+    let mut allowed: Vec<String> = s
+        .iter()
+        .filter(|(k, _)| k == "DeviceAllow")
+        .map(|(_, v)| v.clone())
+        .collect();
+    allowed.sort();
+    assert_eq!(
+        allowed,
+        [
+            "char-fb rw",
+            "char-gpiochip rw",
+            "char-spi rw",
+            "char-video4linux rw"
+        ]
+    );
+}
+
+/// systemd owns /var/lib/cxr-edge (in root's /var/lib), never a folder below it: the service
+/// user and the group can replace one with a symlink, and then systemd would refuse to start the
+/// service (252 and 257 fail it with STATE_DIRECTORY); root-side code that fixes owners must
+/// never meet a path the service user controls.
+#[test]
+fn units_own_the_state_folder_and_nothing_below_it() {
+    for unit in UNITS {
+        let s = unit_settings(unit);
+        assert_eq!(
+            setting(&s, "StateDirectory").as_deref(),
+            Some("cxr-edge"),
+            "{unit}"
+        );
+        for (k, v) in &s {
+            assert!(
+                !(k.ends_with("Directory") && v.contains("cxr-edge/")),
+                "{unit}: {k}={v}"
+            );
+        }
+    }
+}
+
+/// A script's logical lines (continuations joined, comments and blank lines dropped), with the
+/// variables it assigns a plain path to (`STATE=/var/lib/cxr-edge`) written out.
+fn script_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for raw in text.lines() {
+        let l = raw.trim();
+        if l.starts_with('#') {
+            continue;
+        }
+        match l.strip_suffix('\\') {
+            Some(head) => cur.push_str(head),
+            None => {
+                cur.push_str(l);
+                if !cur.trim().is_empty() {
+                    lines.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+            }
+        }
+    }
+    let vars: Vec<(String, String)> = lines
+        .iter()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, v)| {
+            !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                && v.starts_with('/')
+        })
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    lines
+        .into_iter()
+        .map(|mut l| {
+            for (k, v) in &vars {
+                l = l
+                    .replace(&format!("${{{k}}}"), v)
+                    .replace(&format!("${k}"), v);
+            }
+            l
+        })
+        .collect()
+}
+
+/// One command line's simple commands: split at `;`, `&&`, `||`, `|`, and the shell words that
+/// start a command (`then`, `do`, `else`), each as its words.
+fn simple_commands(line: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for part in line.split([';', '&', '|']) {
+        let mut cmd: Vec<String> = Vec::new();
+        for w in part.split_whitespace() {
+            if ["then", "do", "else", "if", "while", "!"].contains(&w) && cmd.is_empty() {
+                continue;
+            }
+            cmd.push(w.trim_matches(['(', ')']).to_string());
+        }
+        if !cmd.is_empty() {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+/// Root must never create, chown, chmod, copy, link or write anything below /var/lib/cxr-edge:
+/// the service user and the cxr-edge group can write there, so any name below it may be a
+/// symlink (`inbox -> /etc`) that root would follow. Only a command run as the service user
+/// (`setpriv --reuid=cxr-edge ...`) may.
+#[test]
+fn maintainer_scripts_never_write_below_the_state_folder_as_root() {
+    const WRITERS: [&str; 14] = [
+        "chown", "chmod", "chgrp", "mkdir", "install", "cp", "ln", "mv", "touch", "rm", "rmdir",
+        "tee", "setfacl", "truncate",
+    ];
+    const BELOW: &str = "/var/lib/cxr-edge/";
+    let mut found = Vec::new();
+    for name in ROOT_SCRIPTS {
+        let text = std::fs::read_to_string(board_common(name)).unwrap();
+        for line in script_lines(&text) {
+            // Redirections into the folder, whatever writes them.
+            for (i, _) in line.match_indices('>') {
+                let target = line[i..].trim_start_matches(['>', '&', ' ', '"', '\'']);
+                if target.starts_with(BELOW) {
+                    found.push(format!("{name}: {line}"));
+                }
+            }
+            for cmd in simple_commands(&line) {
+                let as_service_user =
+                    cmd[0] == "setpriv" && cmd.iter().any(|w| w == "--reuid=cxr-edge");
+                let writes = cmd.iter().any(|w| WRITERS.contains(&w.as_str()));
+                let below = cmd
+                    .iter()
+                    .any(|w| w.trim_matches(['"', '\'']).starts_with(BELOW));
+                if writes && below && !as_service_user {
+                    found.push(format!("{name}: {}", cmd.join(" ")));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "root writes below /var/lib/cxr-edge:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The configuration may hold the upload page's token: 0640 root:cxr-edge when installed, and
+/// a kept one from an earlier version is brought to that too.
+#[test]
+fn the_installer_keeps_the_config_0640_root_cxr_edge() {
+    let text = std::fs::read_to_string(board_common("install.sh")).unwrap();
+    let lines = script_lines(&text);
+    let installs: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("install ") && l.contains("config.toml"))
+        .collect();
+    assert!(!installs.is_empty(), "install.sh installs no config.toml");
+    for l in installs {
+        assert!(
+            l.contains("-m 0640") && l.contains("-o root") && l.contains("-g cxr-edge"),
+            "{l}"
+        );
+    }
+    // A config kept from an earlier version (0644 root:root then) is brought to the same.
+    let cfg = "\"/etc/cxr-edge/config.toml\"";
+    assert!(lines.contains(&format!("chmod 0640 {cfg}")), "{text}");
+    assert!(
+        lines.contains(&format!("chown root:cxr-edge {cfg}")),
+        "{text}"
+    );
+}
+
+/// An upgrade restarts the upload page when it was running (the kiosk service is restarted by
+/// install.sh), so that it does not go on running the replaced binary.
+#[test]
+fn an_upgrade_restarts_the_upload_page_when_it_was_running() {
+    let text = std::fs::read_to_string(board_common("debian/postinst")).unwrap();
+    let lines = script_lines(&text);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("try-restart cxr-edge-serve.service")),
+        "{text}"
+    );
+    // Not on removal: the prerm stops both.
+    let prerm = std::fs::read_to_string(board_common("debian/prerm")).unwrap();
+    assert!(prerm.contains("systemctl stop cxr-edge.service cxr-edge-serve.service"));
+}

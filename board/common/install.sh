@@ -3,8 +3,9 @@
 #   /usr/share/cxr-edge/board/install.sh [BOARD] [--force]
 # BOARD: rpi4, rpi5, jetson-orin-nano or generic (default: detected from the device tree).
 # Installs the profile's config as /etc/cxr-edge/config.toml (an existing one is kept unless
-# --force, which saves it as config.toml.old first) and its udev rules, makes sure the service
-# user is in the device groups the board has, then enables and (re)starts the service.
+# --force, which saves it as config.toml.old first; 0640 root:cxr-edge) and its udev rules, makes
+# sure the service user is in the device groups the board has, then enables and (re)starts the
+# service. Nothing here touches /var/lib/cxr-edge (see debian/postinst).
 set -e
 SHARE=/usr/share/cxr-edge/board
 board=""; force=0
@@ -23,27 +24,39 @@ fi
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
 
 # Device groups: created where the board's OS lacks them (JetPack has no gpio/spi groups);
-# udev rules below hand the device nodes to them.
+# udev rules below hand the device nodes to them. video: cameras and framebuffers; gpio: GPIO
+# buttons and panel lines; spi: SPI panels. Nothing else: the unit's DeviceAllow= lets through
+# these device classes only. input and render, which earlier versions added, are taken away.
 for g in gpio spi; do getent group "$g" >/dev/null || groupadd --system "$g"; done
-for g in video gpio spi input render; do
-  getent group "$g" >/dev/null && usermod -a -G "$g" cxr-edge
+for g in video gpio spi; do
+  if getent group "$g" >/dev/null; then usermod -a -G "$g" cxr-edge; fi
+done
+for g in input render; do
+  if id -nG cxr-edge | tr ' ' '\n' | grep -qx "$g"; then gpasswd -d cxr-edge "$g" >/dev/null; fi
 done
 
+# The configuration may hold the upload page's token: root writes it, the service's group reads
+# it, nobody else does (0640 root:cxr-edge, also for a config kept from an earlier version).
+CFG=/etc/cxr-edge/config.toml
 mkdir -p /etc/cxr-edge
-if [ -e /etc/cxr-edge/config.toml ] && [ "$force" = 1 ]; then
-  cp /etc/cxr-edge/config.toml /etc/cxr-edge/config.toml.old
+if [ -e "$CFG" ] && [ "$force" = 1 ]; then
+  cp -p "$CFG" "$CFG.old"
 fi
-if [ ! -e /etc/cxr-edge/config.toml ] || [ "$force" = 1 ]; then
-  install -m 0644 "$SHARE/$board/config.toml" /etc/cxr-edge/config.toml
-  echo "install.sh: /etc/cxr-edge/config.toml is the $board profile"
+if [ ! -e "$CFG" ] || [ "$force" = 1 ]; then
+  install -m 0640 -o root -g cxr-edge "$SHARE/$board/config.toml" "$CFG"
+  echo "install.sh: $CFG is the $board profile"
 else
-  echo "install.sh: keeping the existing /etc/cxr-edge/config.toml (use --force to replace it)"
+  echo "install.sh: keeping the existing $CFG (use --force to replace it)"
+fi
+if [ -f "$CFG" ] && [ ! -L "$CFG" ]; then
+  chown root:cxr-edge "$CFG"
+  chmod 0640 "$CFG"
 fi
 install -D -m 0644 "$SHARE/$board/60-cxr-edge.rules" /etc/udev/rules.d/60-cxr-edge.rules
 echo "$board" > /etc/cxr-edge/board
 if command -v udevadm >/dev/null 2>&1 && [ -d /run/udev ]; then
   udevadm control --reload-rules && udevadm trigger --subsystem-match=video4linux \
-    --subsystem-match=spidev --subsystem-match=gpio || true
+    --subsystem-match=graphics --subsystem-match=spidev --subsystem-match=gpio || true
 fi
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
