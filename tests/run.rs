@@ -612,3 +612,192 @@ fn an_upgrade_restarts_the_upload_page_when_it_was_running() {
     let prerm = std::fs::read_to_string(board_common("debian/prerm")).unwrap();
     assert!(prerm.contains("systemctl stop cxr-edge.service cxr-edge-serve.service"));
 }
+
+// ---- Power cuts: `run` killed at random points while it works through an inbox ----
+
+/// `n` distinct films (each a sample with one pixel changed, so every file has its own hash),
+/// written into `inbox`; returns their SHA-256s.
+fn distinct_films(inbox: &Path, n: usize) -> Vec<String> {
+    let samples = [
+        "ieee8023-covid-1.png",
+        "kermany-normal-1.png",
+        "kermany-pneumonia-1.png",
+        "nih-normal-1.png",
+        "nih-pneumonia-1.png",
+    ];
+    let bases: Vec<image::GrayImage> = samples
+        .iter()
+        .map(|s| {
+            image::open(root().join("tests/fixtures/samples").join(s))
+                .unwrap()
+                .to_luma8()
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut img = bases[i % bases.len()].clone();
+            let w = img.width();
+            let px = img.get_pixel_mut((i as u32 / 5) % w, (i as u32 / 5) / w);
+            px.0[0] = px.0[0].wrapping_add(1 + (i / 5 / 255) as u8);
+            let path = inbox.join(format!("film-{i:03}.png"));
+            img.save(&path).unwrap();
+            cxr_edge::model::manifest::sha256_hex(&std::fs::read(&path).unwrap())
+        })
+        .collect()
+}
+
+/// SHA-256 of every file directly in `dir` (not the `.error.txt` notes).
+fn film_hashes(dir: &Path) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|n| !n.ends_with(".txt"))
+        .map(|n| dir.join(n))
+        .filter(|p| p.is_file())
+        .map(|p| cxr_edge::model::manifest::sha256_hex(&std::fs::read(p).unwrap()))
+        .collect()
+}
+
+/// A power cut as a test can make one: SIGKILL at a random moment, `kills` times, while
+/// `run --once` works through an inbox of `films` distinct films; then one run to the end. After
+/// that every record parses, every film is exactly once in `done/` or `failed/` (the inbox and
+/// `processing/` are empty), a film in `done/` has exactly one record, no film has two, and no
+/// half-written file is left. `CXR_POWER_CUT_FILMS` and `CXR_POWER_CUT_KILLS` set the sizes
+/// (the README's figure: 200 films, 100 kills); the seed is fixed, and the moments are spread
+/// over start-up and about two films so that kills land in every phase.
+#[test]
+fn killed_at_random_points_every_film_is_filed_once_and_recorded_at_most_once() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n_films, kills) = (
+        env("CXR_POWER_CUT_FILMS", 16),
+        env("CXR_POWER_CUT_KILLS", 8),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let inbox = d.path().join("inbox");
+    let results = d.path().join("results");
+    std::fs::create_dir(&inbox).unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source = \"dir:{}\"\ndisplay = \"png:{}\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\nkeep_images = true\n",
+            inbox.display(),
+            d.path().join("screen").display(),
+            root().join("models/cxr-net.toml").display(),
+            results.display()
+        ),
+    )
+    .unwrap();
+    // Time a start-up on an empty inbox, and two films (the rest held aside), to place the kills.
+    let t = std::time::Instant::now();
+    assert!(run_once(&cfg).status.success());
+    let startup = t.elapsed();
+    let shas = distinct_films(&inbox, n_films);
+    let rest = files(&inbox)[2..].to_vec();
+    let held = d.path().join("held");
+    std::fs::create_dir(&held).unwrap();
+    for n in &rest {
+        std::fs::rename(inbox.join(n), held.join(n)).unwrap();
+    }
+    let t = std::time::Instant::now();
+    assert!(run_once(&cfg).status.success());
+    let two = t.elapsed().saturating_sub(startup);
+    for n in &rest {
+        std::fs::rename(held.join(n), inbox.join(n)).unwrap();
+    }
+    eprintln!("start-up {startup:?}, two films {two:?}");
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let span = (startup / 2).as_millis() as u64 + two.as_millis() as u64 * 2 + 1;
+    for _ in 0..kills {
+        let at = startup / 2 + std::time::Duration::from_millis(next() % span);
+        let mut child = command()
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let left_before = files(&inbox).iter().filter(|n| n.ends_with(".png")).count();
+    let out = run_once(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "the last run ended normally\n{stderr}"
+    );
+
+    // Every film exactly once, nowhere left half-way.
+    let (done, failed) = (
+        film_hashes(&inbox.join("done")),
+        film_hashes(&inbox.join("failed")),
+    );
+    assert!(film_hashes(&inbox).is_empty(), "inbox: {:?}", files(&inbox));
+    assert!(film_hashes(&inbox.join("processing")).is_empty());
+    let mut seen: Vec<&String> = done.iter().chain(&failed).collect();
+    seen.sort();
+    let mut want: Vec<&String> = shas.iter().collect();
+    want.sort();
+    assert_eq!(seen, want, "each film exactly once in done/ or failed/");
+    // Every record parses; no film has two; a film in done/ has exactly one.
+    let mut recorded: std::collections::HashMap<String, usize> = Default::default();
+    for (p, r) in cxr_edge::store::read_all(&results).unwrap() {
+        let r = r.unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        *recorded.entry(r.input_sha256.unwrap()).or_default() += 1;
+    }
+    assert!(
+        recorded.values().all(|&n| n == 1),
+        "a film with two records"
+    );
+    for sha in &done {
+        assert_eq!(
+            recorded.get(sha),
+            Some(&1),
+            "a film in done/ without its record"
+        );
+    }
+    // A film set aside as "stopped while analysing" has no record: had it one, the stop came
+    // while it was being filed away, and it belongs under that record.
+    let failed_dir = inbox.join("failed");
+    let stopped: Vec<String> = files(&failed_dir)
+        .into_iter()
+        .filter(|n| n.starts_with("stopped-") && !n.ends_with(".txt"))
+        .collect();
+    for n in &stopped {
+        let sha =
+            cxr_edge::model::manifest::sha256_hex(&std::fs::read(failed_dir.join(n)).unwrap());
+        assert_eq!(
+            recorded.get(&sha),
+            None,
+            "{n} was recorded, yet set aside as stopped"
+        );
+    }
+    // No temporaries survive the next start.
+    for dir in [&results, &inbox.join("done"), &inbox.join("failed")] {
+        let partial: Vec<String> = files(dir)
+            .into_iter()
+            .filter(|n| n.ends_with(".partial"))
+            .collect();
+        assert!(partial.is_empty(), "{}: {partial:?}", dir.display());
+    }
+    eprintln!(
+        "{n_films} films, {kills} kills: {left_before} still in the inbox before the last run; {} done, {} failed ({} of them stopped mid-analysis), {} records",
+        done.len(),
+        failed.len(),
+        stopped.len(),
+        recorded.len()
+    );
+}

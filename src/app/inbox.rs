@@ -7,6 +7,13 @@
 //! again: at the next start whatever is still in `processing/` goes to `failed/`, "the service
 //! stopped while analysing this file", and the films behind it are analysed. A hung analysis is
 //! ended by systemd's watchdog, which is fed only for [`ANALYSIS_BUDGET`].
+//!
+//! A power cut or a kill can fall anywhere, so each step is safe to repeat: a film is always in
+//! exactly one of the inbox, `processing/`, `done/` or `failed/` (renames), a record is written
+//! whole or not at all (see [`crate::files`]), and a film found in `processing/` whose record
+//! was already written (the stop came while it was being filed away) is filed under that record
+//! instead of being quarantined, so no film ends with two records or a record and a
+//! "stopped" note.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,9 +23,10 @@ use anyhow::{Context, Result};
 
 use super::{sleep_alive, Kiosk};
 use crate::capture::{self, Input, InputSource};
+use crate::files::{sync_dir, write_atomically};
 use crate::model::Classifier;
 use crate::record::Record;
-use crate::store::Origin;
+use crate::store::{rfc3339, Origin, ResultsLog};
 use crate::ui::{Problem, Screen};
 
 /// A file is taken once it has not changed for this long (and between two looks): a copy over
@@ -71,8 +79,10 @@ impl Inbox {
     /// Files ready to analyse, oldest name first: seen unchanged at the last look and not
     /// modified for `settle` before `now`. `settle = None` takes everything at once (`--once`).
     fn ready(&mut self, settle: Option<Duration>, now: SystemTime) -> Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create the inbox {}", self.dir.display()))?;
+        if !self.dir.exists() {
+            create_shared_dir(&self.dir)
+                .with_context(|| format!("cannot create the inbox {}", self.dir.display()))?;
+        }
         let mut now_seen = HashMap::new();
         let mut ready = Vec::new();
         let entries = std::fs::read_dir(&self.dir)
@@ -113,9 +123,10 @@ impl Inbox {
         Ok(to)
     }
 
-    /// Files left in `processing/` by a run that stopped while analysing them: to `failed/`
-    /// with the reason, never analysed again. Returns how many.
-    fn quarantine_leftovers(&mut self) -> usize {
+    /// Files left in `processing/` by a run that stopped: one already recorded (the stop came
+    /// while it was filed away) is filed under its record; any other goes to `failed/` with the
+    /// reason, never analysed again. Returns how many were quarantined.
+    fn quarantine_leftovers(&mut self, log: &ResultsLog) -> usize {
         let dir = self.dir.join(PROCESSING);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return 0;
@@ -127,6 +138,10 @@ impl Inbox {
             .map_or(0, |d| d.as_secs());
         let mut n = 0;
         for p in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+            if let Some(rec) = recorded_leftover(&p, log) {
+                self.file_away(&p, &rec);
+                continue;
+            }
             n += 1;
             let stem = format!("stopped-{secs}-{n}");
             self.move_to(&p, "failed", &stem, Some(STOPPED_WHILE_ANALYSING));
@@ -158,18 +173,29 @@ impl Inbox {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
-        let to = to_dir.join(format!("{stem}.{}", ext.as_deref().unwrap_or("img")));
+        let ext = ext.as_deref().unwrap_or("img");
+        // Never over another film: a rename replaces its target silently, and two runs that
+        // stop within the same second name their leftovers alike.
+        let mut to = to_dir.join(format!("{stem}.{ext}"));
+        let mut k = 1;
+        while to.exists() || to.with_extension("error.txt").exists() {
+            k += 1;
+            to = to_dir.join(format!("{stem}-{k}.{ext}"));
+        }
         let res = std::fs::create_dir_all(&to_dir)
             .and_then(|_| std::fs::rename(path, &to))
+            .and_then(|_| sync_dir(&to_dir))
+            .map_err(anyhow::Error::from)
             .and_then(|_| match error {
-                Some(e) => std::fs::write(to.with_extension("error.txt"), format!("{e}\n")),
+                Some(e) => {
+                    write_atomically(&to.with_extension("error.txt"), format!("{e}\n").as_bytes())
+                }
                 None => Ok(()),
             })
-            .and_then(|_| sync_dir(&to_dir))
-            .and_then(|_| path.parent().map_or(Ok(()), sync_dir));
+            .and_then(|_| Ok(path.parent().map_or(Ok(()), sync_dir)?));
         if let Err(e) = res {
             eprintln!(
-                "cxr-edge run: analysed {}, but cannot move it to {}: {e}; it stays and is not analysed again until restart",
+                "cxr-edge run: analysed {}, but cannot move it to {}: {e:#}; it stays and is not analysed again until restart",
                 path.display(),
                 to_dir.display()
             );
@@ -178,16 +204,40 @@ impl Inbox {
     }
 }
 
-/// Make the names in `dir` durable (a rename is in the directory, not the file).
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// Create the inbox for the people who copy films into it: group members write there, so it is
+/// 0770 whatever the service's umask (0027 under systemd would make it 0750). Only a folder made
+/// here is changed; an existing one keeps what its owner chose.
+fn create_shared_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))
+}
+
+/// The record a leftover in `processing/` already has: one for its bytes written since it was
+/// moved there (the rename set its change time), so last week's record of the same film does
+/// not count. Hashes the file as a stream: a leftover may be the huge file that killed the run.
+fn recorded_leftover(path: &Path, log: &ResultsLog) -> Option<Record> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut f = std::fs::File::open(path).ok()?;
+    let moved = f.metadata().ok()?.ctime();
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(moved).ok()?);
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut f, &mut hasher).ok()?;
+    let sha: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    log.recorded_since(&sha, &rfc3339(since))
+        .map(|(_, stored)| stored.record)
 }
 
 /// Watch `dir` until stopped (`once`: take what is there now, then return).
 pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool) -> Result<()> {
     let poll = Duration::from_millis(k.cfg.poll_ms);
     let mut inbox = Inbox::new(dir.to_path_buf());
-    let left = inbox.quarantine_leftovers();
+    let left = inbox.quarantine_leftovers(&k.log);
     if left > 0 {
         eprintln!("cxr-edge run: {left} file(s) left in {PROCESSING}/ by a run that stopped while analysing them: moved to failed/");
         k.totals.failed += left;
@@ -259,6 +309,11 @@ mod tests {
             inbox.ready(settle, now).unwrap().is_empty(),
             "creates the folder"
         );
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&inbox.dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o770, "group members copy films in");
+        }
         let f = inbox.dir.join("a.png");
         std::fs::write(&f, b"half").unwrap();
         std::fs::write(inbox.dir.join(".b.png.partial"), b"x").unwrap();

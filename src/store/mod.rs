@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
-use crate::files::{write_atomically, write_png_atomically};
+use crate::files::{remove_stale_partials, write_atomically, write_png_atomically};
 use crate::record::Record;
 
 /// Where a logged film came from.
@@ -76,11 +76,16 @@ pub struct Recorded {
 }
 
 impl ResultsLog {
-    /// Open (creating if needed) the log folder and check that we can write there now rather
-    /// than after the first film has been analysed.
+    /// Open (creating if needed) the log folder, remove the temporaries a run killed mid-write
+    /// left there, and check that we can write there now rather than after the first film has
+    /// been analysed.
     pub fn open(dir: &Path) -> Result<ResultsLog> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create results folder {}", dir.display()))?;
+        let stale = remove_stale_partials(dir);
+        if stale > 0 {
+            eprintln!("cxr-edge: removed {stale} half-written file(s) left in {} by a run that stopped mid-write", dir.display());
+        }
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")
             .with_context(|| format!("results folder {} is not writable", dir.display()))?;
@@ -141,6 +146,27 @@ impl ResultsLog {
                 Err(e)
             }
         }
+    }
+
+    /// The record of the input with this SHA-256 written at or after `since` (UTC, RFC 3339),
+    /// with its base name: how the watch folder learns, after a crash, that a film it was
+    /// filing away had already been recorded. Records are named `<time>-<first 12 hex>`, so only
+    /// those names are read.
+    pub fn recorded_since(&self, sha256: &str, since: &str) -> Option<(String, StoredRecord)> {
+        let key = format!("-{}", &sha256[..12.min(sha256.len())]);
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.') && n.ends_with(".json") && n.contains(&key))
+            .collect();
+        names.sort();
+        names.into_iter().rev().find_map(|n| {
+            let bytes = std::fs::read(self.dir.join(&n)).ok()?;
+            let rec: StoredRecord = serde_json::from_slice(&bytes).ok()?;
+            let same = rec.input_sha256.as_deref() == Some(sha256) && rec.time.as_str() >= since;
+            same.then(|| (n.trim_end_matches(".json").to_string(), rec))
+        })
     }
 
     /// Write `rec` as `<name>.json` atomically; returns its path.
