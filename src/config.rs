@@ -14,6 +14,7 @@
 //! camera_size = "1280x720"
 //! auto_capture = true      # analyse as soon as a film is held still
 //! steady_frames = 5
+//! memory_mb = 256          # peak memory of one analysis; bigger pictures are refused
 //!
 //! [buttons]
 //! chip = "/dev/gpiochip0"
@@ -259,6 +260,10 @@ fn default_camera_size() -> String {
 fn default_steady() -> usize {
     5
 }
+
+fn default_memory_mb() -> u64 {
+    crate::capture::DEFAULT_MEMORY_BUDGET >> 20
+}
 fn default_poll() -> u64 {
     1000
 }
@@ -307,6 +312,8 @@ struct RawConfig {
     auto_capture: bool,
     #[serde(default = "default_steady")]
     steady_frames: usize,
+    #[serde(default = "default_memory_mb")]
+    memory_mb: u64,
     #[serde(default)]
     model: ModelSection,
     #[serde(default)]
@@ -336,6 +343,9 @@ pub struct Config {
     pub auto_capture: bool,
     /// Frames in a row in which the film must be found and still (1 ..= 100).
     pub steady_frames: usize,
+    /// Peak memory of one analysis in MiB (32 ..= 4096): the file, the decoder's buffer and
+    /// the grey frame; a picture that needs more is refused before it is decoded.
+    pub memory_mb: u64,
     /// The `[model]` table.
     pub model: ModelSection,
     /// The `[storage]` table.
@@ -379,6 +389,10 @@ impl Config {
                 n @ 1..=100 => n,
                 n => bail!("steady_frames = {n} is outside 1 ..= 100"),
             },
+            memory_mb: match raw.memory_mb {
+                n @ 32..=4096 => n,
+                n => bail!("memory_mb = {n} is outside 32 ..= 4096"),
+            },
             model: raw.model,
             storage: raw.storage,
             buttons: raw.buttons,
@@ -404,6 +418,16 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         Config::parse(&text).with_context(|| format!("bad config {}", path.display()))
+    }
+}
+
+impl Config {
+    /// The decoding limits of one analysis under this config.
+    pub fn limits(&self) -> crate::capture::Limits {
+        crate::capture::Limits {
+            memory_budget: self.memory_mb << 20,
+            ..crate::capture::Limits::default()
+        }
     }
 }
 

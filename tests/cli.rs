@@ -169,6 +169,75 @@ fn bomb_png() -> Vec<u8> {
     out
 }
 
+/// A flat PNG of `w` x `h` RGBA at 16 bits: tiny on disk (zeros compress ~1000:1), 8 bytes a
+/// pixel for the decoder. Written row by row so the test never holds the picture itself.
+fn flat_rgba16_png(w: u32, h: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([16, 6, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row = vec![0u8; 1 + w as usize * 8];
+    for _ in 0..h {
+        z.write_all(&row).unwrap();
+    }
+    png_chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Memory is budgeted in bytes, not pixels: a 0.5 MB PNG of 8000x8000 RGBA16 (within the
+/// 64-megapixel limit) made `classify` use 790 MB; now it is refused before decoding, with what
+/// it would need, and the batch goes on. A smaller budget (`--memory-mb`) refuses smaller
+/// pictures the same way.
+#[test]
+fn a_picture_over_the_memory_budget_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("flat-rgba16-8000.png");
+    std::fs::write(&big, flat_rgba16_png(8000, 8000)).unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() < 1 << 20);
+    let good = tmp.path().join("good.jpg");
+    std::fs::write(&good, sample_bytes(".jpg")).unwrap();
+    let out = run(&[
+        "classify",
+        "--json",
+        "-j",
+        "1",
+        big.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), 2);
+    let err = recs[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("8000x8000") && err.contains("more than the 256 MB memory budget"),
+        "{err}"
+    );
+    assert!(recs[1]["error"].is_null(), "{:?}", recs[1]);
+
+    let mid = tmp.path().join("flat-rgba16-2000.png");
+    std::fs::write(&mid, flat_rgba16_png(2000, 2000)).unwrap();
+    let out = run(&[
+        "classify",
+        "--json",
+        "--memory-mb",
+        "32",
+        mid.to_str().unwrap(),
+    ]);
+    let recs = json_lines(&out);
+    let err = recs[0]["error"].as_str().unwrap_or_default();
+    assert!(err.contains("more than the 32 MB memory budget"), "{err}");
+}
+
 fn sample_bytes(ext: &str) -> Vec<u8> {
     let s = cxr_edge::capture::samples::all()
         .iter()

@@ -77,8 +77,8 @@ impl Kiosk<'_> {
     fn analyse(&mut self, clf: &Classifier, input: &Input, origin: Origin) -> Record {
         let how = How {
             mode: self.cfg.input,
+            limits: self.cfg.limits(),
             heatmap: true,
-            ..How::default()
         };
         let notifier = &self.notifier;
         let outcome = std::thread::scope(|scope| {

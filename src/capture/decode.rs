@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
-use super::limits::{DecodeError, Fmt, Limits};
+use super::limits::{shown, DecodeError, Fmt, Limits};
 use super::Frame;
 
 /// Read at most `limit` bytes of a regular file; larger files are refused without reading them.
@@ -100,10 +100,18 @@ fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
             min: limits.min_side,
         });
     }
+    // Memory in bytes, not pixels: a 512 KB PNG of 8000x8000 RGBA16 asks the decoder for
+    // 512 MB, four times what the same size in 8-bit grey does.
+    let needed = Limits::memory_needed(bytes.len() as u64, decoder.total_bytes(), pixels);
+    let what = format!(
+        "{format} image of {width}x{height} ({:?})",
+        decoder.color_type()
+    );
+    limits.check_memory(&what, needed)?;
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_side);
     l.max_image_height = Some(limits.max_side);
-    l.max_alloc = Some(limits.max_alloc);
+    l.max_alloc = Some(limits.max_alloc.min(limits.memory_budget));
     decoder.set_limits(l).map_err(corrupt)?;
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     to_frame(img, format)
@@ -138,18 +146,21 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
+/// The image decoders' messages are made safe to show like DICOM header text: some end in a
+/// newline, and a few quote the file (a chunk name, a tag value).
 fn classify_image_error(format: Fmt, e: image::ImageError) -> DecodeError {
     use image::error::ImageError as E;
+    let said = |what: &dyn std::fmt::Display| shown(what.to_string().trim(), 300);
     match e {
         E::Limits(l) => DecodeError::TooLarge {
             format,
             width: 0,
             height: 0,
-            limit: format!("decoder memory limit: {l}"),
+            limit: format!("decoder memory limit: {}", said(&l)),
         },
         E::Unsupported(u) => DecodeError::Unsupported {
             format,
-            layout: u.to_string(),
+            layout: said(&u),
         },
         E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Corrupt {
             format,
@@ -157,7 +168,7 @@ fn classify_image_error(format: Fmt, e: image::ImageError) -> DecodeError {
         },
         other => DecodeError::Corrupt {
             format,
-            detail: other.to_string(),
+            detail: said(&other),
         },
     }
 }
@@ -290,6 +301,52 @@ mod tests {
         assert!(decode_image(&padded, &Limits::default()).is_ok());
         let e = decode_image(&jpg[..jpg.len() - 40], &Limits::default()).unwrap_err();
         assert!(matches!(e, DecodeError::Corrupt { .. }), "{e}");
+    }
+
+    /// Found by fuzzing (decode_image): the JPEG decoder's message ended in a newline, which
+    /// then started a line of its own in the log and the journal.
+    #[test]
+    fn decoder_messages_are_one_printable_line() {
+        // A quantisation table that claims more bytes than the file holds; the scan and end
+        // markers after it keep the truncation check from answering first.
+        let mut jpg = vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43, 0x00, 1, 2, 3];
+        jpg.extend_from_slice(&[0xFF, 0xDA, 0xFF, 0xD9]);
+        let e = decode_image(&jpg, &Limits::default()).unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, DecodeError::Corrupt { .. }), "{m}");
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        assert!(!m.ends_with(' '), "{m:?}");
+    }
+
+    /// The same pixel count passes or not by its bytes: 600x600 grey at 8 bits fits a 4 MiB
+    /// budget, RGBA at 16 bits (8 bytes a pixel for the decoder) does not, and is refused before
+    /// decoding with what it would need.
+    #[test]
+    fn the_memory_budget_counts_bytes_not_pixels() {
+        let limits = Limits {
+            memory_budget: 4 << 20,
+            ..Limits::default()
+        };
+        let grey = image::GrayImage::from_pixel(600, 600, image::Luma([90]));
+        assert!(decode_image(&png(DynamicImage::ImageLuma8(grey)), &limits).is_ok());
+        let rgba = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(
+            600,
+            600,
+            image::Rgba([9000, 9000, 9000, 65535]),
+        );
+        let e = decode_image(&png(DynamicImage::ImageRgba16(rgba)), &limits).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DecodeError::OverBudget {
+                    needed_mb: 5,
+                    budget_mb: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("600x600"), "{e}");
     }
 
     #[test]

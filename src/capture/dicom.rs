@@ -23,7 +23,7 @@ use dicom_pixeldata::{
     ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutFunction, VoiLutOption, WindowLevel,
 };
 
-use super::limits::{DecodeError, Limits};
+use super::limits::{shown, DecodeError, Limits};
 use super::{dicom_magic, Frame};
 
 /// Modalities of projection radiographs: computed and digital radiography (RG: radiographic
@@ -48,23 +48,6 @@ fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
         .trim_matches(|c: char| c.is_whitespace() || c == '\0')
         .to_string();
     (!v.is_empty()).then_some(v)
-}
-
-/// A header value as it may be shown to a person, logged, recorded or sent to systemd: as is
-/// when it is short printable ASCII, else escaped (`\n`, `\u{1b}`) and cut to `max` characters.
-/// Header text is the file's, not ours: a Modality of `CT\nWATCHDOG_USEC=1` must not become a
-/// line of its own anywhere.
-pub(crate) fn shown(value: &str, max: usize) -> String {
-    let plain = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
-    let escaped: String = if plain {
-        value.to_string()
-    } else {
-        value.escape_debug().collect()
-    };
-    match escaped.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &escaped[..cut]),
-        None => escaped,
-    }
 }
 
 /// A code string (VR CS: at most 16 of `A-Z 0-9 _` and space, PS3.5 6.2), upper-cased first
@@ -130,6 +113,53 @@ fn refusal(obj: &DefaultDicomObject) -> Option<String> {
     }
 }
 
+/// The header's picture size against the limits: per side, in pixels (all frames), in bytes of
+/// memory (see [`Limits::memory_needed`]) and at least [`Limits::min_side`]. Every number is
+/// header text, so products saturate.
+fn check_size(
+    rows: u64,
+    cols: u64,
+    frames: u64,
+    bits: u64,
+    file_bytes: u64,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    if rows > limits.max_side as u64 || cols > limits.max_side as u64 {
+        return Err(DecodeError::DicomRefused(format!(
+            "the image is {cols}x{rows} pixels, larger than the limit of {} pixels per side",
+            limits.max_side
+        )));
+    }
+    // All frames are decoded at once by the library, so all of them count.
+    // Saturating: the frame count is header text, any number at all.
+    if (rows * cols).saturating_mul(frames) > limits.max_pixels {
+        return Err(DecodeError::DicomRefused(format!(
+            "the image is {cols}x{rows} pixels x {frames} frames, more than the limit of {} megapixels",
+            limits.max_pixels / 1_000_000
+        )));
+    }
+    // The library decodes into stored samples, then converts to f64 (8 bytes a pixel) before
+    // the grey frame is made: that is the peak, checked in bytes before any of it is allocated.
+    let bits = bits.clamp(8, 64);
+    let stored = (rows * cols)
+        .saturating_mul(frames)
+        .saturating_mul(bits.div_ceil(8));
+    let needed =
+        Limits::memory_needed(file_bytes, stored, rows * cols).saturating_add(rows * cols * 8);
+    limits.check_memory(
+        &format!("DICOM image of {cols}x{rows} x {frames} frames"),
+        needed,
+    )?;
+    if rows < limits.min_side as u64 || cols < limits.min_side as u64 {
+        return Err(DecodeError::TooSmall {
+            width: cols as u32,
+            height: rows as u32,
+            min: limits.min_side,
+        });
+    }
+    Ok(())
+}
+
 /// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
 pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     if !dicom_magic(bytes) {
@@ -165,26 +195,8 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
             if photometric.is_empty() { "of unknown colour type" } else { &photometric }
         )));
     }
-    if rows > limits.max_side as u64 || cols > limits.max_side as u64 {
-        return Err(DecodeError::DicomRefused(format!(
-            "the image is {cols}x{rows} pixels, larger than the limit of {} pixels per side",
-            limits.max_side
-        )));
-    }
-    // All frames are decoded at once by the library, so all of them count.
-    if rows * cols * frames > limits.max_pixels {
-        return Err(DecodeError::DicomRefused(format!(
-            "the image is {cols}x{rows} pixels x {frames} frames, more than the limit of {} megapixels",
-            limits.max_pixels / 1_000_000
-        )));
-    }
-    if rows < limits.min_side as u64 || cols < limits.min_side as u64 {
-        return Err(DecodeError::TooSmall {
-            width: cols as u32,
-            height: rows as u32,
-            min: limits.min_side,
-        });
-    }
+    let bits = number(&obj, tags::BITS_ALLOCATED).unwrap_or(16);
+    check_size(rows, cols, frames, bits, bytes.len() as u64, limits)?;
 
     let ts = shown(obj.meta().transfer_syntax().trim_end_matches('\0'), 64);
     let grey = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<f32>, DecodeError> {

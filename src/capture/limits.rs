@@ -17,6 +17,10 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest allocation the decoder may make.
     pub max_alloc: u64,
+    /// Bytes one analysis may hold at its peak: the file's bytes, the decoder's buffer and the
+    /// grey frame made from it (what the rest of the analysis works on is far smaller). A file
+    /// whose header promises more is refused before decoding; see [`Limits::memory_needed`].
+    pub memory_budget: u64,
     /// Smallest width or height that still carries a film worth classifying.
     pub min_side: u32,
 }
@@ -28,8 +32,37 @@ impl Default for Limits {
             max_side: 16_384,
             max_pixels: 64_000_000,
             max_alloc: 512 << 20,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             min_side: 32,
         }
+    }
+}
+
+/// The default [`Limits::memory_budget`]: 256 MiB, so that a 2 GB Pi 4 runs the kiosk, the upload
+/// page and the desktop with room to spare. Enough for a 40-megapixel 16-bit film.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
+
+impl Limits {
+    /// The peak bytes of analysing a `pixels`-pixel picture from a file of `file_bytes` whose
+    /// decoder needs `decoder_bytes` for its own buffer: all three are alive at once while the
+    /// decoded picture becomes the grey frame (4 bytes a pixel). Measured peaks (`classify`,
+    /// README "Safety and limits") follow this within the process's fixed ~45 MB.
+    pub fn memory_needed(file_bytes: u64, decoder_bytes: u64, pixels: u64) -> u64 {
+        file_bytes
+            .saturating_add(decoder_bytes)
+            .saturating_add(pixels.saturating_mul(4))
+    }
+
+    /// Refuse a picture whose analysis would need more than [`Limits::memory_budget`].
+    pub fn check_memory(&self, what: &str, needed: u64) -> Result<(), DecodeError> {
+        if needed <= self.memory_budget {
+            return Ok(());
+        }
+        Err(DecodeError::OverBudget {
+            what: what.to_string(),
+            needed_mb: needed.div_ceil(1 << 20),
+            budget_mb: self.memory_budget >> 20,
+        })
     }
 }
 
@@ -78,6 +111,16 @@ pub enum DecodeError {
         /// The limit exceeded, in words.
         limit: String,
     },
+    /// Decoding would need more memory than [`Limits::memory_budget`] allows.
+    #[error("{what} needs about {needed_mb} MB to decode, more than the {budget_mb} MB memory budget of one analysis (memory_mb in the config); refusing to decode it")]
+    OverBudget {
+        /// The picture, in words (format and size).
+        what: String,
+        /// Estimated peak, MiB.
+        needed_mb: u64,
+        /// The budget, MiB.
+        budget_mb: u64,
+    },
     /// The image is smaller than [`Limits::min_side`] on a side.
     #[error("image is only {width}x{height} pixels; at least {min}x{min} is needed")]
     TooSmall {
@@ -113,6 +156,23 @@ pub enum DecodeError {
     /// The DICOM transfer syntax or pixel encoding is not supported by this build.
     #[error("DICOM file uses an encoding this build cannot read: {0}")]
     DicomUnsupported(String),
+}
+
+/// Text from a file (a DICOM header value, a decoder's message about the file) as it may be shown
+/// to a person, logged, recorded or sent to systemd: as is when it is short printable ASCII, else
+/// escaped (`\n`, `\u{1b}`) and cut to `max` characters. The text is the file's, not ours: a
+/// Modality of `CT\nWATCHDOG_USEC=1` must not become a line of its own anywhere.
+pub(crate) fn shown(value: &str, max: usize) -> String {
+    let plain = value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    let escaped: String = if plain {
+        value.to_string()
+    } else {
+        value.escape_debug().collect()
+    };
+    match escaped.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &escaped[..cut]),
+        None => escaped,
+    }
 }
 
 /// Image format name for messages.

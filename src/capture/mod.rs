@@ -20,7 +20,7 @@ pub mod v4l2;
 pub(crate) use crate::pixels::Frame;
 pub use decode::{decode_image, is_grey_file, read_limited};
 pub use inputs::{expand_inputs, has_image_extension, sample_inputs, Input, InputSource};
-pub use limits::{DecodeError, Limits};
+pub use limits::{DecodeError, Limits, DEFAULT_MEMORY_BUDGET};
 pub use source::{read_frame_file, FileSource, FrameFileError, FrameSource, Playback, SourceError};
 
 /// A camera by device name (`/dev/video0`, `0`, or a `/dev/v4l/by-id` name) as a frame source

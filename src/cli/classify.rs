@@ -117,6 +117,23 @@ pub fn classify_inputs(
     });
 }
 
+/// How many analyses of up to `budget` bytes each fit in `available` bytes (at least one; all
+/// `wanted` when the available memory is unknown).
+fn jobs_that_fit(wanted: usize, budget: u64, available: Option<u64>) -> usize {
+    let fit = available.map_or(usize::MAX, |a| {
+        usize::try_from(a / budget.max(1)).unwrap_or(usize::MAX)
+    });
+    wanted.min(fit).max(1)
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
 pub fn run(args: ClassifyArgs) -> Result<i32> {
     let inputs = if args.paths.is_empty() {
         let s = capture::sample_inputs();
@@ -134,14 +151,25 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
     let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
-    let jobs = args.jobs.unwrap_or_else(|| {
+    let limits = Limits {
+        memory_budget: args.memory_mb << 20,
+        ..Limits::default()
+    };
+    let wanted = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let jobs = jobs_that_fit(wanted, limits.memory_budget, mem_available());
+    if jobs < wanted && args.jobs.is_some() {
+        eprintln!(
+            "cxr-edge classify: {jobs} at a time, not {wanted}: {wanted} analyses of up to {} MB each do not fit in the memory available",
+            args.memory_mb
+        );
+    }
     let opts = BatchOptions {
         input: args.input.into(),
-        limits: Limits::default(),
+        limits,
         heatmap_dir: args.heatmap.clone(),
         jobs,
     };
@@ -203,4 +231,19 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
     } else {
         EXIT_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_capped_by_the_memory_available() {
+        let mb = 1u64 << 20;
+        assert_eq!(jobs_that_fit(4, 256 * mb, Some(2048 * mb)), 4);
+        assert_eq!(jobs_that_fit(16, 256 * mb, Some(1000 * mb)), 3);
+        assert_eq!(jobs_that_fit(4, 256 * mb, Some(100 * mb)), 1, "always one");
+        assert_eq!(jobs_that_fit(8, 256 * mb, None), 8, "unknown: as asked");
+        assert_eq!(jobs_that_fit(0, 256 * mb, None), 1);
+    }
 }

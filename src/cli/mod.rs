@@ -198,9 +198,15 @@ pub struct ClassifyArgs {
     /// Write each film with its class-activation heatmap as a PNG into this directory.
     #[arg(long, value_name = "DIR")]
     pub heatmap: Option<PathBuf>,
-    /// Images analysed in parallel (default: the number of CPUs).
+    /// Images analysed in parallel (default: the number of CPUs). Capped so that this many
+    /// analyses at their memory budget fit in the memory available now.
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Peak memory of one analysis in MiB: a picture that needs more is refused before it is
+    /// decoded.
+    #[arg(long, value_name = "MB", default_value_t = crate::capture::DEFAULT_MEMORY_BUDGET >> 20,
+          value_parser = clap::value_parser!(u64).range(32..=4096))]
+    pub memory_mb: u64,
     /// What the images are: `digital` films (the whole image is the film), `film-photo`
     /// (a camera photo of a film on a light box: the film is found, straightened and checked
     /// first), or `auto` (decided per image).

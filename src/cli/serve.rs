@@ -15,8 +15,9 @@ pub fn run(args: ServeArgs) -> Result<i32> {
         cfg.storage.dir = dir.clone();
     }
     // Checked before the model loads, so a refused address is reported at once.
-    let opts =
+    let mut opts =
         ServeOptions::from_config(&cfg.serve, args.listen.as_deref(), cfg.storage.keep_images)?;
+    opts.memory_budget = cfg.limits().memory_budget;
     let manifest = locate_manifest_in(
         args.model
             .model

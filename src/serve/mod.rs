@@ -20,6 +20,7 @@ mod net;
 mod origin;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 mod worker;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+#[cfg(test)]
 use crate::analysis::InputMode;
 use crate::capture::Limits;
 use crate::config::ServeSection;
@@ -64,6 +66,8 @@ pub struct ServeOptions {
     pub max_upload_bytes: u64,
     /// Largest decoded image accepted, in pixels.
     pub max_pixels: u64,
+    /// Peak memory of one analysis, in bytes (the config's `memory_mb`).
+    pub memory_budget: u64,
     /// Uploads that may wait for the model before new ones are refused.
     pub queue: usize,
     /// How long a silent client is kept before it is dropped.
@@ -93,6 +97,7 @@ impl ServeOptions {
             token,
             max_upload_bytes: s.max_upload_mb << 20,
             max_pixels: s.max_megapixels * 1_000_000,
+            memory_budget: crate::capture::DEFAULT_MEMORY_BUDGET,
             queue: s.queue,
             client_timeout: Duration::from_secs(s.client_timeout_s),
             keep_images,
@@ -195,57 +200,6 @@ async fn health(State(st): State<Shared>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// The upload: the `file` field's bytes and the `input` mode.
-async fn read_upload(mut form: Multipart) -> Result<(Vec<u8>, InputMode), Response> {
-    let mut file = None;
-    let mut mode = InputMode::Auto;
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(error(e.status(), format!("bad upload: {}", e.body_text()))),
-        };
-        match field.name() {
-            Some("file") => {
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| error(e.status(), format!("bad upload: {}", e.body_text())))?;
-                file = Some(bytes.to_vec());
-            }
-            Some("input") => {
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| error(e.status(), format!("bad upload: {}", e.body_text())))?;
-                mode = match text.trim() {
-                    "digital" => InputMode::Digital,
-                    "film-photo" => InputMode::FilmPhoto,
-                    "auto" | "" => InputMode::Auto,
-                    other => {
-                        return Err(error(
-                            StatusCode::BAD_REQUEST,
-                            format!("input '{other}' is not digital, film-photo or auto"),
-                        ))
-                    }
-                };
-            }
-            // Unknown fields are read and dropped; they never reach the model.
-            _ => {
-                let _ = field.bytes().await;
-            }
-        }
-    }
-    match file {
-        Some(b) if !b.is_empty() => Ok((b, mode)),
-        Some(_) => Err(error(StatusCode::BAD_REQUEST, "the uploaded file is empty")),
-        None => Err(error(
-            StatusCode::BAD_REQUEST,
-            "no file: send it as the multipart field 'file'",
-        )),
-    }
-}
-
 async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart) -> Response {
     if let Err(r) = authorised(&st, &headers) {
         return r;
@@ -255,16 +209,17 @@ async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart)
     let Ok(receiving) = st.receiving.clone().try_acquire_owned() else {
         return busy(&st);
     };
-    let (bytes, mode) = match tokio::time::timeout(st.body_timeout, read_upload(form)).await {
-        Ok(Ok(u)) => u,
-        Ok(Err(r)) => return r,
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "the upload took too long; nothing was analysed",
-            )
-        }
-    };
+    let upload::Upload { bytes, mode } =
+        match tokio::time::timeout(st.body_timeout, upload::read_upload(form)).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(r)) => return error(r.status, r.message),
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the upload took too long; nothing was analysed",
+                )
+            }
+        };
     let (tx, rx) = tokio::sync::oneshot::channel::<worker::Answer>();
     let job = Job {
         bytes,
@@ -425,6 +380,7 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
     let limits = Limits {
         max_file_bytes: opts.max_upload_bytes,
         max_pixels: opts.max_pixels,
+        memory_budget: opts.memory_budget,
         ..Limits::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
