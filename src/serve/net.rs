@@ -139,6 +139,7 @@ impl TimedListener {
             open: self.open.clone(),
             waiting,
             dropped,
+            was_dropped: false,
         }
     }
 }
@@ -188,6 +189,8 @@ struct Registered {
     open: Arc<Mutex<Open>>,
     waiting: Arc<AtomicBool>,
     dropped: oneshot::Receiver<()>,
+    /// `dropped` has answered: the connection was dropped to make room.
+    was_dropped: bool,
 }
 
 impl Registered {
@@ -298,7 +301,13 @@ impl TimedStream {
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        if Pin::new(&mut self.registered.dropped).poll(cx).is_ready() {
+        // A oneshot receiver must not be polled again once it has answered.
+        if !self.registered.was_dropped
+            && Pin::new(&mut self.registered.dropped).poll(cx).is_ready()
+        {
+            self.registered.was_dropped = true;
+        }
+        if self.registered.was_dropped {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "dropped to make room: no complete request yet",
