@@ -100,13 +100,24 @@ fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
             min: limits.min_side,
         });
     }
-    // Memory in bytes, not pixels: a 512 KB PNG of 8000x8000 RGBA16 asks the decoder for
-    // 512 MB, four times what the same size in 8-bit grey does.
-    let needed = Limits::memory_needed(bytes.len() as u64, decoder.total_bytes(), pixels);
     let what = format!(
         "{format} image of {width}x{height} ({:?})",
         decoder.color_type()
     );
+    if format.0 == ImageFormat::Png {
+        drop(decoder);
+        if let Some(frame) = png_to_grey(bytes, limits, format, &what)? {
+            return Ok(frame);
+        }
+        // Interlaced: decoded whole below.
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(DecodeError::Io)?;
+        decoder = reader.into_decoder().map_err(corrupt)?;
+    }
+    // Memory in bytes, not pixels: a 512 KB PNG of 8000x8000 RGBA16 asks the decoder for
+    // 512 MB, four times what the same size in 8-bit grey does.
+    let needed = Limits::memory_needed(bytes.len() as u64, decoder.total_bytes(), pixels);
     limits.check_memory(&what, needed)?;
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_side);
@@ -115,6 +126,83 @@ fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     decoder.set_limits(l).map_err(corrupt)?;
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     to_frame(img, format)
+}
+
+/// A PNG straight to grey, one row at a time, so the peak is the grey frame and one row rather
+/// than the whole decoded picture beside it (a 16-bit RGBA film is 8 bytes a pixel decoded, 4 as
+/// grey). The same decoder and expansion as the `image` crate's, and the same arithmetic as
+/// [`to_frame`], so the values are identical (`tests/parity.rs`). `None` for an interlaced PNG,
+/// whose rows arrive in seven passes: the caller decodes it whole.
+fn png_to_grey(
+    bytes: &[u8],
+    limits: &Limits,
+    format: Fmt,
+    what: &str,
+) -> Result<Option<Frame>, DecodeError> {
+    let corrupt = |e: png::DecodingError| match e {
+        png::DecodingError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Corrupt {
+                format,
+                detail: "unexpected end of data".into(),
+            }
+        }
+        png::DecodingError::LimitsExceeded => DecodeError::TooLarge {
+            format,
+            width: 0,
+            height: 0,
+            limit: "decoder memory limit".into(),
+        },
+        other => DecodeError::Corrupt {
+            format,
+            detail: shown(other.to_string().trim(), 300),
+        },
+    };
+    let budget = usize::try_from(limits.memory_budget).unwrap_or(usize::MAX);
+    let mut d = png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: budget });
+    d.set_transformations(png::Transformations::EXPAND);
+    let mut reader = d.read_info().map_err(corrupt)?;
+    if reader.info().interlaced {
+        return Ok(None);
+    }
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    let (colour, depth) = reader.output_color_type();
+    let channels = colour.samples();
+    let size = if depth == png::BitDepth::Sixteen {
+        2
+    } else {
+        1
+    };
+    let row_bytes = reader
+        .output_line_size(reader.info().width)
+        .unwrap_or(usize::MAX);
+    let needed = Limits::memory_needed(bytes.len() as u64, row_bytes as u64, w as u64 * h as u64);
+    limits.check_memory(what, needed)?;
+    let mut data: Vec<f32> = Vec::new();
+    if data.try_reserve_exact(w * h).is_err() {
+        return Err(limits.check_memory(what, u64::MAX).unwrap_err());
+    }
+    let rgb = |r: f32, g: f32, b: f32| 0.299f32 * r + 0.587f32 * g + 0.114f32 * b;
+    while let Some(row) = reader.next_row().map_err(corrupt)? {
+        for px in row.data().chunks_exact(channels * size) {
+            let s = |i: usize| match size {
+                2 => u16::from_be_bytes([px[2 * i], px[2 * i + 1]]) as f32 / 257.0,
+                _ => px[i] as f32,
+            };
+            data.push(if channels >= 3 {
+                rgb(s(0), s(1), s(2))
+            } else {
+                s(0)
+            });
+        }
+    }
+    if data.len() != w * h {
+        let detail = format!(
+            "{} pixels decoded where the header says {w}x{h}",
+            data.len()
+        );
+        return Err(DecodeError::Corrupt { format, detail });
+    }
+    Ok(Some(Frame::new(w, h, data)))
 }
 
 /// Whether an image file stores grey levels only (read from its header; `None` if the header
@@ -318,35 +406,85 @@ mod tests {
         assert!(!m.ends_with(' '), "{m:?}");
     }
 
-    /// The same pixel count passes or not by its bytes: 600x600 grey at 8 bits fits a 4 MiB
-    /// budget, RGBA at 16 bits (8 bytes a pixel for the decoder) does not, and is refused before
-    /// decoding with what it would need.
+    /// The same pixel count passes or not by its bytes: a 1000x1000 grey JPEG (1 byte a pixel
+    /// decoded, 4 as the grey frame) fits a 6 MiB budget, a colour one (3 bytes a pixel decoded)
+    /// does not, and is refused before decoding with what it would need. A PNG is decoded row by
+    /// row to grey, so even 16-bit RGBA needs only the grey frame and fits.
     #[test]
     fn the_memory_budget_counts_bytes_not_pixels() {
         let limits = Limits {
-            memory_budget: 4 << 20,
+            memory_budget: 6 << 20,
             ..Limits::default()
         };
-        let grey = image::GrayImage::from_pixel(600, 600, image::Luma([90]));
-        assert!(decode_image(&png(DynamicImage::ImageLuma8(grey)), &limits).is_ok());
-        let rgba = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(
-            600,
-            600,
-            image::Rgba([9000, 9000, 9000, 65535]),
-        );
-        let e = decode_image(&png(DynamicImage::ImageRgba16(rgba)), &limits).unwrap_err();
+        let jpeg = |img: DynamicImage| {
+            let mut out = Vec::new();
+            img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+                .unwrap();
+            out
+        };
+        let grey = image::GrayImage::from_pixel(1000, 1000, image::Luma([90]));
+        assert!(decode_image(&jpeg(DynamicImage::ImageLuma8(grey)), &limits).is_ok());
+        let colour = image::RgbImage::from_pixel(1000, 1000, image::Rgb([90, 80, 70]));
+        let e = decode_image(&jpeg(DynamicImage::ImageRgb8(colour)), &limits).unwrap_err();
         assert!(
             matches!(
                 e,
                 DecodeError::OverBudget {
-                    needed_mb: 5,
-                    budget_mb: 4,
+                    needed_mb: 7,
+                    budget_mb: 6,
                     ..
                 }
             ),
             "{e}"
         );
-        assert!(e.to_string().contains("600x600"), "{e}");
+        assert!(e.to_string().contains("1000x1000"), "{e}");
+        let rgba = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(
+            1000,
+            1000,
+            image::Rgba([9000, 9000, 9000, 65535]),
+        );
+        assert!(decode_image(&png(DynamicImage::ImageRgba16(rgba)), &limits).is_ok());
+    }
+
+    /// Row-by-row PNG decoding gives exactly what decoding the whole picture and converting it
+    /// gives, for every colour type and depth the decoder can hand over.
+    #[test]
+    fn png_rows_equal_the_whole_picture_converted() {
+        let (w, h) = (37u32, 33u32);
+        let v = |x: u32, y: u32, k: u32| ((x * 7 + y * 13 + k * 29) % 256) as u8;
+        let v16 = |x: u32, y: u32, k: u32| (x * 1777 + y * 613 + k * 4099) as u16;
+        let images = [
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Luma([v(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::LumaA([v(x, y, 0), v(x, y, 1)])
+            })),
+            DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Luma([v16(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA16(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::LumaA([v16(x, y, 0), 1])
+            })),
+            DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgb([v(x, y, 0), v(x, y, 1), v(x, y, 2)])
+            })),
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgba([v(x, y, 0), v(x, y, 1), v(x, y, 2), 9])
+            })),
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgb([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2)])
+            })),
+            DynamicImage::ImageRgba16(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgba([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2), 7])
+            })),
+        ];
+        for img in images {
+            let kind = format!("{:?}", img.color());
+            let whole = to_frame(img.clone(), Fmt(ImageFormat::Png)).unwrap();
+            let rows = decode_image(&png(img), &Limits::default()).unwrap();
+            assert_eq!(rows, whole, "{kind}");
+        }
     }
 
     #[test]
