@@ -82,6 +82,32 @@ fn without_a_window_the_full_range_is_used() {
     assert!(lo <= 1.0 && hi >= 254.0, "range {lo}..{hi}");
 }
 
+/// Found by fuzzing (a contained panic in the RLE decoder): the decoder allocates a table of
+/// as many entries as the header's segment count before checking it; 0xFFFFFFFF asks for 16 GB,
+/// and a failed allocation aborts the process. Refused before decoding, like a short fragment.
+#[test]
+fn an_rle_header_with_an_impossible_segment_count_is_refused_before_decoding() {
+    let (w, h) = (40u32, 36u32);
+    let grey = vec![100u8; (w * h) as usize];
+    for (count, len, word) in [
+        (u32::MAX, None, "claims 4294967295 segments"),
+        (16, None, "claims 16 segments"),
+        (1, Some(2), "shorter than its 64-byte header"),
+    ] {
+        let mut frame = rle_frame(&grey, w as usize);
+        frame[0..4].copy_from_slice(&count.to_le_bytes());
+        if let Some(n) = len {
+            frame.truncate(n);
+        }
+        let mut spec = Spec::film(w, h, vec![]);
+        spec.pixels = Pixels::Encapsulated(frame);
+        spec.transfer_syntax = uids::RLE_LOSSLESS;
+        let e = decode(&write(&spec)).unwrap_err();
+        assert!(matches!(e, DecodeError::DicomCorrupt(_)), "{e}");
+        assert!(e.to_string().contains(word), "{e}");
+    }
+}
+
 #[test]
 fn rle_lossless_is_the_png() {
     let (w, h, g) = sample_grey(FILM);

@@ -17,7 +17,7 @@ mod scan;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use dicom_core::Tag;
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{
     ConvertOptions, ModalityLutOption, PixelDecoder, VoiLutFunction, VoiLutOption, WindowLevel,
@@ -160,6 +160,41 @@ fn check_size(
     Ok(())
 }
 
+/// RLE Lossless: each frame is one fragment that starts with a 64-byte header whose first word
+/// is the number of segments, 1 to 15 (PS3.5 G.3.1). The decoder allocates a table of that many
+/// entries before it looks at the fragment (a word of 0xFFFFFFFF asks for 16 GB, and a failed
+/// allocation aborts the process, which `catch_unwind` cannot stop), then slices the header by
+/// it; so the header is checked here first.
+fn check_rle_headers(obj: &DefaultDicomObject) -> Result<(), DecodeError> {
+    if obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']) != uids::RLE_LOSSLESS {
+        return Ok(());
+    }
+    let fragments = obj
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.value().fragments())
+        .unwrap_or_default();
+    for (i, f) in fragments.iter().enumerate() {
+        let segments = f
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match segments {
+            Some(1..=15) if f.len() >= 64 => {}
+            Some(n) if f.len() >= 64 => {
+                return Err(corrupt(format!(
+                    "RLE fragment {i} claims {n} segments; 1 to 15 are possible"
+                )))
+            }
+            _ => {
+                return Err(corrupt(format!(
+                    "RLE fragment {i} is {} bytes, shorter than its 64-byte header",
+                    f.len()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
 pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     if !dicom_magic(bytes) {
@@ -197,6 +232,7 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     }
     let bits = number(&obj, tags::BITS_ALLOCATED).unwrap_or(16);
     check_size(rows, cols, frames, bits, bytes.len() as u64, limits)?;
+    check_rle_headers(&obj)?;
 
     let ts = shown(obj.meta().transfer_syntax().trim_end_matches('\0'), 64);
     let grey = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<f32>, DecodeError> {

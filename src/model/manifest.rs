@@ -97,14 +97,18 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read model manifest {}", path.display()))?;
-        let mut m: Manifest = toml::from_str(&text)
-            .with_context(|| format!("model manifest {} is not valid", path.display()))?;
-        m.dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        m.validate()
-            .with_context(|| format!("model manifest {} is not usable", path.display()))?;
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Manifest::parse(&text, dir)
+            .with_context(|| format!("model manifest {} is not usable", path.display()))
+    }
+
+    /// Parse and validate a manifest's text; `dir` is where its variant files are looked for
+    /// (the manifest's own directory when read by [`Manifest::load`]). Nothing is read from disk.
+    pub fn parse(text: &str, dir: &Path) -> Result<Manifest> {
+        let mut m: Manifest =
+            toml::from_str(text).context("not valid TOML for a model manifest")?;
+        m.dir = dir.to_path_buf();
+        m.validate()?;
         Ok(m)
     }
 

@@ -33,9 +33,12 @@ const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
-/// Value representations with a 4-byte length in explicit VR (PS3.5 7.1.2).
-const LONG_VRS: [&[u8; 2]; 13] = [
-    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+/// Value representations with a 2-byte length in explicit VR (PS3.5 7.1.2). Every other VR has
+/// a 4-byte length after two reserved bytes, an unknown one too: the parser reads a VR it does
+/// not know as UN, whose length is 4 bytes, and the walk must read the same length it will.
+const SHORT_VRS: [&[u8; 2]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -125,7 +128,7 @@ impl Walk<'_> {
                 "element ({group:04X},{element:04X}) at byte {at} has no valid value representation"
             )));
         }
-        if LONG_VRS.contains(&&vr) {
+        if !SHORT_VRS.contains(&&vr) {
             if at.checked_add(12).is_none_or(|e| e > limit) {
                 return Err(short());
             }
@@ -165,8 +168,14 @@ impl Walk<'_> {
 
     /// The meta group (always explicit VR little endian); where the data set starts, and the
     /// transfer syntax.
+    ///
+    /// The parser ends the meta group where its group length (0002,0000) says, not at the first
+    /// element of another group; when the two disagree, it reads meta elements in the data set's
+    /// encoding or data set elements as meta ones, with lengths this walk never checked. So
+    /// they must agree.
     fn meta(&self, mut at: usize) -> Result<(usize, String), DecodeError> {
         let mut ts = String::new();
+        let mut stated_end = None;
         while at < self.bytes.len() && self.u16_at(at) == Some(0x0002) {
             let h = self.header(at, self.bytes.len(), Encoding::Explicit)?;
             if h.len == UNDEFINED {
@@ -181,9 +190,23 @@ impl Walk<'_> {
                     .trim_end_matches(['\0', ' '])
                     .to_string();
             }
+            if h.tag == (0x0002, 0x0000) && h.len == 4 {
+                let stated = self.u32_at(h.value_at).unwrap_or(0);
+                stated_end = Some(
+                    usize::try_from(stated)
+                        .ok()
+                        .and_then(|n| end.checked_add(n)),
+                );
+            }
             at = end;
         }
-        Ok((at, ts))
+        match stated_end {
+            Some(stated) if stated != Some(at) => Err(corrupt(format!(
+                "the meta group length says the group ends at byte {}, but its elements end at byte {at}",
+                stated.map_or("(beyond any file)".to_string(), |e| e.to_string())
+            ))),
+            _ => Ok((at, ts)),
+        }
     }
 
     /// Elements from `at` up to `limit`, or, with `until_item_end`, up to an item delimiter
@@ -343,12 +366,23 @@ mod tests {
         b.extend_from_slice(&group.to_le_bytes());
         b.extend_from_slice(&element.to_le_bytes());
         b.extend_from_slice(vr);
-        if LONG_VRS.contains(&vr) {
+        if !SHORT_VRS.contains(&vr) {
             b.extend_from_slice(&[0, 0]);
             b.extend_from_slice(&(value.len() as u32).to_le_bytes());
         } else {
             b.extend_from_slice(&(value.len() as u16).to_le_bytes());
         }
+        b.extend_from_slice(value);
+        b
+    }
+
+    /// An element written with a 2-byte length whatever its VR, as a damaged file has it.
+    fn short_form(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&group.to_le_bytes());
+        b.extend_from_slice(&element.to_le_bytes());
+        b.extend_from_slice(vr);
+        b.extend_from_slice(&(value.len() as u16).to_le_bytes());
         b.extend_from_slice(value);
         b
     }
@@ -457,6 +491,57 @@ mod tests {
             m.contains("ends inside an element header") || m.contains("no item delimiter"),
             "{m}"
         );
+    }
+
+    /// Found by fuzzing (decode_image, decode_dicom): a VR the parser does not know (`CS`
+    /// damaged to `CP`, `UI` to `TI`) has a 4-byte length for the parser (it reads it as UN).
+    /// The walk read the 2-byte one, found it fitting, and the parser then reserved 1.3 GB.
+    #[test]
+    fn an_unknown_value_representation_is_walked_with_the_parsers_32_bit_length() {
+        // As the parser reads it: reserved 0x0006, then a length of "CHES" (0x53454843).
+        let mut body = short_form(0x0018, 0x0015, b"CP", b"CHEST ");
+        body.extend(explicit(0x0008, 0x0060, b"CS", b"DX"));
+        let m = message(check(&part10(EXPLICIT, &body)));
+        assert!(m.contains("claims 1397049411 bytes"), "{m}");
+        // The same in the meta group, where the parser reads UIDs into memory.
+        let mut b = vec![0u8; 128];
+        b.extend_from_slice(b"DICM");
+        b.extend(short_form(0x0002, 0x0012, b"TI", b"2.25.2680510445993113"));
+        b.extend([0u8; 64]);
+        let m = message(check(&b));
+        assert!(m.contains("(0002,0012) claims 892481074 bytes"), "{m}");
+        // A VR it knows keeps its 2-byte length.
+        check(&part10(
+            EXPLICIT,
+            &explicit(0x0018, 0x0015, b"CS", b"CHEST "),
+        ))
+        .unwrap();
+    }
+
+    /// The parser ends the meta group by its group length: a length that does not match the
+    /// elements would have it read one group in the other's encoding, unchecked.
+    #[test]
+    fn a_meta_group_length_that_disagrees_with_its_elements_is_refused() {
+        let ts = explicit(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2\0");
+        for (stated, ok) in [
+            (ts.len() as u32, true),
+            (ts.len() as u32 + 8, false),
+            (2, false),
+        ] {
+            let mut b = vec![0u8; 128];
+            b.extend_from_slice(b"DICM");
+            b.extend(explicit(0x0002, 0x0000, b"UL", &stated.to_le_bytes()));
+            b.extend(&ts);
+            b.extend(tag_len(0x0008, 0x0060, 2));
+            b.extend(b"DX");
+            match check(&b) {
+                Ok(()) => assert!(ok, "group length {stated} accepted"),
+                Err(e) => {
+                    assert!(!ok, "group length {stated}: {e}");
+                    assert!(e.to_string().contains("meta group length"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]
