@@ -195,6 +195,59 @@ fn check_rle_headers(obj: &DefaultDicomObject) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// JPEG (ISO 10918) fragments: the stream's own frame header says how big a picture the decoder
+/// allocates, whatever Rows and Columns say; one larger than the header is refused. Found by
+/// fuzzing: a 1.7 KB file of 40x36 pixels whose JPEG said 18756x19523 took 548 MB.
+fn check_jpeg_frames(obj: &DefaultDicomObject, rows: u64, cols: u64) -> Result<(), DecodeError> {
+    let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']);
+    let jpeg = ts
+        .strip_prefix("1.2.840.10008.1.2.4.")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (50..=70).contains(&n));
+    if !jpeg {
+        return Ok(());
+    }
+    let fragments = obj
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.value().fragments())
+        .unwrap_or_default();
+    for f in fragments.iter().filter(|f| f.starts_with(&[0xFF, 0xD8])) {
+        if let Some((height, width)) = jpeg_frame_size(f) {
+            if u64::from(height) * u64::from(width) > rows * cols {
+                return Err(corrupt(format!(
+                    "the JPEG stream inside is {width}x{height} pixels, larger than the {cols}x{rows} of the header"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (height, width) from the first start-of-frame marker of a JPEG stream, walking its segments.
+fn jpeg_frame_size(b: &[u8]) -> Option<(u16, u16)> {
+    let mut at = 2;
+    loop {
+        let marker = *b.get(at + 1)?;
+        if b[at] != 0xFF {
+            return None;
+        }
+        if marker == 0xFF {
+            at += 1; // fill byte
+            continue;
+        }
+        let len = u16::from_be_bytes([*b.get(at + 2)?, *b.get(at + 3)?]) as usize;
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            let h = u16::from_be_bytes([*b.get(at + 5)?, *b.get(at + 6)?]);
+            let w = u16::from_be_bytes([*b.get(at + 7)?, *b.get(at + 8)?]);
+            return Some((h, w));
+        }
+        if marker == 0xDA {
+            return None;
+        }
+        at += 2 + len;
+    }
+}
+
 /// Decode a DICOM Part 10 file into a grey [`Frame`] (0..255, dark = no X-rays through).
 pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     if !dicom_magic(bytes) {
@@ -233,6 +286,7 @@ pub fn decode_dicom(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError>
     let bits = number(&obj, tags::BITS_ALLOCATED).unwrap_or(16);
     check_size(rows, cols, frames, bits, bytes.len() as u64, limits)?;
     check_rle_headers(&obj)?;
+    check_jpeg_frames(&obj, rows, cols)?;
 
     let ts = shown(obj.meta().transfer_syntax().trim_end_matches('\0'), 64);
     let grey = catch_unwind(AssertUnwindSafe(|| -> Result<Vec<f32>, DecodeError> {

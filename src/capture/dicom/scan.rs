@@ -267,6 +267,18 @@ impl Walk<'_> {
             };
         }
         let end = self.value_end(h, limit)?;
+        // The parser reads len / size values and moves on by what it read, not by len: a value
+        // of 2 bytes in an FD (8-byte) element leaves them to be read as the next header.
+        let size = match vr {
+            Some(vr) => value_size(vr),
+            None => dictionary_value_size(h.tag),
+        };
+        if let Some(size) = size.filter(|s| !(h.len as usize).is_multiple_of(*s)) {
+            return Err(corrupt(format!(
+                "element ({g:04X},{e:04X}) has {} bytes, not a whole number of its {size}-byte values",
+                h.len
+            )));
+        }
         let is_sequence = match vr {
             Some(vr) => vr == b"SQ",
             None => is_dictionary_sequence(h.tag),
@@ -332,6 +344,25 @@ impl Walk<'_> {
                 }
             }
         }
+    }
+}
+
+/// The size of one value of a binary VR; `None` for text, bytes and sequences.
+fn value_size(vr: &[u8; 2]) -> Option<usize> {
+    match vr {
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => Some(8),
+        b"FL" | b"OF" | b"SL" | b"UL" | b"OL" | b"AT" => Some(4),
+        b"US" | b"SS" | b"OW" => Some(2),
+        _ => None,
+    }
+}
+
+/// In implicit VR the parser takes the VR from the dictionary (US or SS, OB or OW: 2 bytes).
+fn dictionary_value_size((group, element): (u16, u16)) -> Option<usize> {
+    match StandardDataDictionary.by_tag(Tag(group, element))?.vr() {
+        VirtualVr::Exact(vr) => value_size(&vr.to_string().as_bytes().try_into().ok()?),
+        VirtualVr::Xs | VirtualVr::Ox => Some(2),
+        _ => None,
     }
 }
 
@@ -514,6 +545,27 @@ mod tests {
         check(&part10(
             EXPLICIT,
             &explicit(0x0018, 0x0015, b"CS", b"CHEST "),
+        ))
+        .unwrap();
+    }
+
+    /// Found by fuzzing (decode_dicom): (0028,0002) written as FD with 2 bytes. The parser read
+    /// no 8-byte value, moved on by 0 bytes and took the 2 bytes and the next header for an
+    /// element claiming 1.3 GB.
+    #[test]
+    fn a_binary_value_that_is_not_whole_values_is_refused() {
+        let mut body = explicit(0x0028, 0x0002, b"FD", &[1, 0]);
+        body.extend(explicit(0x0028, 0x0004, b"CS", b"MONOCHROME2 "));
+        let m = message(check(&part10(EXPLICIT, &body)));
+        assert!(m.contains("not a whole number of its 8-byte values"), "{m}");
+        // Implicit VR: Rows is US in the dictionary.
+        let mut body = tag_len(0x0028, 0x0010, 3);
+        body.extend([1, 0, 0]);
+        let m = message(check(&part10(IMPLICIT_LE, &body)));
+        assert!(m.contains("2-byte values"), "{m}");
+        check(&part10(
+            EXPLICIT,
+            &explicit(0x0028, 0x0010, b"US", &[64, 0]),
         ))
         .unwrap();
     }
