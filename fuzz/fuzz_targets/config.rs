@@ -1,0 +1,7 @@
+#![no_main]
+//! See tests/common/fuzz_targets.rs: the body is shared with the stable corpus replay.
+
+#[path = "../../tests/common/fuzz_targets.rs"]
+mod fuzz_targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_targets::config_target(data));
