@@ -34,6 +34,23 @@ fn run_once(cfg: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `<dir>/config.toml` for a watch folder `<dir>/inbox` with results in `<dir>/results`, the
+/// given display, and `storage` lines added to the `[storage]` table; returns its path.
+fn watch_config(dir: &Path, display: &str, storage: &str) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "source = \"dir:{}\"\ndisplay = \"{display}\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n{storage}",
+            dir.join("inbox").display(),
+            root().join("models/cxr-net.toml").display(),
+            dir.join("results").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 #[test]
 fn inbox_films_are_analysed_recorded_and_filed_away() {
     let d = tempfile::tempdir().unwrap();
@@ -49,18 +66,11 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
     std::fs::write(inbox.join("broken.jpg"), b"not a jpeg at all").unwrap();
     std::fs::write(inbox.join(".partial-copy.png"), b"ignored").unwrap();
     std::fs::write(inbox.join("notes.txt"), b"ignored").unwrap();
-    let cfg = d.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "source = \"dir:{}\"\ndisplay = \"png:{}\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n",
-            inbox.display(),
-            d.path().join("screen").display(),
-            root().join("models/cxr-net.toml").display(),
-            d.path().join("results").display()
-        ),
-    )
-    .unwrap();
+    let cfg = watch_config(
+        d.path(),
+        &format!("png:{}", d.path().join("screen").display()),
+        "",
+    );
     // systemd's notify socket, to check the READY=1 handshake of Type=notify.
     let sock_path = d.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
@@ -176,17 +186,7 @@ fn a_film_the_last_run_died_on_is_quarantined_not_retried() {
         inbox.join("next.png"),
     )
     .unwrap();
-    let cfg = d.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "source = \"dir:{}\"\ndisplay = \"none\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\n",
-            inbox.display(),
-            root().join("models/cxr-net.toml").display(),
-            d.path().join("results").display()
-        ),
-    )
-    .unwrap();
+    let cfg = watch_config(d.path(), "none", "");
     let out = run_once(&cfg);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -683,18 +683,11 @@ fn killed_at_random_points_every_film_is_filed_once_and_recorded_at_most_once() 
     let inbox = d.path().join("inbox");
     let results = d.path().join("results");
     std::fs::create_dir(&inbox).unwrap();
-    let cfg = d.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "source = \"dir:{}\"\ndisplay = \"png:{}\"\n[model]\nmanifest = \"{}\"\n[storage]\ndir = \"{}\"\nkeep_images = true\n",
-            inbox.display(),
-            d.path().join("screen").display(),
-            root().join("models/cxr-net.toml").display(),
-            results.display()
-        ),
-    )
-    .unwrap();
+    let cfg = watch_config(
+        d.path(),
+        &format!("png:{}", d.path().join("screen").display()),
+        "keep_images = true\n",
+    );
     // Time a start-up on an empty inbox, and two films (the rest held aside), to place the kills.
     let t = std::time::Instant::now();
     assert!(run_once(&cfg).status.success());

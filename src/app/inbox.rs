@@ -224,11 +224,7 @@ fn recorded_leftover(path: &Path, log: &ResultsLog) -> Option<Record> {
     let since = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(moved).ok()?);
     let mut hasher = Sha256::new();
     std::io::copy(&mut f, &mut hasher).ok()?;
-    let sha: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = crate::model::manifest::hex(&hasher.finalize());
     log.recorded_since(&sha, &rfc3339(since))
         .map(|(_, stored)| stored.record)
 }

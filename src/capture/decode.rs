@@ -181,7 +181,6 @@ fn png_to_grey(
     if data.try_reserve_exact(w * h).is_err() {
         return Err(limits.check_memory(what, u64::MAX).unwrap_err());
     }
-    let rgb = |r: f32, g: f32, b: f32| 0.299f32 * r + 0.587f32 * g + 0.114f32 * b;
     while let Some(row) = reader.next_row().map_err(corrupt)? {
         for px in row.data().chunks_exact(channels * size) {
             let s = |i: usize| match size {
@@ -189,7 +188,7 @@ fn png_to_grey(
                 _ => px[i] as f32,
             };
             data.push(if channels >= 3 {
-                rgb(s(0), s(1), s(2))
+                bt601(s(0), s(1), s(2))
             } else {
                 s(0)
             });
@@ -203,6 +202,13 @@ fn png_to_grey(
         return Err(DecodeError::Corrupt { format, detail });
     }
     Ok(Some(Frame::new(w, h, data)))
+}
+
+/// Grey from colour, the contract with the training pipeline: 0.299 R + 0.587 G + 0.114 B in
+/// f32, in this order. Both conversions (row by row and whole picture) use it, so they agree to
+/// the bit.
+fn bt601(r: f32, g: f32, b: f32) -> f32 {
+    0.299f32 * r + 0.587f32 * g + 0.114f32 * b
 }
 
 /// Whether an image file stores grey levels only (read from its header; `None` if the header
@@ -273,7 +279,6 @@ fn unit_float(v: f32) -> f32 {
 
 fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let rgb = |r: f32, g: f32, b: f32| 0.299f32 * r + 0.587f32 * g + 0.114f32 * b;
     let data: Vec<f32> = match img {
         DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().map(f32::from).collect(),
         DynamicImage::ImageLumaA8(b) => b.pixels().map(|p| p.0[0] as f32).collect(),
@@ -283,16 +288,16 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
         DynamicImage::ImageLumaA16(b) => b.pixels().map(|p| p.0[0] as f32 / 257.0).collect(),
         DynamicImage::ImageRgb8(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
+            .map(|p| bt601(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
             .collect(),
         DynamicImage::ImageRgba8(b) => b
             .pixels()
-            .map(|p| rgb(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
+            .map(|p| bt601(p.0[0] as f32, p.0[1] as f32, p.0[2] as f32))
             .collect(),
         DynamicImage::ImageRgb16(b) => b
             .pixels()
             .map(|p| {
-                rgb(
+                bt601(
                     p.0[0] as f32 / 257.0,
                     p.0[1] as f32 / 257.0,
                     p.0[2] as f32 / 257.0,
@@ -302,7 +307,7 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
         DynamicImage::ImageRgba16(b) => b
             .pixels()
             .map(|p| {
-                rgb(
+                bt601(
                     p.0[0] as f32 / 257.0,
                     p.0[1] as f32 / 257.0,
                     p.0[2] as f32 / 257.0,
@@ -311,11 +316,11 @@ fn to_frame(img: DynamicImage, format: Fmt) -> Result<Frame, DecodeError> {
             .collect(),
         DynamicImage::ImageRgb32F(b) => b
             .pixels()
-            .map(|p| unit_float(rgb(p.0[0], p.0[1], p.0[2])))
+            .map(|p| unit_float(bt601(p.0[0], p.0[1], p.0[2])))
             .collect(),
         DynamicImage::ImageRgba32F(b) => b
             .pixels()
-            .map(|p| unit_float(rgb(p.0[0], p.0[1], p.0[2])))
+            .map(|p| unit_float(bt601(p.0[0], p.0[1], p.0[2])))
             .collect(),
         other => {
             return Err(DecodeError::Unsupported {
