@@ -596,21 +596,49 @@ fn the_installer_keeps_the_config_0640_root_cxr_edge() {
     );
 }
 
-/// An upgrade restarts the upload page when it was running (the kiosk service is restarted by
-/// install.sh), so that it does not go on running the replaced binary.
+/// The units are enabled, started and restarted by deb-systemd-helper (cargo-deb's systemd
+/// support, at `#DEBHELPER#` in each maintainer script): the kiosk is enabled and started on
+/// first install and an admin's `disable` survives upgrades; an upgrade restarts the upload page
+/// only when it was running, so it does not go on running the replaced binary.
 #[test]
-fn an_upgrade_restarts_the_upload_page_when_it_was_running() {
-    let text = std::fs::read_to_string(board_common("debian/postinst")).unwrap();
-    let lines = script_lines(&text);
-    assert!(
-        lines
+fn the_package_hands_its_units_to_deb_systemd_helper() {
+    for s in ["debian/postinst", "debian/prerm", "debian/postrm"] {
+        let text = std::fs::read_to_string(board_common(s)).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim() == "#DEBHELPER#"),
+            "{s} has no #DEBHELPER# line"
+        );
+        assert!(!text.contains("systemctl enable"), "{s} enables by hand");
+    }
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let units = manifest["package"]["metadata"]["deb"]["systemd-units"]
+        .as_array()
+        .expect("[package.metadata.deb] systemd-units");
+    let unit = |name: &str| {
+        units
             .iter()
-            .any(|l| l.contains("try-restart cxr-edge-serve.service")),
-        "{text}"
-    );
-    // Not on removal: the prerm stops both.
-    let prerm = std::fs::read_to_string(board_common("debian/prerm")).unwrap();
-    assert!(prerm.contains("systemctl stop cxr-edge.service cxr-edge-serve.service"));
+            .find(|u| u["unit-name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no systemd-units entry for {name}"))
+    };
+    let flag = |u: &toml::Value, k: &str| u[k].as_bool().unwrap_or_else(|| panic!("{k}"));
+    let kiosk = unit("cxr-edge");
+    assert!(flag(kiosk, "enable") && flag(kiosk, "start") && flag(kiosk, "restart-after-upgrade"));
+    let serve = unit("cxr-edge-serve");
+    assert!(!flag(serve, "enable") && !flag(serve, "start") && flag(serve, "restart-after-upgrade"));
+    for u in units {
+        let name = u["unit-name"].as_str().unwrap();
+        assert!(board_common(&format!("{name}.service")).is_file(), "{name}");
+    }
+    // The udev rules come with the package and run after systemd's 60-persistent-v4l.rules,
+    // which sets the properties they match on.
+    let assets = manifest["package"]["metadata"]["deb"]["assets"].as_array().unwrap();
+    let rules: Vec<&str> = assets
+        .iter()
+        .filter(|a| a[1].as_str().unwrap().starts_with("usr/lib/udev/rules.d/"))
+        .map(|a| a[0].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["board/common/70-cxr-edge.rules"]);
 }
 
 // ---- Power cuts: `run` killed at random points while it works through an inbox ----

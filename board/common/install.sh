@@ -3,9 +3,12 @@
 #   /usr/share/cxr-edge/board/install.sh [BOARD] [--force]
 # BOARD: rpi4, rpi5, jetson-orin-nano or generic (default: detected from the device tree).
 # Installs the profile's config as /etc/cxr-edge/config.toml (an existing one is kept unless
-# --force, which saves it as config.toml.old first; 0640 root:cxr-edge) and its udev rules, makes
-# sure the service user is in the device groups the board has, then enables and (re)starts the
-# service. Nothing here touches /var/lib/cxr-edge (see debian/postinst).
+# --force, which saves it as config.toml.old first; 0640 root:cxr-edge), makes sure the service
+# user is in the device groups the board has, applies the package's udev rules to devices already
+# plugged in, and restarts the service if it is enabled (an admin's `systemctl disable` stands).
+# The package's postinst runs it with CXR_EDGE_POSTINST=1: then deb-systemd-helper (the
+# #DEBHELPER# part of the postinst) enables and starts the service instead.
+# Nothing here touches /var/lib/cxr-edge (see debian/postinst).
 set -e
 SHARE=/usr/share/cxr-edge/board
 board=""; force=0
@@ -52,19 +55,25 @@ if [ -f "$CFG" ] && [ ! -L "$CFG" ]; then
   chown root:cxr-edge "$CFG"
   chmod 0640 "$CFG"
 fi
-install -D -m 0644 "$SHARE/$board/60-cxr-edge.rules" /etc/udev/rules.d/60-cxr-edge.rules
 echo "$board" > /etc/cxr-edge/board
-if command -v udevadm >/dev/null 2>&1 && [ -d /run/udev ]; then
-  udevadm control --reload-rules && udevadm trigger --subsystem-match=video4linux \
-    --subsystem-match=graphics --subsystem-match=spidev --subsystem-match=gpio || true
+# Earlier versions copied a board's rules to /etc, named so that they ran before the USB
+# properties they match on were known; the package's own rules replace them. An admin's own file
+# of that name (not starting with our header) is left alone.
+OLD_RULES=/etc/udev/rules.d/60-cxr-edge.rules
+if [ -f "$OLD_RULES" ] && head -n 1 "$OLD_RULES" | grep -q '^# cxr-edge udev rules'; then
+  rm -f "$OLD_RULES"
 fi
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload
-  systemctl enable cxr-edge.service
+if command -v udevadm >/dev/null 2>&1 && [ -d /run/udev ]; then
+  udevadm control --reload-rules && udevadm trigger --action=add --subsystem-match=video4linux \
+    --subsystem-match=graphics --subsystem-match=spidev --subsystem-match=gpio || true
+  udevadm settle --timeout=10 || true
+fi
+if [ "${CXR_EDGE_POSTINST:-0}" = 1 ]; then
+  exit 0
+fi
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet cxr-edge.service; then
   systemctl restart cxr-edge.service
-  echo "install.sh: service started; status: systemctl status cxr-edge; log: journalctl -u cxr-edge"
+  echo "install.sh: service restarted; status: systemctl status cxr-edge; log: journalctl -u cxr-edge"
 else
-  echo "install.sh: systemd is not running here (a chroot?); the service starts at next boot"
-  mkdir -p /etc/systemd/system/multi-user.target.wants
-  ln -sf /lib/systemd/system/cxr-edge.service /etc/systemd/system/multi-user.target.wants/cxr-edge.service
+  echo "install.sh: the service is not enabled (sudo systemctl enable --now cxr-edge starts it)"
 fi

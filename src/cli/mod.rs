@@ -5,6 +5,7 @@ mod bench;
 mod capture;
 mod classify;
 mod devices;
+mod generate;
 mod history;
 mod output;
 mod run;
@@ -61,6 +62,15 @@ pub enum Command {
     /// Time every stage (decode, film finding, rectification, preprocessing, inference,
     /// heatmap, screen) for each model variant on this machine.
     Bench(BenchArgs),
+    /// Write the manual pages (into DIR) or a shell completion script (to stdout), for packagers.
+    #[command(hide = true)]
+    Generate {
+        /// man, bash, zsh or fish.
+        #[arg(value_enum)]
+        what: generate::What,
+        /// The folder for the manual pages.
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Options of `cxr-edge capture`.
@@ -248,6 +258,7 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Devices => devices::run(),
+        Command::Generate { what, dir } => generate::run(what, dir),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
     };
