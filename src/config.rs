@@ -21,6 +21,9 @@
 //! lines = "capture=17,next=27,back=22"   # BCM numbers; buttons to GND, pull-ups on
 //! active_low = true
 //! keyboard = true          # also read c / n / b (+ Enter) from stdin
+//! evdev = true             # USB keyboards, keypads, foot pedals, touch screens (/dev/input)
+//! keys = "capture=ENTER+KPENTER+SPACE+C, next=RIGHT+N+PAGEDOWN+KPPLUS+KP6, back=LEFT+B+PAGEUP+KPMINUS+KP4"
+//!                          # (the default) Linux key names, KEY_ optional, or key codes
 //!
 //! [model]
 //! manifest = "/usr/share/cxr-edge/models/cxr-net.toml"
@@ -45,6 +48,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 pub use crate::display::DisplaySpec;
+use crate::input::evdev::KeyMap;
 
 /// The board service's configuration file (installed by the package).
 pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
@@ -96,7 +100,7 @@ impl SourceSpec {
     }
 }
 
-/// GPIO buttons and the keyboard.
+/// GPIO buttons, input devices and the keyboard.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ButtonsSection {
@@ -112,6 +116,22 @@ pub struct ButtonsSection {
     /// Also take c / n / b (then Enter) from standard input.
     #[serde(default = "yes")]
     pub keyboard: bool,
+    /// Also take presses from `/dev/input`: USB keyboards, numeric keypads, foot pedals,
+    /// presentation clickers (through `keys`) and taps on a touch screen's on-screen buttons.
+    #[serde(default = "yes")]
+    pub evdev: bool,
+    /// Which keys press which button: `capture=ENTER+SPACE, next=RIGHT, back=LEFT` (see
+    /// [`crate::input::evdev::keys`]); empty or absent: [`crate::input::evdev::keys::DEFAULT_KEYS`].
+    #[serde(default, deserialize_with = "key_map")]
+    pub keys: KeyMap,
+}
+
+fn key_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<KeyMap, D::Error> {
+    let spec = String::deserialize(d)?;
+    if spec.trim().is_empty() {
+        return Ok(KeyMap::default());
+    }
+    KeyMap::parse(&spec).map_err(|e| serde::de::Error::custom(format!("{e:#}")))
 }
 
 impl Default for ButtonsSection {
@@ -121,6 +141,8 @@ impl Default for ButtonsSection {
             lines: String::new(),
             active_low: true,
             keyboard: true,
+            evdev: true,
+            keys: KeyMap::default(),
         }
     }
 }
@@ -456,6 +478,29 @@ mod tests {
         assert!(c.auto_capture);
         assert_eq!(c.camera_size, (1280, 720));
         assert!(c.buttons.lines.is_empty() && c.buttons.keyboard);
+        assert!(c.buttons.evdev);
+        assert_eq!(c.buttons.keys, KeyMap::default());
+    }
+
+    #[test]
+    fn input_device_settings() {
+        let c = Config::parse("[buttons]\nevdev = false\nkeys = \"capture=KEY_F13, next=kp6\"\n")
+            .unwrap();
+        assert!(!c.buttons.evdev);
+        assert_eq!(
+            c.buttons.keys.button(183),
+            Some(crate::input::Button::Capture)
+        );
+        assert_eq!(c.buttons.keys.button(77), Some(crate::input::Button::Next));
+        assert_eq!(c.buttons.keys.button(28), None);
+        let c = Config::parse("[buttons]\nkeys = \" \"\n").unwrap();
+        assert_eq!(c.buttons.keys, KeyMap::default());
+        let e = Config::parse("[buttons]\nkeys = \"capture=ENTER+PEDAL\"\n").unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("unknown key 'PEDAL'") && e.contains("line 2"),
+            "{e}"
+        );
     }
 
     #[test]

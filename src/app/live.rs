@@ -138,6 +138,11 @@ impl<'a> LiveKiosk<'a> {
         self
     }
 
+    /// Draw the on-screen buttons (a touch screen is attached) from the next screen on.
+    pub fn set_touch_buttons(&mut self, on: bool) {
+        self.out.set_touch_buttons(on);
+    }
+
     /// What the kiosk is showing now.
     pub fn state(&self) -> &State {
         &self.state
@@ -486,6 +491,7 @@ pub fn run_live(
     let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
         notifier.watchdog();
         kiosk.poll(false);
+        kiosk.set_touch_buttons(buttons.touch_screen());
         for b in buttons.poll() {
             kiosk.on_button(b);
         }

@@ -195,8 +195,10 @@ fn open_frames(cfg: &Config, source: &SourceSpec) -> Result<Box<dyn capture::Fra
     })
 }
 
-/// GPIO buttons from the config, plus the keyboard unless switched off. A button line that
-/// cannot be opened is reported and the kiosk runs on without it (it still has auto-capture).
+/// GPIO buttons from the config, plus input devices (keyboards, keypads, pedals, touch
+/// screens) and the stdin keyboard unless switched off; a script run reads neither, so it
+/// gives the same screens every time. A button line that cannot be opened is reported and the
+/// kiosk runs on without it (it still has auto-capture).
 fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
     let mut all: Vec<Box<dyn Buttons>> = Vec::new();
     if !cfg.buttons.lines.trim().is_empty() {
@@ -210,6 +212,11 @@ fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
         #[cfg(not(feature = "gpio-buttons"))]
         eprintln!("cxr-edge run: [buttons] lines are set, but this build has no GPIO support");
     }
+    if cfg.buttons.evdev && !script {
+        all.push(Box::new(crate::input::evdev::Evdev::open(
+            cfg.buttons.keys.clone(),
+        )));
+    }
     if cfg.buttons.keyboard && !script {
         all.push(Box::new(crate::input::keyboard::Keyboard::stdin()));
     }
@@ -222,6 +229,10 @@ struct AllButtons(Vec<Box<dyn Buttons>>);
 impl Buttons for AllButtons {
     fn poll(&mut self) -> Vec<Button> {
         self.0.iter_mut().flat_map(|b| b.poll()).collect()
+    }
+
+    fn touch_screen(&self) -> bool {
+        self.0.iter().any(|b| b.touch_screen())
     }
 }
 

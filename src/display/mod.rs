@@ -97,6 +97,8 @@ pub struct Output {
     size: (u32, u32),
     numbered: bool,
     display: Option<Box<dyn Display>>,
+    /// Draw the on-screen buttons (a touch screen is attached).
+    touch_buttons: bool,
     shown: usize,
     /// The last error, so a display that stays broken is reported once, not every frame.
     last_error: Option<String>,
@@ -110,6 +112,7 @@ impl Output {
             size,
             numbered: false,
             display: None,
+            touch_buttons: false,
             shown: 0,
             last_error: None,
         }
@@ -121,6 +124,12 @@ impl Output {
         self
     }
 
+    /// Draw the on-screen buttons ([`crate::ui::TOUCH_KEYS`]) on every screen from the next
+    /// one on, or stop drawing them.
+    pub fn set_touch_buttons(&mut self, on: bool) {
+        self.touch_buttons = on;
+    }
+
     /// Screens shown so far.
     pub fn count(&self) -> usize {
         self.shown
@@ -129,6 +138,13 @@ impl Output {
     /// Show `screen`; a failure is reported (once while it lasts) and the display reopened at
     /// the next screen.
     pub fn show(&mut self, screen: &Screen) {
+        let with_buttons;
+        let screen = if self.touch_buttons {
+            with_buttons = Screen::WithTouchButtons(screen);
+            &with_buttons
+        } else {
+            screen
+        };
         self.shown += 1;
         let res = match self.display.as_mut() {
             Some(d) => d.show(screen),
@@ -160,5 +176,6 @@ pub fn kind(screen: &Screen) -> &'static str {
         Screen::Analysing => "analysing",
         Screen::Result(_) => "result",
         Screen::Error { .. } => "error",
+        Screen::WithTouchButtons(s) => kind(s),
     }
 }

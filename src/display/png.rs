@@ -40,7 +40,7 @@ impl PngScreens {
 impl Display for PngScreens {
     fn show(&mut self, screen: &Screen) -> Result<()> {
         self.shown += 1;
-        if matches!(screen, Screen::Preview(_)) && !self.numbered {
+        if matches!(screen.base(), Screen::Preview(_)) && !self.numbered {
             let now = Instant::now();
             if self
                 .last_preview

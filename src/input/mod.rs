@@ -4,11 +4,15 @@
 //!
 //! * [`gpio`] (feature `gpio-buttons`, on by default): momentary switches on GPIO lines of the
 //!   GPIO character device (`/dev/gpiochipN`), sampled every 5 ms and debounced;
+//! * [`evdev`]: Linux input devices: USB keyboards, numeric keypads, foot pedals and
+//!   presentation clickers (keys through a configurable key map), and touch screens (taps on
+//!   the on-screen buttons); plugged in and out while the kiosk runs;
 //! * [`keyboard`]: the same presses typed on stdin (`c`, `n`, `b` + Enter), for a bench setup
 //!   over SSH;
 //! * [`debounce`]: the debouncer both GPIO sampling and tests use.
 
 pub mod debounce;
+pub mod evdev;
 #[cfg(feature = "gpio-buttons")]
 pub mod gpio;
 pub mod keyboard;
@@ -51,6 +55,12 @@ impl Button {
 pub trait Buttons: Send {
     /// Non-blocking: presses since the last call, in order.
     fn poll(&mut self) -> Vec<Button>;
+
+    /// A touch screen is attached now: the screens should draw their on-screen buttons
+    /// ([`crate::ui::TOUCH_KEYS`]), which taps press.
+    fn touch_screen(&self) -> bool {
+        false
+    }
 }
 
 /// No buttons: never a press.

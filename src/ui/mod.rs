@@ -10,7 +10,7 @@ use embedded_graphics::{
     mono_font::MonoTextStyle,
     pixelcolor::Rgb888,
     prelude::*,
-    primitives::{Line, PrimitiveStyle, Rectangle},
+    primitives::{Line, PrimitiveStyle, PrimitiveStyleBuilder, Rectangle},
     text::{Baseline, Text},
 };
 use image::RgbImage;
@@ -28,6 +28,7 @@ const BANNER: Rgb888 = Rgb888::new(150, 20, 20);
 const BAR: Rgb888 = Rgb888::new(70, 130, 220);
 const BAR_FLAGGED: Rgb888 = Rgb888::new(230, 120, 40);
 const GOOD: Rgb888 = Rgb888::new(80, 220, 110);
+const BUTTON: Rgb888 = Rgb888::new(40, 50, 70);
 
 /// The live camera view while the device waits for a film.
 pub struct PreviewView<'a> {
@@ -108,6 +109,39 @@ pub enum Screen<'a> {
         /// Extra detail in smaller text; empty for none.
         detail: &'a str,
     },
+    /// Another screen with the on-screen buttons ([`TOUCH_KEYS`]) along its bottom, shown
+    /// while a touch screen is attached.
+    WithTouchButtons(&'a Screen<'a>),
+}
+
+impl<'a> Screen<'a> {
+    /// The screen itself, without on-screen buttons.
+    pub fn base(&self) -> &Screen<'a> {
+        match self {
+            Screen::WithTouchButtons(s) => s.base(),
+            s => s,
+        }
+    }
+}
+
+/// The on-screen buttons drawn along the bottom while a touch screen is attached, left to
+/// right; each is named like the button it presses (`crate::input::Button`).
+pub const TOUCH_KEYS: [&str; 3] = ["Back", "Capture", "Next"];
+
+/// The share of the screen's height, from its bottom edge, that the on-screen buttons answer
+/// to. The research-use banner is in it: a tap on the banner presses the button above it, so
+/// the buttons stay easy to hit on small panels where the banner takes most of the strip.
+pub const TOUCH_STRIP: f32 = 0.25;
+
+/// Which of [`TOUCH_KEYS`] a tap at (`x`, `y`) presses, on a 0 ..= 1 scale from the top left
+/// of the screen: the bottom [`TOUCH_STRIP`] split into three equal columns. Defined on the
+/// whole screen rather than in pixels, so the touch screen needs no knowledge of the display.
+pub fn touch_key(x: f32, y: f32) -> Option<usize> {
+    let on_screen = (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y);
+    if !on_screen || y < 1.0 - TOUCH_STRIP {
+        return None;
+    }
+    Some(((x * TOUCH_KEYS.len() as f32) as usize).min(TOUCH_KEYS.len() - 1))
 }
 
 /// Draw `screen` over the whole target.
@@ -119,10 +153,18 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
     target.clear(BG)?;
     let fonts = Fonts::for_width(area.size.width);
     let banner = draw_banner(target, &fonts)?;
-    let content = Rectangle::new(
-        area.top_left,
-        Size::new(area.size.width, area.size.height.saturating_sub(banner)),
-    );
+    let mut bottom = area.size.height.saturating_sub(banner);
+    if let Screen::WithTouchButtons(_) = screen {
+        let top = (area.size.height as f32 * (1.0 - TOUCH_STRIP)) as u32;
+        let strip = Rectangle::new(
+            area.top_left + Point::new(0, top as i32),
+            Size::new(area.size.width, bottom.saturating_sub(top)),
+        );
+        draw_touch_buttons(target, strip, &fonts)?;
+        bottom = bottom.min(top);
+    }
+    let screen = screen.base();
+    let content = Rectangle::new(area.top_left, Size::new(area.size.width, bottom));
     let pad = fonts.pad();
     let inner = Rectangle::new(
         content.top_left + Point::new(pad, pad),
@@ -168,6 +210,50 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
         }
         Screen::Result(view) => draw_result(target, view, inner, &fonts)?,
         Screen::Preview(view) => draw_preview(target, view, inner, &fonts)?,
+        Screen::WithTouchButtons(_) => unreachable!("base() unwraps it"),
+    }
+    Ok(())
+}
+
+/// The on-screen buttons ([`TOUCH_KEYS`]) side by side in `strip` (nothing when it is too low
+/// for a line of text).
+fn draw_touch_buttons<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    strip: Rectangle,
+    fonts: &Fonts,
+) -> Result<(), D::Error> {
+    let style = fonts.title(FG);
+    let (cw, lh) = (
+        style.font.character_size.width + style.font.character_spacing,
+        style.font.character_size.height,
+    );
+    let gap = (fonts.pad() / 2).max(2);
+    if strip.size.height < lh + 2 * gap as u32 {
+        return Ok(());
+    }
+    let n = TOUCH_KEYS.len() as i32;
+    let w = strip.size.width as i32;
+    for (i, label) in TOUCH_KEYS.iter().enumerate() {
+        let (x0, x1) = (w * i as i32 / n + gap, w * (i as i32 + 1) / n - gap);
+        let b = Rectangle::new(
+            strip.top_left + Point::new(x0, gap),
+            Size::new((x1 - x0).max(1) as u32, strip.size.height - 2 * gap as u32),
+        );
+        b.into_styled(
+            PrimitiveStyleBuilder::new()
+                .fill_color(BUTTON)
+                .stroke_color(BAR)
+                .stroke_width(2)
+                .build(),
+        )
+        .draw(t)?;
+        let tw = label.len() as u32 * cw;
+        let at = b.top_left
+            + Point::new(
+                (b.size.width.saturating_sub(tw) / 2) as i32,
+                (b.size.height.saturating_sub(lh) / 2) as i32,
+            );
+        Text::with_baseline(label, at, style, Baseline::Top).draw(t)?;
     }
     Ok(())
 }
@@ -338,4 +424,50 @@ pub fn render(screen: &Screen, width: u32, height: u32) -> RgbImage {
     let mut scaled = Scaled::new(&mut canvas, k);
     let _ = draw(screen, &mut scaled);
     img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_in_the_bottom_strip_pick_a_third() {
+        assert_eq!(touch_key(0.1, 0.9), Some(0));
+        assert_eq!(touch_key(0.5, 0.8), Some(1));
+        assert_eq!(touch_key(0.99, 1.0), Some(2));
+        assert_eq!(touch_key(1.0, 1.0), Some(2));
+        assert_eq!(touch_key(0.0, 1.0 - TOUCH_STRIP), Some(0));
+        assert_eq!(touch_key(0.5, 0.5), None);
+        assert_eq!(touch_key(-0.1, 0.9), None);
+        assert_eq!(touch_key(0.5, f32::NAN), None);
+    }
+
+    #[test]
+    fn the_buttons_are_drawn_in_the_strip_above_the_banner() {
+        let plain = Screen::Waiting { hint: "Hello" };
+        let touch = Screen::WithTouchButtons(&plain);
+        assert!(matches!(touch.base(), Screen::Waiting { .. }));
+        for (w, h) in [(800, 480), (320, 240), (240, 240), (1920, 1080)] {
+            let a = render(&plain, w, h);
+            let b = render(&touch, w, h);
+            let top = (h as f32 * (1.0 - TOUCH_STRIP)) as u32;
+            // The title is untouched; the strip has the buttons' fill colour in each third.
+            for y in 0..h / 8 {
+                for x in 0..w {
+                    assert_eq!(a.get_pixel(x, y), b.get_pixel(x, y), "{w}x{h} at {x},{y}");
+                }
+            }
+            let fill = image::Rgb([BUTTON.r(), BUTTON.g(), BUTTON.b()]);
+            for third in 0..3 {
+                let found = (top..h).any(|y| {
+                    (w * third / 3..w * (third + 1) / 3).any(|x| *b.get_pixel(x, y) == fill)
+                });
+                assert!(found, "{w}x{h}: no button in third {third}");
+            }
+            assert!(
+                !a.pixels().any(|p| *p == fill),
+                "{w}x{h}: buttons without touch"
+            );
+        }
+    }
 }
