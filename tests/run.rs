@@ -437,6 +437,7 @@ fn units_keep_films_out_of_core_dumps_and_cap_memory_and_devices() {
         [
             "char-fb rw",
             "char-gpiochip rw",
+            "char-input r",
             "char-spi rw",
             "char-video4linux rw"
         ]
@@ -604,6 +605,9 @@ fn the_installer_keeps_the_config_0640_root_cxr_edge() {
 fn the_package_hands_its_units_to_deb_systemd_helper() {
     for s in ["debian/postinst", "debian/prerm", "debian/postrm"] {
         let text = std::fs::read_to_string(board_common(s)).unwrap();
+        // Exactly once, on a line of its own: cargo-deb replaces every occurrence, one in a
+        // comment included, and a postinst once came out a shell syntax error that way.
+        assert_eq!(text.matches("#DEBHELPER#").count(), 1, "{s}");
         assert!(
             text.lines().any(|l| l.trim() == "#DEBHELPER#"),
             "{s} has no #DEBHELPER# line"

@@ -28,13 +28,14 @@ fi
 
 # Device groups: created where the board's OS lacks them (JetPack has no gpio/spi groups);
 # udev rules below hand the device nodes to them. video: cameras and framebuffers; gpio: GPIO
-# buttons and panel lines; spi: SPI panels. Nothing else: the unit's DeviceAllow= lets through
-# these device classes only. input and render, which earlier versions added, are taken away.
+# buttons and panel lines; spi: SPI panels; input: USB keyboards, keypads, foot pedals and touch
+# screens (read only: DeviceAllow=char-input r). Nothing else: the unit's DeviceAllow= lets
+# through these device classes only. render, which earlier versions added, is taken away.
 for g in gpio spi; do getent group "$g" >/dev/null || groupadd --system "$g"; done
-for g in video gpio spi; do
+for g in video gpio spi input; do
   if getent group "$g" >/dev/null; then usermod -a -G "$g" cxr-edge; fi
 done
-for g in input render; do
+for g in render; do
   if id -nG cxr-edge | tr ' ' '\n' | grep -qx "$g"; then gpasswd -d cxr-edge "$g" >/dev/null; fi
 done
 

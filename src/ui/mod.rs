@@ -155,7 +155,11 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
     let banner = draw_banner(target, &fonts)?;
     let mut bottom = area.size.height.saturating_sub(banner);
     if let Screen::WithTouchButtons(_) = screen {
-        let top = (area.size.height as f32 * (1.0 - TOUCH_STRIP)) as u32;
+        // The bottom TOUCH_STRIP of the screen, less the banner; on a small panel, where that is
+        // lower than a line of text, raised to fit one (the tap zone stays where it was).
+        let line = fonts.body(FG).font.character_size.height + 2 * (fonts.pad() as u32 / 2).max(2);
+        let top = ((area.size.height as f32 * (1.0 - TOUCH_STRIP)) as u32)
+            .min(bottom.saturating_sub(line));
         let strip = Rectangle::new(
             area.top_left + Point::new(0, top as i32),
             Size::new(area.size.width, bottom.saturating_sub(top)),
@@ -222,12 +226,18 @@ fn draw_touch_buttons<D: DrawTarget<Color = Rgb888>>(
     strip: Rectangle,
     fonts: &Fonts,
 ) -> Result<(), D::Error> {
-    let style = fonts.title(FG);
+    let gap = (fonts.pad() / 2).max(2);
+    // The title font where the strip is tall enough for it, else the body font.
+    let title = fonts.title(FG);
+    let style = if strip.size.height >= title.font.character_size.height + 2 * gap as u32 {
+        title
+    } else {
+        fonts.body(FG)
+    };
     let (cw, lh) = (
         style.font.character_size.width + style.font.character_spacing,
         style.font.character_size.height,
     );
-    let gap = (fonts.pad() / 2).max(2);
     if strip.size.height < lh + 2 * gap as u32 {
         return Ok(());
     }
