@@ -1,12 +1,15 @@
 //! Where screens go. One seam, [`Display`]: a screen in, pixels out on one kind of output. The
 //! kinds are PNG files ([`png`]: headless, tests, the sample run), a Linux framebuffer ([`fb`]),
 //! an SPI TFT panel ([`spi`], feature `spi-panel`: ST7789, ILI9341 over spidev and GPIO lines),
-//! or nothing. Screens themselves are drawn by [`crate::ui`] on any embedded-graphics target.
+//! or nothing. Screens themselves are drawn by [`crate::ui`] on any embedded-graphics target;
+//! the framebuffer draws into a [`canvas::Canvas`] in the device's pixel format.
 //!
 //! [`Output`] is what the kiosk holds: it opens the configured display when the first screen
 //! comes, reopens it after a failure on the next screen (a cable that came loose must not stop
 //! the kiosk), and reports a display that stays broken once, not at every frame.
 
+pub mod canvas;
+pub mod console;
 pub mod fb;
 pub mod png;
 #[cfg(feature = "spi-panel")]
