@@ -475,7 +475,7 @@ pub fn parse_script(s: &str) -> anyhow::Result<Vec<Step>> {
 
 /// Feed the kiosk: frames from `source`, presses from `buttons` (and from `script`, which ends
 /// the run when it is done). Without a script this runs until the source finishes, which a
-/// camera never does.
+/// camera never does, or a stop is asked for ([`super::stop`]).
 pub fn run_live(
     kiosk: &mut LiveKiosk,
     source: &mut dyn crate::capture::FrameSource,
@@ -484,6 +484,9 @@ pub fn run_live(
     notifier: &super::notify::Notifier,
 ) {
     let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
+        if super::stop::requested() {
+            return false;
+        }
         notifier.watchdog();
         kiosk.poll(false);
         for b in buttons.poll() {
