@@ -5,15 +5,18 @@
 //! so `run` returns, the display is dropped (giving the screen back) and the process exits.
 //!
 //! The handler resets itself (`SA_RESETHAND`): a second signal kills the process as before, so a
-//! loop that does not notice the flag (an analysis that hangs) can still be stopped.
+//! loop that does not notice the flag (an analysis that hangs) can still be stopped. Once
+//! everything is dropped, [`exit_by_signal`] ends the process by the same signal, so systemd
+//! and shells see the exit they saw before (a stop, not a failure with the run's exit code).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal caught, 0 for none.
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     // An atomic store is async-signal-safe; nothing else is done here.
-    STOP.store(true, Ordering::SeqCst);
+    CAUGHT.store(sig, Ordering::SeqCst);
 }
 
 /// Catch SIGTERM and SIGINT (once each) for [`requested`].
@@ -39,5 +42,18 @@ pub fn install() {
 
 /// A stop was asked for: finish what is in hand, then return.
 pub fn requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    CAUGHT.load(Ordering::SeqCst) != 0
+}
+
+/// If a signal stopped the run, end the process by that signal now (its default action);
+/// otherwise return. Call it once the display and everything else are dropped.
+pub fn exit_by_signal() {
+    let sig = CAUGHT.load(Ordering::SeqCst);
+    if sig != 0 {
+        // SAFETY: restoring the default action and raising a signal are plain libc calls.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
 }
