@@ -6,9 +6,16 @@
 //!                      # or "frames:DIR" (images played as a camera), "dir:DIR" (a watch
 //!                      # folder of image files), "samples", or "auto" (the default: the first
 //!                      # camera if there is one, else the samples)
-//! display = "fb:/dev/fb0"  # or "png:DIR", "spi:st7789:/dev/spidev0.0?dc=25&reset=27",
-//!                          # "none", or "auto" (the default: /dev/fb0 if present, else PNG)
-//! screen_size = "800x480"  # PNG output only; panels and framebuffers know their size
+//! display = "drm"          # an HDMI/DSI screen through DRM/KMS: the first /dev/dri/card* with
+//!                          # a screen connected, its preferred mode; or "drm:/dev/dri/card1",
+//!                          # "drm:/dev/dri/card0?mode=1280x720" (the error lists the modes on
+//!                          # offer). Needs the console, not a desktop, on that screen.
+//!                          # Or "fb:/dev/fb0" (framebuffer; the console is switched to graphics
+//!                          # mode while it is in use), "png:DIR",
+//!                          # "spi:st7789:/dev/spidev0.0?dc=25&reset=27", "none", or "auto"
+//!                          # (the default: DRM if a card has a screen connected, else
+//!                          # /dev/fb0 if present, else PNG files in ./cxr-edge-screen)
+//! screen_size = "800x480"  # PNG output only; DRM, panels and framebuffers know their size
 //! poll_ms = 1000           # watch folder
 //! input = "digital"        # watch folder: or "film-photo", "auto"
 //! camera_size = "1280x720"
@@ -467,7 +474,7 @@ mod tests {
     fn empty_file_gives_the_sample_kiosk_without_camera_or_framebuffer() {
         let c = Config::default();
         // Parsing looks at no hardware: `auto` is resolved when the source or display is
-        // opened (the first camera, else the samples; /dev/fb0, else PNG files).
+        // opened (the first camera, else the samples; DRM, else /dev/fb0, else PNG files).
         assert_eq!(c.source, SourceSpec::Auto);
         assert_eq!(c.display, DisplaySpec::Auto);
         match crate::capture::first_camera() {
@@ -521,6 +528,10 @@ mod tests {
         );
         let e = Config::parse("display = \"hdmi\"").unwrap_err();
         assert!(format!("{e:#}").contains("'fb:/dev/fbN'"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("'drm:/dev/dri/cardN?mode=WxH'"),
+            "{e:#}"
+        );
         assert!(Config::parse("poll_ms = 5").is_err());
         assert!(Config::parse("screen_size = \"800by480\"").is_err());
         assert!(Config::parse("screen_size = \"10x10\"").is_err());
@@ -533,6 +544,38 @@ mod tests {
         let e = Config::parse("[storage]\ndirectory = \"x\"").unwrap_err();
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
         assert!(format!("{e:#}").contains("line 2"), "{e:#}");
+    }
+
+    /// `display = "drm..."`: the card and mode are taken as written; no card is opened.
+    #[cfg(feature = "drm")]
+    #[test]
+    fn drm_displays_parse_without_touching_the_hardware() {
+        use crate::display::drm::DrmConfig;
+        let drm = |text: &str| Config::parse(&format!("display = \"{text}\"")).map(|c| c.display);
+        assert_eq!(
+            drm("drm").unwrap(),
+            DisplaySpec::Drm(DrmConfig {
+                card: None,
+                mode: None
+            })
+        );
+        assert_eq!(
+            drm("drm:/dev/dri/card0?mode=1280x720").unwrap(),
+            DisplaySpec::Drm(DrmConfig {
+                card: Some("/dev/dri/card0".into()),
+                mode: Some((1280, 720))
+            })
+        );
+        assert_eq!(
+            drm("drm:/dev/dri/card7").unwrap(),
+            DisplaySpec::Drm(DrmConfig {
+                card: Some("/dev/dri/card7".into()),
+                mode: None
+            })
+        );
+        let e = drm("drm:/dev/dri/card0?mode=wide").unwrap_err();
+        assert!(format!("{e:#}").contains("bad mode 'wide'"), "{e:#}");
+        assert!(drm("drm:/dev/dri/card0?depth=16").is_err());
     }
 
     /// The token's line never comes back in an error (it went to the journal before).

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
-use super::{sleep_alive, Kiosk};
+use super::{sleep_alive, stop, Kiosk};
 use crate::capture::{self, Input, InputSource};
 use crate::files::{sync_dir, write_atomically};
 use crate::model::Classifier;
@@ -251,6 +251,9 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
                     waiting_shown = true;
                 }
                 for f in files {
+                    if stop::requested() {
+                        break;
+                    }
                     k.notifier.watchdog();
                     let taken = match inbox.take(&f) {
                         Ok(p) => p,
@@ -287,6 +290,9 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
             return Ok(());
         }
         sleep_alive(&k.notifier, poll);
+        if stop::requested() {
+            return Ok(());
+        }
     }
 }
 

@@ -480,7 +480,7 @@ pub fn parse_script(s: &str) -> anyhow::Result<Vec<Step>> {
 
 /// Feed the kiosk: frames from `source`, presses from `buttons` (and from `script`, which ends
 /// the run when it is done). Without a script this runs until the source finishes, which a
-/// camera never does.
+/// camera never does, or a stop is asked for ([`super::stop`]).
 pub fn run_live(
     kiosk: &mut LiveKiosk,
     source: &mut dyn crate::capture::FrameSource,
@@ -489,6 +489,9 @@ pub fn run_live(
     notifier: &super::notify::Notifier,
 ) {
     let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
+        if super::stop::requested() {
+            return false;
+        }
         notifier.watchdog();
         kiosk.poll(false);
         kiosk.set_touch_buttons(buttons.touch_screen());

@@ -6,10 +6,13 @@
 //! [`ResultsLog::record`], and shown on the screen with what went wrong, if anything. The loop
 //! never ends on a bad file, a missing folder or a model that will not load: it says so on the
 //! screen and in the journal and tries again, while telling systemd it is alive ([`notify`]).
+//! SIGTERM and Ctrl-C end it cleanly ([`stop`]): the film in hand is finished, and the display
+//! is dropped (the screen given back to the console) before the process exits.
 
 pub mod inbox;
 pub mod live;
 pub mod notify;
+pub mod stop;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -30,6 +33,8 @@ use notify::Notifier;
 
 /// How long to wait before trying again to load a model that failed.
 const MODEL_RETRY: Duration = Duration::from_secs(30);
+/// How often a sleeping loop looks for a stop.
+const STOP_POLL: Duration = Duration::from_millis(200);
 
 /// What a run did: films analysed, and films that got no result.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -139,40 +144,47 @@ impl Kiosk<'_> {
     }
 }
 
-/// Load the model, retrying (with the reason on screen) until it works. In `once` mode the
-/// first failure is returned.
-fn load_model(k: &mut Kiosk, once: bool) -> Result<Classifier> {
+/// Load the model, retrying (with the reason on screen) until it works; `None` when a stop was
+/// asked for meanwhile. In `once` mode the first failure is returned.
+fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
     loop {
         let res = locate_manifest_in(k.cfg.model.manifest.as_deref(), Search::for_this_process())
             .and_then(|m| Classifier::load(&m, k.cfg.model.variant.as_deref()));
         match res {
-            Ok(c) => return Ok(c),
+            Ok(c) => return Ok(Some(c)),
             Err(e) if once => return Err(e),
             Err(e) => {
                 let msg = format!("{e:#}");
                 eprintln!("cxr-edge run: model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
                 k.show_problem(Problem::ModelFailed, &msg);
                 sleep_alive(&k.notifier, MODEL_RETRY);
+                if stop::requested() {
+                    return Ok(None);
+                }
             }
         }
     }
 }
 
-/// Sleep, but keep feeding the systemd watchdog.
+/// Sleep, but keep feeding the systemd watchdog; a stop ([`stop::requested`]) ends it early.
 fn sleep_alive(n: &Notifier, total: Duration) {
-    let step = n
+    let beat = n
         .watchdog_interval()
         .unwrap_or(total)
-        .min(total)
         .max(Duration::from_millis(10));
     let end = Instant::now() + total;
+    let mut next_beat = Instant::now();
     loop {
-        n.watchdog();
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let now = Instant::now();
+        if now >= next_beat {
+            n.watchdog();
+            next_beat = now + beat;
+        }
+        if now >= end || stop::requested() {
             return;
         }
-        std::thread::sleep(left.min(step));
+        let until = end.min(next_beat).saturating_duration_since(now);
+        std::thread::sleep(until.min(STOP_POLL));
     }
 }
 
@@ -238,6 +250,7 @@ impl Buttons for AllButtons {
 
 /// Run the kiosk until stopped (or per `opts`).
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
+    stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
     let out = Output::new(cfg.display.clone(), cfg.screen_size).numbered(opts.script.is_some());
     let mut k = Kiosk {
@@ -250,7 +263,10 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     // Ready before the model: a model that will not load is shown on the screen and retried,
     // which is "running" to systemd, not a start-up that never finishes.
     k.notifier.ready("loading the model");
-    let clf = load_model(&mut k, opts.once)?;
+    let Some(clf) = load_model(&mut k, opts.once)? else {
+        k.notifier.stopping();
+        return Ok(k.totals);
+    };
     let id = clf.id();
     k.notifier.status(&format!(
         "model {} {} ({}) loaded",
@@ -273,6 +289,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
         SourceSpec::Auto => unreachable!("resolve() leaves no auto"),
     }
     k.notifier.stopping();
+    // The screen is given back here, when `k` and its display are dropped.
     Ok(k.totals)
 }
 
@@ -318,12 +335,15 @@ fn run_camera(
 /// The bundled sample films, each analysed once; then idle (a demo that stays on screen).
 fn run_samples(k: &mut Kiosk, clf: &Classifier, once: bool) {
     for s in &capture::sample_inputs() {
+        if stop::requested() {
+            return;
+        }
         k.notifier.watchdog();
         k.analyse(clf, s, Origin::Samples);
     }
     if !once {
         k.notifier.status("all sample films analysed; idle");
-        loop {
+        while !stop::requested() {
             sleep_alive(&k.notifier, Duration::from_secs(3600));
         }
     }

@@ -40,6 +40,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         totals.failed,
         crate::NOTICE
     );
+    // Stopped by SIGTERM or Ctrl-C: the display is given back by now; exit by that signal,
+    // as before it was caught, rather than with the run's exit code.
+    crate::app::stop::exit_by_signal();
     Ok(if totals.failed > 0 {
         EXIT_SOME_FAILED
     } else {

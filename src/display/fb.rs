@@ -1,6 +1,12 @@
 //! Linux framebuffer (`/dev/fb0`): HDMI and DSI screens, and SPI panels that have a kernel
-//! driver. Screens are drawn into memory in the device's own pixel format and written to the
-//! device in one go, so a half-drawn screen is never visible for long.
+//! driver. Screens are drawn into memory in the device's own pixel format ([`Canvas`]) and
+//! written to the device in one go, so a half-drawn screen is never visible for long.
+//!
+//! The text console draws into the same framebuffer; while a [`Framebuffer`] is open the active
+//! VT is in graphics mode ([`super::console`]) so its text and cursor stay off the screen, and
+//! it is given back to text mode when the framebuffer is dropped. Without the right to do that
+//! the framebuffer works all the same, with a warning. Where the board has DRM/KMS, the `drm`
+//! display is the better choice: it also works while the console is in use, and does not tear.
 //!
 //! The geometry comes from sysfs (`/sys/class/graphics/fbN/`), which needs no ioctl and can be
 //! faked in tests: `virtual_size` ("1920,1080"), `bits_per_pixel` and `stride` (bytes per line,
@@ -13,47 +19,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use embedded_graphics::{pixelcolor::Rgb888, prelude::*};
 
-/// The framebuffer pixel layouts this driver can write.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PixelFormat {
-    /// 16 bits: 5 red, 6 green, 5 blue, little-endian.
-    Rgb565,
-    /// 32 bits: bytes B, G, R, unused (little-endian XRGB8888).
-    Xrgb8888,
-}
-
-impl PixelFormat {
-    fn bytes(self) -> usize {
-        match self {
-            PixelFormat::Rgb565 => 2,
-            PixelFormat::Xrgb8888 => 4,
-        }
-    }
-
-    fn encode(self, c: Rgb888, out: &mut [u8]) {
-        match self {
-            PixelFormat::Rgb565 => {
-                let v =
-                    ((c.r() as u16 >> 3) << 11) | ((c.g() as u16 >> 2) << 5) | (c.b() as u16 >> 3);
-                out.copy_from_slice(&v.to_le_bytes());
-            }
-            PixelFormat::Xrgb8888 => out.copy_from_slice(&[c.b(), c.g(), c.r(), 0]),
-        }
-    }
-}
-
-/// Size and pixel layout of a framebuffer.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Geometry {
-    /// Visible width in pixels.
-    pub width: u32,
-    /// Visible height in pixels.
-    pub height: u32,
-    /// Bytes from one line to the next.
-    pub stride: usize,
-    /// How each pixel is stored.
-    pub format: PixelFormat,
-}
+use super::canvas::Canvas;
+pub use super::canvas::{Geometry, PixelFormat};
+use super::console::ConsoleGraphics;
 
 impl Geometry {
     /// Read the geometry of `/dev/fbN` from `sysfs_dir` (normally `/sys/class/graphics/fbN`).
@@ -97,8 +65,9 @@ impl Geometry {
 pub struct Framebuffer {
     device: File,
     path: PathBuf,
-    geometry: Geometry,
-    buf: Vec<u8>,
+    canvas: Canvas,
+    /// The console kept in graphics mode while the framebuffer is open (when allowed).
+    _console: Option<ConsoleGraphics>,
 }
 
 impl Framebuffer {
@@ -109,10 +78,13 @@ impl Framebuffer {
             .with_context(|| format!("{} is not a framebuffer device path", device.display()))?;
         let sysfs = Path::new("/sys/class/graphics").join(name);
         let geometry = Geometry::from_sysfs(&sysfs)?;
-        Framebuffer::with_geometry(device, geometry)
+        let mut fb = Framebuffer::with_geometry(device, geometry)?;
+        fb._console = ConsoleGraphics::try_enter();
+        Ok(fb)
     }
 
-    /// Open `device` (a real framebuffer, or any file in tests) with a known geometry.
+    /// Open `device` (a real framebuffer, or any file in tests) with a known geometry; the
+    /// console is left as it is.
     pub fn with_geometry(device: &Path, geometry: Geometry) -> Result<Framebuffer> {
         let file = OpenOptions::new()
             .write(true)
@@ -126,20 +98,20 @@ impl Framebuffer {
         Ok(Framebuffer {
             device: file,
             path: device.to_path_buf(),
-            geometry,
-            buf: vec![0; geometry.stride * geometry.height as usize],
+            canvas: Canvas::new(geometry),
+            _console: None,
         })
     }
 
     /// The framebuffer's size and pixel layout.
     pub fn geometry(&self) -> Geometry {
-        self.geometry
+        self.canvas.geometry()
     }
 
     /// Write the drawn screen to the device.
     pub fn flush(&mut self) -> Result<()> {
         self.device
-            .write_all_at(&self.buf, 0)
+            .write_all_at(self.canvas.bytes(), 0)
             .with_context(|| format!("cannot write to framebuffer {}", self.path.display()))
     }
 }
@@ -154,7 +126,7 @@ impl super::Display for Framebuffer {
 
 impl OriginDimensions for Framebuffer {
     fn size(&self) -> Size {
-        Size::new(self.geometry.width, self.geometry.height)
+        self.canvas.size()
     }
 }
 
@@ -166,15 +138,7 @@ impl DrawTarget for Framebuffer {
         &mut self,
         pixels: I,
     ) -> Result<(), Self::Error> {
-        let g = self.geometry;
-        let bpp = g.format.bytes();
-        for Pixel(p, c) in pixels {
-            if p.x >= 0 && p.y >= 0 && (p.x as u32) < g.width && (p.y as u32) < g.height {
-                let at = p.y as usize * g.stride + p.x as usize * bpp;
-                g.format.encode(c, &mut self.buf[at..at + bpp]);
-            }
-        }
-        Ok(())
+        self.canvas.draw_iter(pixels)
     }
 }
 

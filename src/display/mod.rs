@@ -1,18 +1,28 @@
 //! Where screens go. One seam, [`Display`]: a screen in, pixels out on one kind of output. The
-//! kinds are PNG files ([`png`]: headless, tests, the sample run), a Linux framebuffer ([`fb`]),
-//! an SPI TFT panel ([`spi`], feature `spi-panel`: ST7789, ILI9341 over spidev and GPIO lines),
-//! or nothing. Screens themselves are drawn by [`crate::ui`] on any embedded-graphics target.
+//! kinds are an HDMI or DSI screen through DRM/KMS ([`drm`], feature `drm`: the kiosk's real
+//! screen), a Linux framebuffer ([`fb`]), an SPI TFT panel ([`spi`], feature `spi-panel`:
+//! ST7789, ILI9341 over spidev and GPIO lines), PNG files ([`png`]: headless, tests, the sample
+//! run), or nothing. Screens themselves are drawn by [`crate::ui`] on any embedded-graphics
+//! target; DRM and the framebuffer draw into a [`canvas::Canvas`] in the device's pixel format.
 //!
 //! [`Output`] is what the kiosk holds: it opens the configured display when the first screen
 //! comes, reopens it after a failure on the next screen (a cable that came loose must not stop
-//! the kiosk), and reports a display that stays broken once, not at every frame.
+//! the kiosk), and reports a display that stays broken once, not at every frame. `auto` is
+//! made concrete there, once, when the first screen comes ([`DisplaySpec::resolve`]). Dropping
+//! the [`Output`] gives the screen back (the console's mode and picture), so the service loop
+//! drops it before the process exits, also on SIGTERM.
 
+pub mod canvas;
+pub mod console;
+#[cfg(feature = "drm")]
+pub mod drm;
 pub mod fb;
 pub mod png;
 #[cfg(feature = "spi-panel")]
 pub mod spi;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
@@ -27,6 +37,9 @@ pub trait Display {
 /// Where screens go, as configured (`display = "..."`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum DisplaySpec {
+    /// An HDMI or DSI screen through DRM/KMS (`drm`, `drm:/dev/dri/cardN?mode=WxH`).
+    #[cfg(feature = "drm")]
+    Drm(drm::DrmConfig),
     /// The current screen as `screen.png` in this folder (replaced atomically).
     Png(PathBuf),
     /// A Linux framebuffer device such as `/dev/fb0` (its own size and pixel format).
@@ -36,36 +49,98 @@ pub enum DisplaySpec {
     Spi(spi::SpiConfig),
     /// No screen.
     None,
-    /// `/dev/fb0` if there is one when the display is opened, else PNG files in
-    /// `cxr-edge-screen`. Parsing never looks at the hardware; [`DisplaySpec::resolve`] does.
+    /// DRM if a card has a screen connected when the display is opened, else `/dev/fb0` if
+    /// there is one, else PNG files in `cxr-edge-screen`. Parsing never looks at the hardware;
+    /// [`DisplaySpec::resolve`] does.
     Auto,
 }
 
+/// The PNG folder `auto` falls back to.
+const AUTO_PNG_DIR: &str = "cxr-edge-screen";
+
+/// The framebuffer `auto` looks for.
+const AUTO_FB: &str = "/dev/fb0";
+
+/// What `display` accepts, for error messages.
+const DISPLAY_FORMS: &str = "'drm', 'drm:/dev/dri/cardN?mode=WxH', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'png:DIR', 'none' or 'auto'";
+
 impl DisplaySpec {
-    /// `png:DIR`, `fb:/dev/fbN`, `spi:CONTROLLER:/dev/spidevB.C?dc=N...`, `none` or `auto`.
+    /// `drm`, `drm:/dev/dri/cardN` (either with `?mode=WxH`), `fb:/dev/fbN`,
+    /// `spi:CONTROLLER:/dev/spidevB.C?dc=N...`, `png:DIR`, `none` or `auto`.
     pub fn parse(s: &str) -> Result<DisplaySpec> {
         match s.split_once(':') {
             _ if s == "none" => Ok(DisplaySpec::None),
             _ if s == "auto" => Ok(DisplaySpec::Auto),
+            #[cfg(feature = "drm")]
+            _ if s == "drm" || s.starts_with("drm:") => {
+                Ok(DisplaySpec::Drm(drm::DrmConfig::parse(s)?))
+            }
+            #[cfg(not(feature = "drm"))]
+            _ if s == "drm" || s.starts_with("drm:") => {
+                bail!("display '{s}': this build has no DRM support (built without the drm feature); use 'fb:/dev/fb0'")
+            }
             Some(("png", p)) if !p.is_empty() => Ok(DisplaySpec::Png(PathBuf::from(p))),
             Some(("fb", p)) if !p.is_empty() => Ok(DisplaySpec::Framebuffer(PathBuf::from(p))),
             #[cfg(feature = "spi-panel")]
             Some(("spi", _)) => Ok(DisplaySpec::Spi(spi::SpiConfig::parse(s)?)),
-            _ => bail!(
-                "unknown display '{s}': use 'png:DIR', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'none' or 'auto'"
-            ),
+            _ => bail!("unknown display '{s}': use {DISPLAY_FORMS}"),
         }
     }
 
-    /// `auto` made concrete by looking at the machine now; any other spec is itself.
+    /// `auto` made concrete by looking at the machine now, with the choice and its reason
+    /// logged; any other spec is itself.
     pub fn resolve(self) -> DisplaySpec {
-        match self {
-            DisplaySpec::Auto if Path::new("/dev/fb0").exists() => {
-                DisplaySpec::Framebuffer(PathBuf::from("/dev/fb0"))
-            }
-            DisplaySpec::Auto => DisplaySpec::Png(PathBuf::from("cxr-edge-screen")),
-            s => s,
+        if self != DisplaySpec::Auto {
+            return self;
         }
+        let desktop = ["WAYLAND_DISPLAY", "DISPLAY"]
+            .iter()
+            .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if let Some(var) = desktop {
+            eprintln!("cxr-edge: display auto: a desktop session is running (${var} is set); it may hold the screen, and DRM may then be refused");
+        }
+        let (spec, why) = auto_choice(drm_card(), Path::new(AUTO_FB).exists());
+        eprintln!("cxr-edge: display auto: {why}");
+        spec
+    }
+}
+
+/// The first DRM card with a screen connected, or why there is none.
+#[cfg(feature = "drm")]
+fn drm_card() -> std::result::Result<PathBuf, String> {
+    drm::first_connected_card().map_err(|e| format!("{e:#}"))
+}
+
+#[cfg(not(feature = "drm"))]
+fn drm_card() -> std::result::Result<PathBuf, String> {
+    Err("this build has no DRM support".into())
+}
+
+/// What `auto` becomes, given the DRM card found (or why none) and whether `/dev/fb0` exists,
+/// with the reason in words.
+fn auto_choice(drm_card: std::result::Result<PathBuf, String>, fb0: bool) -> (DisplaySpec, String) {
+    match drm_card {
+        #[cfg(feature = "drm")]
+        Ok(card) => {
+            let why = format!("DRM on {} (a screen is connected)", card.display());
+            (
+                DisplaySpec::Drm(drm::DrmConfig {
+                    card: Some(card),
+                    mode: None,
+                }),
+                why,
+            )
+        }
+        Err(no_drm) if fb0 => (
+            DisplaySpec::Framebuffer(PathBuf::from(AUTO_FB)),
+            format!("framebuffer {AUTO_FB} (no DRM screen: {no_drm})"),
+        ),
+        Err(no_drm) => (
+            DisplaySpec::Png(PathBuf::from(AUTO_PNG_DIR)),
+            format!("PNG files in {AUTO_PNG_DIR}/ (no DRM screen: {no_drm}; no {AUTO_FB})"),
+        ),
+        #[cfg(not(feature = "drm"))]
+        Ok(_) => unreachable!("no DRM cards without the drm feature"),
     }
 }
 
@@ -85,6 +160,8 @@ pub fn open(spec: &DisplaySpec, size: (u32, u32), numbered: bool) -> Result<Box<
         DisplaySpec::None => Box::new(Nothing),
         DisplaySpec::Png(dir) => Box::new(png::PngScreens::new(dir, size, numbered)),
         DisplaySpec::Framebuffer(dev) => Box::new(fb::Framebuffer::open(&dev)?),
+        #[cfg(feature = "drm")]
+        DisplaySpec::Drm(cfg) => Box::new(drm::DrmScreen::open(&cfg)?),
         #[cfg(feature = "spi-panel")]
         DisplaySpec::Spi(cfg) => Box::new(spi::SpiPanel::open(&cfg)?),
         DisplaySpec::Auto => unreachable!("resolve() leaves no auto"),
@@ -102,7 +179,14 @@ pub struct Output {
     shown: usize,
     /// The last error, so a display that stays broken is reported once, not every frame.
     last_error: Option<String>,
+    /// After a failure, camera preview frames do not reopen the display before this.
+    retry_at: Option<Instant>,
 }
+
+/// How often preview frames may try to reopen a failed display. Opening a DRM card probes its
+/// connectors (reads EDID): at the camera's frame rate that would be most of the kiosk's time
+/// while a desktop holds the screen. Other screens always try, so none is lost for this.
+const PREVIEW_REOPEN_EVERY: Duration = Duration::from_secs(2);
 
 impl Output {
     /// Screens for `spec`, drawn at `size` where the display does not know its own.
@@ -115,6 +199,7 @@ impl Output {
             touch_buttons: false,
             shown: 0,
             last_error: None,
+            retry_at: None,
         }
     }
 
@@ -136,7 +221,7 @@ impl Output {
     }
 
     /// Show `screen`; a failure is reported (once while it lasts) and the display reopened at
-    /// the next screen.
+    /// the next screen (by a camera preview frame, at most every [`PREVIEW_REOPEN_EVERY`]).
     pub fn show(&mut self, screen: &Screen) {
         let with_buttons;
         let screen = if self.touch_buttons {
@@ -146,6 +231,14 @@ impl Output {
             screen
         };
         self.shown += 1;
+        if self.spec == DisplaySpec::Auto {
+            // Once: a display that fails later is reopened as what auto chose, not chosen again.
+            self.spec = self.spec.clone().resolve();
+        }
+        let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
+        if self.display.is_none() && waiting && matches!(screen, Screen::Preview(_)) {
+            return;
+        }
         let res = match self.display.as_mut() {
             Some(d) => d.show(screen),
             None => open(&self.spec, self.size, self.numbered).and_then(|mut d| {
@@ -155,9 +248,13 @@ impl Output {
             }),
         };
         match res {
-            Ok(()) => self.last_error = None,
+            Ok(()) => {
+                self.last_error = None;
+                self.retry_at = None;
+            }
             Err(e) => {
                 self.display = None;
+                self.retry_at = Some(Instant::now() + PREVIEW_REOPEN_EVERY);
                 let msg = format!("{e:#}");
                 if self.last_error.as_deref() != Some(&msg) {
                     eprintln!("cxr-edge run: display: {msg}");
@@ -177,5 +274,48 @@ pub fn kind(screen: &Screen) -> &'static str {
         Screen::Result(_) => "result",
         Screen::Error { .. } => "error",
         Screen::WithTouchButtons(s) => kind(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prefers_drm_then_fb0_then_png() {
+        let none = || Err("no card".to_string());
+        #[cfg(feature = "drm")]
+        {
+            let (spec, why) = auto_choice(Ok(PathBuf::from("/dev/dri/card1")), true);
+            assert_eq!(
+                spec,
+                DisplaySpec::Drm(drm::DrmConfig {
+                    card: Some("/dev/dri/card1".into()),
+                    mode: None
+                })
+            );
+            assert!(why.contains("DRM on /dev/dri/card1"), "{why}");
+        }
+        let (spec, why) = auto_choice(none(), true);
+        assert_eq!(spec, DisplaySpec::Framebuffer("/dev/fb0".into()));
+        assert!(why.contains("no DRM screen: no card"), "{why}");
+        let (spec, why) = auto_choice(none(), false);
+        assert_eq!(spec, DisplaySpec::Png("cxr-edge-screen".into()));
+        assert!(why.contains("no /dev/fb0"), "{why}");
+    }
+
+    #[test]
+    fn every_concrete_spec_resolves_to_itself() {
+        for s in [
+            "none",
+            "fb:/dev/fb1",
+            "png:out",
+            "drm:/dev/dri/card0?mode=800x480",
+        ] {
+            let Ok(spec) = DisplaySpec::parse(s) else {
+                continue; // drm without the feature
+            };
+            assert_eq!(spec.clone().resolve(), spec, "{s}");
+        }
     }
 }
