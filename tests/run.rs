@@ -435,6 +435,7 @@ fn units_keep_films_out_of_core_dumps_and_cap_memory_and_devices() {
     assert_eq!(
         allowed,
         [
+            "char-drm rw",
             "char-fb rw",
             "char-gpiochip rw",
             "char-input r",
