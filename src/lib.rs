@@ -4,7 +4,8 @@
 //! own line or below, never above (`scripts/check-layout` checks it in CI):
 //!
 //! * [`pixels`], [`files`]: the grey image every stage passes on and the area resampler;
-//!   writing files so that a power cut leaves whole ones;
+//!   writing files so that a power cut leaves whole ones; [`log`]: the service's messages with
+//!   journald priorities (`tracing`, filtered by `CXR_EDGE_LOG`);
 //! * [`capture`]: where pixels come from (image and DICOM files, bundled samples, cameras,
 //!   frame files played as a camera) and safe decoding with size and memory caps;
 //! * [`film`]: the film itself: finding it in a camera photo, straightening it, waiting for it
@@ -43,6 +44,7 @@ pub mod explain;
 pub mod files;
 pub mod film;
 pub mod input;
+pub mod log;
 pub mod model;
 pub mod pixels;
 pub mod record;

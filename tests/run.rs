@@ -630,14 +630,18 @@ fn the_package_hands_its_units_to_deb_systemd_helper() {
     let kiosk = unit("cxr-edge");
     assert!(flag(kiosk, "enable") && flag(kiosk, "start") && flag(kiosk, "restart-after-upgrade"));
     let serve = unit("cxr-edge-serve");
-    assert!(!flag(serve, "enable") && !flag(serve, "start") && flag(serve, "restart-after-upgrade"));
+    assert!(
+        !flag(serve, "enable") && !flag(serve, "start") && flag(serve, "restart-after-upgrade")
+    );
     for u in units {
         let name = u["unit-name"].as_str().unwrap();
         assert!(board_common(&format!("{name}.service")).is_file(), "{name}");
     }
     // The udev rules come with the package and run after systemd's 60-persistent-v4l.rules,
     // which sets the properties they match on.
-    let assets = manifest["package"]["metadata"]["deb"]["assets"].as_array().unwrap();
+    let assets = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .unwrap();
     let rules: Vec<&str> = assets
         .iter()
         .filter(|a| a[1].as_str().unwrap().starts_with("usr/lib/udev/rules.d/"))

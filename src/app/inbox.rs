@@ -194,8 +194,8 @@ impl Inbox {
             })
             .and_then(|_| Ok(path.parent().map_or(Ok(()), sync_dir)?));
         if let Err(e) = res {
-            eprintln!(
-                "cxr-edge run: analysed {}, but cannot move it to {}: {e:#}; it stays and is not analysed again until restart",
+            tracing::warn!(
+                "analysed {}, but cannot move it to {}: {e:#}; it stays and is not analysed again until restart",
                 path.display(),
                 to_dir.display()
             );
@@ -235,7 +235,7 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
     let mut inbox = Inbox::new(dir.to_path_buf());
     let left = inbox.quarantine_leftovers(&k.log);
     if left > 0 {
-        eprintln!("cxr-edge run: {left} file(s) left in {PROCESSING}/ by a run that stopped while analysing them: moved to failed/");
+        tracing::warn!("{left} file(s) left in {PROCESSING}/ by a run that stopped while analysing them: moved to failed/");
         k.totals.failed += left;
         k.show_problem(Problem::BadImage, STOPPED_WHILE_ANALYSING);
     }
@@ -258,9 +258,7 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
                     let taken = match inbox.take(&f) {
                         Ok(p) => p,
                         Err(e) => {
-                            eprintln!(
-                                "cxr-edge run: {e:#}; it stays and is not analysed until restart"
-                            );
+                            tracing::warn!("{e:#}; it stays and is not analysed until restart");
                             inbox.stuck.insert(f);
                             continue;
                         }
@@ -276,7 +274,7 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                eprintln!("cxr-edge run: {msg}");
+                tracing::error!("{msg}");
                 if once {
                     return Err(e);
                 }

@@ -279,7 +279,7 @@ impl<'a> LiveKiosk<'a> {
                     return;
                 }
                 Err(mpsc::SendError((back, _))) => {
-                    eprintln!("cxr-edge run: the analysis thread is gone; analysing here");
+                    tracing::warn!("the analysis thread is gone; analysing here");
                     self.worker = None;
                     frame = back;
                 }
@@ -295,8 +295,8 @@ impl<'a> LiveKiosk<'a> {
         self.busy = false;
         match self.log.record(&mut done, Origin::Camera, self.keep_images) {
             Ok(_) if self.quiet => {}
-            Ok(r) => println!("{} {}", done.record.summary_line(), r.path.display()),
-            Err(e) => eprintln!("cxr-edge run: {e:#}"),
+            Ok(r) => tracing::info!("{} {}", done.record.summary_line(), r.path.display()),
+            Err(e) => tracing::error!("{e:#}"),
         }
         let rec = done.record;
         self.state = if let Some(err) = &rec.error {
@@ -341,7 +341,7 @@ impl<'a> LiveKiosk<'a> {
             Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => {
                 // The thread died mid-analysis: that frame is lost, the kiosk must not wait on it.
-                eprintln!("cxr-edge run: the analysis thread stopped; analysing here from now on");
+                tracing::warn!("the analysis thread stopped; analysing here from now on");
                 self.worker = None;
                 self.busy = false;
                 self.show_current();

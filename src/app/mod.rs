@@ -106,8 +106,8 @@ impl Kiosk<'_> {
                     notifier.watchdog();
                 } else if !over {
                     over = true;
-                    eprintln!(
-                        "cxr-edge run: the analysis of {} has taken over {:?}; no longer telling the watchdog we are alive",
+                    tracing::warn!(
+                        "the analysis of {} has taken over {:?}; no longer telling the watchdog we are alive",
                         input.display,
                         inbox::ANALYSIS_BUDGET
                     );
@@ -125,8 +125,8 @@ impl Kiosk<'_> {
             .log
             .record(&mut a, origin, self.cfg.storage.keep_images)
         {
-            Ok(r) => println!("{} {}", a.record.summary_line(), r.path.display()),
-            Err(e) => eprintln!("cxr-edge run: {e:#}"),
+            Ok(r) => tracing::info!("{} {}", a.record.summary_line(), r.path.display()),
+            Err(e) => tracing::error!("{e:#}"),
         }
         let rec = &a.record;
         if let Some(err) = &rec.error {
@@ -155,7 +155,7 @@ fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
             Err(e) if once => return Err(e),
             Err(e) => {
                 let msg = format!("{e:#}");
-                eprintln!("cxr-edge run: model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
+                tracing::error!("model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
                 k.show_problem(Problem::ModelFailed, &msg);
                 sleep_alive(&k.notifier, MODEL_RETRY);
                 if stop::requested() {
@@ -219,10 +219,10 @@ fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
             crate::input::gpio::GpioButtons::open(&cfg.buttons.chip, &lines, cfg.buttons.active_low)
         }) {
             Ok(b) => all.push(Box::new(b)),
-            Err(e) => eprintln!("cxr-edge run: buttons not available: {e:#}"),
+            Err(e) => tracing::warn!("buttons not available: {e:#}"),
         }
         #[cfg(not(feature = "gpio-buttons"))]
-        eprintln!("cxr-edge run: [buttons] lines are set, but this build has no GPIO support");
+        tracing::warn!("[buttons] lines are set, but this build has no GPIO support");
     }
     if cfg.buttons.evdev && !script {
         all.push(Box::new(crate::input::evdev::Evdev::open(
@@ -272,8 +272,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
         "model {} {} ({}) loaded",
         id.name, id.version, id.variant
     ));
-    eprintln!(
-        "cxr-edge run: model {} {} ({}), results in {}. {}",
+    tracing::info!(
+        "model {} {} ({}), results in {}. {}",
         id.name,
         id.version,
         id.variant,

@@ -31,8 +31,8 @@ pub fn install() {
             sa.sa_flags = libc::SA_RESTART | libc::SA_RESETHAND;
             libc::sigemptyset(&mut sa.sa_mask);
             if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                eprintln!(
-                    "cxr-edge run: cannot catch signal {sig}: {}",
+                tracing::warn!(
+                    "cannot catch signal {sig}: {}",
                     std::io::Error::last_os_error()
                 );
             }

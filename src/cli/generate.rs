@@ -54,11 +54,17 @@ mod tests {
         run(What::Man, Some(d.path().to_path_buf())).unwrap();
         let page = std::fs::read_to_string(d.path().join("cxr-edge.1")).unwrap();
         assert!(page.contains("Research use only"), "{page}");
-        for sub in Cli::command().get_subcommands().filter(|s| !s.is_hide_set()) {
+        for sub in Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+        {
             let name = format!("cxr-edge-{}.1", sub.get_name());
             assert!(d.path().join(&name).is_file(), "{name}");
         }
-        assert!(!d.path().join("cxr-edge-generate.1").exists(), "hidden stays hidden");
+        assert!(
+            !d.path().join("cxr-edge-generate.1").exists(),
+            "hidden stays hidden"
+        );
         assert!(run(What::Man, None).is_err());
     }
 }

@@ -250,7 +250,15 @@ impl From<InputArg> for InputMode {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> i32 {
+    crate::log::init();
     let cli = Cli::parse();
+    // The services (`run`, `serve`) report a fatal error through the log, at error priority.
+    let service = match &cli.command {
+        Command::Run(_) => true,
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => true,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Classify(args) => classify::run(args),
         Command::Run(args) => run::run(args),
@@ -264,6 +272,12 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
+        // The same words as the terminal format of error!, which also gives the journal the
+        // error's priority when a service stops on it.
+        Err(e) if service => {
+            tracing::error!("{e:#}");
+            EXIT_FATAL
+        }
         Err(e) => {
             eprintln!("cxr-edge: error: {e:#}");
             EXIT_FATAL

@@ -34,8 +34,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         script,
     };
     let totals = crate::app::run(&cfg, &opts)?;
-    eprintln!(
-        "cxr-edge run: {} analysed, {} failed. {}",
+    tracing::info!(
+        "{} analysed, {} failed. {}",
         totals.analysed,
         totals.failed,
         crate::NOTICE

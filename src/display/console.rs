@@ -84,7 +84,7 @@ impl ConsoleGraphics {
             Ok(c) => Some(c),
             Err(e) => {
                 if !WARNED.swap(true, Ordering::Relaxed) {
-                    eprintln!("cxr-edge: warning: the text console stays in text mode, so its text and cursor may show over the screen: {e:#}");
+                    tracing::warn!("the text console stays in text mode, so its text and cursor may show over the screen: {e:#}");
                 }
                 None
             }

@@ -97,10 +97,10 @@ impl DisplaySpec {
             .iter()
             .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
         if let Some(var) = desktop {
-            eprintln!("cxr-edge: display auto: a desktop session is running (${var} is set); it may hold the screen, and DRM may then be refused");
+            tracing::warn!("display auto: a desktop session is running (${var} is set); it may hold the screen, and DRM may then be refused");
         }
         let (spec, why) = auto_choice(drm_card(), Path::new(AUTO_FB).exists());
-        eprintln!("cxr-edge: display auto: {why}");
+        tracing::info!("display auto: {why}");
         spec
     }
 }
@@ -257,7 +257,7 @@ impl Output {
                 self.retry_at = Some(Instant::now() + PREVIEW_REOPEN_EVERY);
                 let msg = format!("{e:#}");
                 if self.last_error.as_deref() != Some(&msg) {
-                    eprintln!("cxr-edge run: display: {msg}");
+                    tracing::warn!("display: {msg}");
                     self.last_error = Some(msg);
                 }
             }

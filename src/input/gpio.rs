@@ -110,10 +110,7 @@ impl<S: LineSource> Sampler<S> {
                     if self.failing[i] {
                         self.failing[i] = false;
                         self.reports += 1;
-                        eprintln!(
-                            "cxr-edge: {} button (GPIO {line}) readable again",
-                            button.name()
-                        );
+                        tracing::info!("{} button (GPIO {line}) readable again", button.name());
                     }
                     if self.debouncers[i].update(now_ms, level) {
                         presses.push(button);
@@ -122,8 +119,8 @@ impl<S: LineSource> Sampler<S> {
                 Err(e) if !self.failing[i] => {
                     self.failing[i] = true;
                     self.reports += 1;
-                    eprintln!(
-                        "cxr-edge: cannot read the {} button (GPIO {line}): {e}; retrying",
+                    tracing::warn!(
+                        "cannot read the {} button (GPIO {line}): {e}; retrying",
                         button.name()
                     );
                 }
@@ -255,8 +252,8 @@ impl CdevLines {
                         .map_err(fail)?;
                     if !warned {
                         warned = true;
-                        eprintln!(
-                            "cxr-edge: the kernel did not take a pull-{} request for the \
+                        tracing::warn!(
+                            "the kernel did not take a pull-{} request for the \
                              button lines of {}; the board must provide it (e.g. gpio=...=pu \
                              in /boot/firmware/config.txt, or resistors)",
                             if active_low { "up" } else { "down" },

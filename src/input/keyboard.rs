@@ -77,7 +77,7 @@ impl Keyboard {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("cxr-edge: cannot start the keyboard reader: {e}");
+            tracing::warn!("cannot start the keyboard reader: {e}");
         }
         Keyboard { rx }
     }

@@ -437,7 +437,7 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("server failed")?;
-        eprintln!("cxr-edge serve: stopping; finishing the uploads already accepted");
+        tracing::info!("stopping; finishing the uploads already accepted");
         let queue_state = state.clone();
         tokio::task::spawn_blocking(move || queue_state.queue.drain())
             .await

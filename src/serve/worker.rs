@@ -243,7 +243,7 @@ impl Analyse for Analyser {
             "the analysis failed unexpectedly (a bug in cxr-edge); the upload was not analysed",
         );
         if let Err(e) = self.log.record(&mut a, Origin::Upload, false) {
-            eprintln!("cxr-edge serve: {e:#}");
+            tracing::error!("{e:#}");
         }
         a.record
     }
@@ -257,12 +257,8 @@ impl Analyse for Analyser {
         let mut a = analyse(Subject::Bytes(bytes), &how, &self.clf);
         let recorded = self.log.record(&mut a, Origin::Upload, self.keep_images);
         match &recorded {
-            // A closed stdout (a pipe whose reader left) must not stop the server.
-            Ok(_) => {
-                use std::io::Write;
-                let _ = writeln!(std::io::stdout(), "{}", a.record.summary_line());
-            }
-            Err(e) => eprintln!("cxr-edge serve: {e:#}"),
+            Ok(_) => tracing::info!("{}", a.record.summary_line()),
+            Err(e) => tracing::error!("{e:#}"),
         }
         // The page fetches the pictures by the record's name; the stored record names the kept
         // file instead, so the address is set only on the answer.

@@ -84,7 +84,10 @@ impl ResultsLog {
             .with_context(|| format!("cannot create results folder {}", dir.display()))?;
         let stale = remove_stale_partials(dir);
         if stale > 0 {
-            eprintln!("cxr-edge: removed {stale} half-written file(s) left in {} by a run that stopped mid-write", dir.display());
+            tracing::warn!(
+                "removed {stale} half-written file(s) left in {} by a run that stopped mid-write",
+                dir.display()
+            );
         }
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")
@@ -126,7 +129,7 @@ impl ResultsLog {
         let image = a.heatmap.as_ref().filter(|_| keep_images).and_then(|pic| {
             let file = format!("{name}.png");
             write_png_atomically(pic, &self.dir.join(&file))
-                .inspect_err(|e| eprintln!("cxr-edge: cannot keep the picture {file}: {e:#}"))
+                .inspect_err(|e| tracing::warn!("cannot keep the picture {file}: {e:#}"))
                 .ok()
                 .map(|()| file)
         });

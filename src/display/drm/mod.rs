@@ -184,8 +184,8 @@ impl DrmScreen {
             stride,
             format,
         });
-        eprintln!(
-            "cxr-edge: display: {} {} {} ({format:?})",
+        tracing::info!(
+            "display: {} {} {} ({format:?})",
             path.display(),
             conn_plain.name,
             mode_info(&mode)
@@ -233,7 +233,7 @@ impl DrmScreen {
                 }
                 Err(e) if choose::is_busy(&e) => return Err(self.busy(&e)),
                 Err(e) => {
-                    eprintln!("cxr-edge: display: page flips do not work on {} ({e}); setting the CRTC for each screen instead", self.path.display());
+                    tracing::warn!("display: page flips do not work on {} ({e}); setting the CRTC for each screen instead", self.path.display());
                     self.flips = false;
                 }
             }

@@ -28,6 +28,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tracing::Level;
 
 use super::{Button, Buttons};
 use decode::{Decoder, Input, Tap, TouchAxes, EVENT_SIZE};
@@ -140,8 +141,13 @@ impl<O: Opener> Evdev<O> {
         self.devices.iter().map(|d| d.path.as_path()).collect()
     }
 
-    fn say(&mut self, msg: String) {
-        eprintln!("{msg}");
+    /// Log `msg` at `level`: warning (a device refused or dropped, no folder) or info.
+    fn say(&mut self, level: Level, msg: String) {
+        if level == Level::WARN {
+            tracing::warn!("{msg}");
+        } else {
+            tracing::info!("{msg}");
+        }
         #[cfg(test)]
         self.log.push(msg);
     }
@@ -149,7 +155,7 @@ impl<O: Opener> Evdev<O> {
     /// Report `msg` the first time `key` comes up.
     fn say_once(&mut self, key: &str, msg: String) {
         if self.said.insert(key.to_string()) {
-            self.say(msg);
+            self.say(Level::WARN, msg);
         }
     }
 
@@ -163,7 +169,7 @@ impl<O: Opener> Evdev<O> {
                 return self.say_once(
                     "no dir",
                     format!(
-                        "cxr-edge run: buttons: cannot read {dir} ({e}): no keyboards, keypads, \
+                        "buttons: cannot read {dir} ({e}): no keyboards, keypads, \
                          pedals or touch screens until it appears"
                     ),
                 );
@@ -205,11 +211,10 @@ impl<O: Opener> Evdev<O> {
             (false, true) => "touch screen",
             _ => "keys",
         };
-        self.say(format!(
-            "cxr-edge run: buttons: using {} ({}, {what})",
-            caps.name,
-            path.display()
-        ));
+        self.say(
+            Level::INFO,
+            format!("buttons: using {} ({}, {what})", caps.name, path.display()),
+        );
         self.devices.push(Device {
             path,
             name: caps.name,
@@ -227,7 +232,7 @@ impl<O: Opener> Evdev<O> {
             Some(libc::EACCES) => self.say_once(
                 "EACCES",
                 format!(
-                    "cxr-edge run: buttons: cannot open {shown}: {e}. Add the service user to \
+                    "buttons: cannot open {shown}: {e}. Add the service user to \
                      group input (usermod -a -G input cxr-edge) and restart the service; \
                      keyboards, keypads, pedals and touch screens are ignored until then"
                 ),
@@ -235,14 +240,14 @@ impl<O: Opener> Evdev<O> {
             Some(libc::EPERM) => self.say_once(
                 "EPERM",
                 format!(
-                    "cxr-edge run: buttons: cannot open {shown}: {e}. Under systemd the \
+                    "buttons: cannot open {shown}: {e}. Under systemd the \
                      service needs DeviceAllow=char-input r"
                 ),
             ),
             // Not an input device (ENOTTY) or a broken one: said once per node and message.
             _ => self.say_once(
                 &format!("{shown}: {e}"),
-                format!("cxr-edge run: buttons: {shown} not used: {e}"),
+                format!("buttons: {shown} not used: {e}"),
             ),
         }
         if let Some(id) = id {
@@ -273,18 +278,16 @@ impl<O: Opener> Evdev<O> {
         for (i, e) in gone.into_iter().rev() {
             let d = self.devices.remove(i);
             let msg = match e.raw_os_error() {
-                Some(libc::ENODEV) => format!(
-                    "cxr-edge run: buttons: {} ({}) unplugged",
-                    d.name,
-                    d.path.display()
+                Some(libc::ENODEV) => (
+                    Level::INFO,
+                    format!("buttons: {} ({}) unplugged", d.name, d.path.display()),
                 ),
-                _ => format!(
-                    "cxr-edge run: buttons: {} ({}) dropped: {e}",
-                    d.name,
-                    d.path.display()
+                _ => (
+                    Level::WARN,
+                    format!("buttons: {} ({}) dropped: {e}", d.name, d.path.display()),
                 ),
             };
-            self.say(msg);
+            self.say(msg.0, msg.1);
             // Unplugged: the node goes too, and a node of the same name is a new device for
             // the next scan. Failing: not opened again until the node changes, or the same
             // two lines would come back at every scan.
