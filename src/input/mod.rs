@@ -72,21 +72,44 @@ impl Buttons for NoButtons {
     }
 }
 
+/// The items of a `BUTTON=VALUE,...` list in the config (`[buttons] lines` and `keys`): each
+/// button with its value text, each button at most once. `what` names the setting in errors
+/// (`button lines`, `keys`) and `form` shows what an item looks like.
+pub(crate) fn button_items<'a>(
+    spec: &'a str,
+    what: &str,
+    form: &str,
+) -> Result<Vec<(Button, &'a str)>> {
+    let mut out: Vec<(Button, &str)> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .with_context(|| format!("{what} '{spec}': '{item}' is not {form}"))?;
+        let button = Button::parse(name).with_context(|| {
+            format!(
+                "{what} '{spec}': unknown button '{}' (use capture, next, back)",
+                name.trim()
+            )
+        })?;
+        if out.iter().any(|(b, _)| *b == button) {
+            bail!("{what} '{spec}': {} is given twice", button.name());
+        }
+        out.push((button, value.trim()));
+    }
+    Ok(out)
+}
+
 /// Parse the button lines of the config, `capture=17,next=27,back=22`: button name = GPIO
 /// line offset on the chip (the BCM number on a Raspberry Pi). Each button and each line at
 /// most once; any subset of the buttons.
 pub fn parse_button_lines(spec: &str) -> Result<Vec<(Button, u32)>> {
     let mut out: Vec<(Button, u32)> = Vec::new();
-    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, line) = item.split_once('=').with_context(|| {
-            format!("button lines '{spec}': '{item}' is not BUTTON=LINE, e.g. capture=17")
-        })?;
-        let (name, line) = (name.trim(), line.trim());
-        let button = Button::parse(name).with_context(|| {
-            format!("button lines '{spec}': unknown button '{name}' (use capture, next, back)")
-        })?;
+    for (button, line) in button_items(spec, "button lines", "BUTTON=LINE, e.g. capture=17")? {
         let line: u32 = line.parse().with_context(|| {
-            format!("button lines '{spec}': '{line}' for {name} is not a GPIO line number")
+            format!(
+                "button lines '{spec}': '{line}' for {} is not a GPIO line number",
+                button.name()
+            )
         })?;
         if let Some((other, _)) = out.iter().find(|(_, l)| *l == line) {
             bail!(
@@ -94,9 +117,6 @@ pub fn parse_button_lines(spec: &str) -> Result<Vec<(Button, u32)>> {
                 other.name(),
                 button.name()
             );
-        }
-        if out.iter().any(|(b, _)| *b == button) {
-            bail!("button lines '{spec}': {} is given twice", button.name());
         }
         out.push((button, line));
     }

@@ -182,21 +182,9 @@ impl KeyMap {
     /// Each key at most once; each button at most once; at least one key.
     pub fn parse(spec: &str) -> Result<KeyMap> {
         let mut keys: Vec<(u16, Button)> = Vec::new();
-        let mut named: Vec<Button> = Vec::new();
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, list) = item.split_once('=').with_context(|| {
-                format!("keys '{spec}': '{item}' is not BUTTON=KEY+KEY, e.g. capture=ENTER+SPACE")
-            })?;
-            let button = Button::parse(name).with_context(|| {
-                format!(
-                    "keys '{spec}': unknown button '{}' (use capture, next, back)",
-                    name.trim()
-                )
-            })?;
-            if named.contains(&button) {
-                bail!("keys '{spec}': {} is given twice", button.name());
-            }
-            named.push(button);
+        let items =
+            crate::input::button_items(spec, "keys", "BUTTON=KEY+KEY, e.g. capture=ENTER+SPACE")?;
+        for (button, list) in items {
             for key in list.split('+').map(str::trim) {
                 if key.is_empty() {
                     bail!("keys '{spec}': an empty key name for {}", button.name());
