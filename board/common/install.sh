@@ -3,7 +3,8 @@
 #   /usr/share/cxr-edge/board/install.sh [BOARD] [--force]
 # BOARD: rpi4, rpi5, jetson-orin-nano or generic (default: detected from the device tree).
 # Installs the profile's config as /etc/cxr-edge/config.toml (an existing one is kept unless
-# --force, which saves it as config.toml.old first; 0640 root:cxr-edge), makes sure the service
+# --force, which saves it as config.toml.old first; 0640 root:cxr-edge; from the package's
+# postinst through ucf, which keeps an admin's edits across upgrades), makes sure the service
 # user is in the device groups the board has, applies the package's udev rules to devices already
 # plugged in, and restarts the service if it is enabled (an admin's `systemctl disable` stands).
 # The package's postinst runs it with CXR_EDGE_POSTINST=1: then deb-systemd-helper (the
@@ -46,9 +47,21 @@ mkdir -p /etc/cxr-edge
 if [ -e "$CFG" ] && [ "$force" = 1 ]; then
   cp -p "$CFG" "$CFG.old"
 fi
-if [ ! -e "$CFG" ] || [ "$force" = 1 ]; then
+if [ "${CXR_EDGE_POSTINST:-0}" = 1 ] && command -v ucf >/dev/null 2>&1; then
+  # From the package: the board profile is the maintainer's version of the config and ucf keeps
+  # the admin's in charge. A config nobody edited follows the profile's changes on upgrade; an
+  # edited one is kept, and when the profile changed too, debconf asks (with no one to ask,
+  # e.g. unattended upgrades, the edited file stays and the new profile is left beside it as
+  # config.toml.ucf-dist). The postinst has loaded debconf's confmodule for this.
+  ucf --three-way --debconf-ok "$SHARE/$board/config.toml" "$CFG"
+  ucfr cxr-edge "$CFG"
+elif [ ! -e "$CFG" ] || [ "$force" = 1 ]; then
   install -m 0640 -o root -g cxr-edge "$SHARE/$board/config.toml" "$CFG"
   echo "install.sh: $CFG is the $board profile"
+  # Tell ucf the file is the profile now, so the next upgrade treats it as unedited.
+  if command -v ucf >/dev/null 2>&1 && command -v ucfq >/dev/null 2>&1 && ucfq -w cxr-edge 2>/dev/null | grep -q "^$CFG:"; then
+    UCF_FORCE_CONFFNEW=1 ucf --three-way "$SHARE/$board/config.toml" "$CFG" 2>/dev/null || true
+  fi
 else
   echo "install.sh: keeping the existing $CFG (use --force to replace it)"
 fi

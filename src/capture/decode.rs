@@ -115,9 +115,22 @@ fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
             .map_err(DecodeError::Io)?;
         decoder = reader.into_decoder().map_err(corrupt)?;
     }
+    // A phone's photo is stored as the sensor saw it, with a tag saying how to turn it. A tag
+    // that cannot be read leaves the picture as it is (as every image viewer does).
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     // Memory in bytes, not pixels: a 512 KB PNG of 8000x8000 RGBA16 asks the decoder for
     // 512 MB, four times what the same size in 8-bit grey does.
-    let needed = Limits::memory_needed(bytes.len() as u64, decoder.total_bytes(), pixels);
+    let mut needed = Limits::memory_needed(bytes.len() as u64, decoder.total_bytes(), pixels);
+    if super::orient::needs_copy(orientation) {
+        // A quarter turn holds the grey frame twice (the decoded picture is gone by then).
+        needed = needed.max(Limits::memory_needed(
+            bytes.len() as u64,
+            0,
+            pixels.saturating_mul(2),
+        ));
+    }
     limits.check_memory(&what, needed)?;
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_side);
@@ -125,7 +138,7 @@ fn decode_any(bytes: &[u8], limits: &Limits) -> Result<Frame, DecodeError> {
     l.max_alloc = Some(limits.max_alloc.min(limits.memory_budget));
     decoder.set_limits(l).map_err(corrupt)?;
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    to_frame(img, format)
+    Ok(super::orient::apply(to_frame(img, format)?, orientation))
 }
 
 /// A PNG straight to grey, one row at a time, so the peak is the grey frame and one row rather

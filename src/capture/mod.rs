@@ -11,6 +11,7 @@ mod decode;
 pub mod dicom;
 mod inputs;
 mod limits;
+mod orient;
 pub mod pixfmt;
 pub mod samples;
 mod source;

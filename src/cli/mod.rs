@@ -169,7 +169,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SPEC")]
     pub source: Option<String>,
     /// Override the config's display: `png:DIR`, `fb:/dev/fbN`,
-    /// `spi:st7789:/dev/spidev0.0?dc=25&reset=27`, `none` or `auto`.
+    /// `spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18`, `none` or `auto`.
     #[arg(long, value_name = "SPEC")]
     pub display: Option<String>,
     /// Camera or frames source: take one frame before each step, press the buttons named

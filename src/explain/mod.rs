@@ -77,6 +77,10 @@ pub fn normalised_map(cam: &Cam, class: usize) -> Vec<f32> {
     m.iter().map(|&v| (v - lo) / (hi - lo)).collect()
 }
 
+/// Height in pixels of the strip below the film in [`heatmap_image`]: the research-use notice
+/// and the caption. Screens leave it out and draw the caption as their own text.
+pub const CAPTION_STRIP: u32 = 44;
+
 /// The film with the heatmap of `class` blended over it and a banner that says what it is.
 pub fn heatmap_image(frame: &Frame, cam: &Cam, class: usize, caption: &str) -> RgbImage {
     let longest = frame.width.max(frame.height);
@@ -91,7 +95,7 @@ pub fn heatmap_image(frame: &Frame, cam: &Cam, class: usize, caption: &str) -> R
     let h = ((frame.height as f32 * scale).round() as usize).clamp(1, 4 * MAX_SIDE);
     let base = resize_area(frame, w, h);
     let heat = upsample(&normalised_map(cam, class), cam.height, cam.width, w, h);
-    let banner = 44;
+    let banner = CAPTION_STRIP as usize;
     let mut img = RgbImage::new(w as u32, (h + banner) as u32);
     for y in 0..h {
         for x in 0..w {

@@ -198,7 +198,18 @@ pub fn blit_fit<D: DrawTarget<Color = Rgb888>>(
     img: &RgbImage,
     area: Rectangle,
 ) -> Result<(Point, f32), D::Error> {
-    let (iw, ih) = (img.width().max(1), img.height().max(1));
+    blit_fit_rows(t, img, img.height(), area)
+}
+
+/// [`blit_fit`] of the top `rows` rows of `img` only (the heatmap picture without the caption
+/// strip burned in below it, which the screen draws as text instead).
+pub fn blit_fit_rows<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    img: &RgbImage,
+    rows: u32,
+    area: Rectangle,
+) -> Result<(Point, f32), D::Error> {
+    let (iw, ih) = (img.width().max(1), rows.clamp(1, img.height().max(1)));
     let s = (area.size.width as f32 / iw as f32).min(area.size.height as f32 / ih as f32);
     let (w, h) = (
         ((iw as f32 * s) as u32).max(1),

@@ -364,7 +364,7 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         ),
     );
     if let (Some(img), Some(area)) = (view.picture, pic) {
-        layout::blit_fit(t, img, area)?;
+        draw_heatmap(t, img, rec, area, fonts)?;
     }
     let x = text.top_left.x;
     let mut y = text.top_left.y;
@@ -422,6 +422,54 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
     let fy = column.top_left.y + column.size.height as i32 - small_h;
     text_line(t, &footer, x, fy, fonts.small(DIM))?;
     Ok(())
+}
+
+/// The film with its heatmap in `area`, and under it, as text at the screen's own font size,
+/// which class the map is of. The picture's own caption strip (for files and the upload page)
+/// is left out: scaled down with the picture it was unreadable on a 800x480 panel.
+fn draw_heatmap<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    img: &RgbImage,
+    rec: &Record,
+    area: Rectangle,
+    fonts: &Fonts,
+) -> Result<(), D::Error> {
+    let style = fonts.body(FG);
+    let gap = (fonts.pad() / 2).max(2);
+    let line = style.font.character_size.height + gap as u32;
+    let rows = img
+        .height()
+        .saturating_sub(crate::explain::CAPTION_STRIP)
+        .max(1);
+    let pic = Rectangle::new(
+        area.top_left,
+        Size::new(
+            area.size.width,
+            area.size.height.saturating_sub(line).max(1),
+        ),
+    );
+    let (origin, scale) = layout::blit_fit_rows(t, img, rows, pic)?;
+    if let Some(caption) = heatmap_caption(rec) {
+        let y = origin.y + (rows as f32 * scale) as i32 + gap;
+        layout::paragraph(t, &caption, area, y, style)?;
+    }
+    Ok(())
+}
+
+/// "Map: <class> <p>%": the class the heatmap shows, the most probable one (as in
+/// `analysis`, which draws the map of the top class).
+fn heatmap_caption(rec: &Record) -> Option<String> {
+    let (label, p) = rec
+        .probs
+        .as_ref()?
+        .iter()
+        .map(|(l, p)| (l, p.as_f64().unwrap_or(0.0)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(format!(
+        "Map: {} {:.0}%",
+        crate::model::label_words(label),
+        100.0 * p
+    ))
 }
 
 /// Render a screen into a new image of the given size (PNG output, tests, screenshots).

@@ -187,7 +187,7 @@ impl SpiConfig {
         let controller = Controller::parse(controller.trim()).with_context(|| {
             format!(
                 "SPI panel '{spec}': unknown controller '{controller}' (use st7789 or ili9341, \
-                 e.g. spi:st7789:/dev/spidev0.0?dc=25)"
+                 e.g. spi:st7789:/dev/spidev0.0?dc=24)"
             )
         })?;
         let device = device.trim();

@@ -6,7 +6,7 @@
 //! A panel is described by a spec string (the `display` key of the config):
 //!
 //! ```text
-//! spi:st7789:/dev/spidev0.0?dc=25&reset=27&bl=18&size=240x240&rotate=0&invert=1
+//! spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18&size=240x240&rotate=0&invert=1
 //! spi:ili9341:/dev/spidev0.0?dc=24&reset=25&bl=18&chip=/dev/gpiochip0&hz=32000000
 //! ```
 //!

@@ -299,7 +299,7 @@ fn st7789_init_without_reset_line_starts_with_a_software_reset() {
 
 #[test]
 fn st7789_init_with_reset_line_pulses_it_before_any_command() {
-    let c = cfg("spi:st7789:/dev/spidev0.0?dc=25&reset=27&invert=0&bgr=1");
+    let c = cfg("spi:st7789:/dev/spidev0.0?dc=24&reset=25&invert=0&bgr=1");
     let (d, s, _) = open(&c, true, 4096);
     d.unwrap();
     let events = take_events(&s);
@@ -533,15 +533,15 @@ fn spi_errors_propagate() {
 
 #[test]
 fn parse_full_spec() {
-    let c = cfg("spi:st7789:/dev/spidev0.0?dc=25&reset=27&bl=18&size=240x240&rotate=0&invert=1&chip=/dev/gpiochip0&hz=40000000");
+    let c = cfg("spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18&size=240x240&rotate=0&invert=1&chip=/dev/gpiochip0&hz=40000000");
     assert_eq!(
         c,
         SpiConfig {
             controller: Controller::St7789,
             spidev: "/dev/spidev0.0".into(),
             gpiochip: "/dev/gpiochip0".into(),
-            dc: 25,
-            reset: Some(27),
+            dc: 24,
+            reset: Some(25),
             backlight: Some(18),
             width: 240,
             height: 240,
@@ -596,7 +596,7 @@ fn parse_errors_name_the_problem() {
     assert!(e.contains("unknown key 'colour'"), "{e}");
     let e = err("spi:st7789:/dev/spidev0.0?dc=GPIO25");
     assert!(e.contains("'GPIO25'") && e.contains("'dc'"), "{e}");
-    let e = err("spi:st7789:/dev/spidev0.0?reset=27");
+    let e = err("spi:st7789:/dev/spidev0.0?reset=25");
     assert!(e.contains("missing dc="), "{e}");
     let e = err("spi:ssd1306:/dev/spidev0.0?dc=25");
     assert!(e.contains("unknown controller 'ssd1306'"), "{e}");

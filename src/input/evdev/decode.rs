@@ -32,6 +32,10 @@ pub const ABS_MT_POSITION_X: u16 = 0x35;
 pub const ABS_MT_POSITION_Y: u16 = 0x36;
 /// A finger is on the screen (`BTN_TOUCH`).
 pub const BTN_TOUCH: u16 = 0x14a;
+/// The primary button of a pointer (`BTN_LEFT`): the contact of an absolute pointer, such as a
+/// touch panel in mouse mode or QEMU's USB tablet, which report `ABS_X`/`ABS_Y` and no
+/// `BTN_TOUCH`.
+pub const BTN_LEFT: u16 = 0x110;
 
 /// A touch that moves further than this share of the screen (either axis) is a swipe, not a
 /// tap.
@@ -96,6 +100,9 @@ pub struct TouchAxes {
     pub x_code: u16,
     /// `ABS_Y` or `ABS_MT_POSITION_Y`.
     pub y_code: u16,
+    /// The key that says the screen is being touched: [`BTN_TOUCH`], or [`BTN_LEFT`] for an
+    /// absolute pointer.
+    pub contact: u16,
     /// Range of x.
     pub x: Axis,
     /// Range of y.
@@ -145,8 +152,8 @@ impl TouchState {
 
     fn on_event(&mut self, e: Event) {
         match (e.kind, e.code) {
-            (EV_KEY, BTN_TOUCH) if e.value == 1 => self.went_down = true,
-            (EV_KEY, BTN_TOUCH) if e.value == 0 => self.went_up = true,
+            (EV_KEY, c) if c == self.axes.contact && e.value == 1 => self.went_down = true,
+            (EV_KEY, c) if c == self.axes.contact && e.value == 0 => self.went_up = true,
             (EV_ABS, c) if c == self.axes.x_code => self.x = Some(e.value),
             (EV_ABS, c) if c == self.axes.y_code => self.y = Some(e.value),
             _ => {}
@@ -243,7 +250,10 @@ impl Decoder {
         }
         match e.kind {
             // Value 1 only: 0 is the release, 2 autorepeat while held (one press per push).
-            EV_KEY if e.value == 1 => {
+            // The touch contact is the touch's, even when the key map names it (BTN_LEFT).
+            EV_KEY
+                if e.value == 1 && self.touch.as_ref().map(|t| t.axes.contact) != Some(e.code) =>
+            {
                 if let Some(b) = self.keys.button(e.code) {
                     out.push(Input::Press(b));
                 }
@@ -364,6 +374,7 @@ mod tests {
         let axes = TouchAxes {
             x_code: ABS_X,
             y_code: ABS_Y,
+            contact: BTN_TOUCH,
             x: Axis { min: 0, max: 4095 },
             y: Axis {
                 min: 100,
@@ -431,6 +442,7 @@ mod tests {
         let axes = TouchAxes {
             x_code: ABS_MT_POSITION_X,
             y_code: ABS_MT_POSITION_Y,
+            contact: BTN_TOUCH,
             x: Axis { min: 0, max: 799 },
             y: Axis { min: 0, max: 479 },
         };
@@ -450,5 +462,36 @@ mod tests {
         );
         assert_eq!(got, [Input::Tap(Tap { x: 1.0, y: 0.0 })]);
         assert_eq!(Axis { min: 5, max: 5 }.normalise(5), 0.5);
+    }
+
+    /// QEMU's USB tablet and touch panels in mouse mode: the left button is the finger, and it
+    /// is not also a key press, even when the key map names BTN_LEFT (a pedal that is a mouse).
+    #[test]
+    fn an_absolute_pointer_taps_with_its_left_button() {
+        let axes = TouchAxes {
+            x_code: ABS_X,
+            y_code: ABS_Y,
+            contact: BTN_LEFT,
+            x: Axis { min: 0, max: 32767 },
+            y: Axis { min: 0, max: 32767 },
+        };
+        let keys = KeyMap::parse("capture=BTN_LEFT").unwrap();
+        let mut d = Decoder::new(keys, Some(axes));
+        let mut events = at(16384, 29490).to_vec();
+        events.extend([syn(), key(BTN_LEFT, 1), syn(), key(BTN_LEFT, 0), syn()]);
+        let got = run(&mut d, &events);
+        let [Input::Tap(t)] = got[..] else {
+            panic!("{got:?}")
+        };
+        assert!(
+            (t.x - 0.5).abs() < 0.001 && (t.y - 0.9).abs() < 0.001,
+            "{t:?}"
+        );
+        // BTN_TOUCH means nothing to a pointer.
+        assert!(run(
+            &mut d,
+            &[key(BTN_TOUCH, 1), syn(), key(BTN_TOUCH, 0), syn()]
+        )
+        .is_empty());
     }
 }

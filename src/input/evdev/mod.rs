@@ -3,7 +3,8 @@
 //!
 //! * Keys: a key going down (value 1) that the [`KeyMap`] knows is a press; autorepeat (value
 //!   2) and the release are not, so holding a pedal is one press.
-//! * Touch screens (`EV_ABS` with x/y axes and `BTN_TOUCH`): a tap (down and up without
+//! * Touch screens (`EV_ABS` with x/y axes and `BTN_TOUCH`, or absolute pointers with
+//!   `BTN_LEFT`: touch panels in mouse mode, QEMU's USB tablet): a tap (down and up without
 //!   moving more than [`decode::TAP_SLOP`]) is turned into a point on a 0..1 scale and into a
 //!   button through the on-screen buttons of [`crate::ui`] ([`crate::ui::touch_key`]); the
 //!   kiosk draws those buttons while [`Buttons::touch_screen`] says a touch screen is there.

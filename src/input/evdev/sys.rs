@@ -7,7 +7,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::decode::{
-    Axis, TouchAxes, ABS_MT_POSITION_X, ABS_MT_POSITION_Y, ABS_X, ABS_Y, BTN_TOUCH, EV_ABS, EV_KEY,
+    Axis, TouchAxes, ABS_MT_POSITION_X, ABS_MT_POSITION_Y, ABS_X, ABS_Y, BTN_LEFT, BTN_TOUCH,
+    EV_ABS, EV_KEY,
 };
 use super::keys::KEY_MAX;
 use super::Caps;
@@ -84,11 +85,22 @@ pub fn probe(fd: RawFd) -> io::Result<Caps> {
         None
     };
     // A touch pad reports the same axes and BTN_TOUCH but also BTN_TOOL_FINGER and moves a
-    // pointer; INPUT_PROP_DIRECT would tell them apart, but a kiosk has no touch pad.
-    let touch = match pair {
-        Some((x_code, y_code)) if has(&keys, BTN_TOUCH) => Some(TouchAxes {
+    // pointer; INPUT_PROP_DIRECT would tell them apart, but a kiosk has no touch pad. An
+    // absolute pointer (a touch panel in mouse mode, QEMU's USB tablet) has ABS_X/ABS_Y and
+    // BTN_LEFT instead of BTN_TOUCH: its button is the finger. A mouse moves by relative
+    // steps (EV_REL), has no absolute axes and is not taken.
+    let contact = if has(&keys, BTN_TOUCH) {
+        Some(BTN_TOUCH)
+    } else if pair == Some((ABS_X, ABS_Y)) && has(&keys, BTN_LEFT) {
+        Some(BTN_LEFT)
+    } else {
+        None
+    };
+    let touch = match (pair, contact) {
+        (Some((x_code, y_code)), Some(contact)) => Some(TouchAxes {
             x_code,
             y_code,
+            contact,
             x: axis(fd, x_code)?,
             y: axis(fd, y_code)?,
         }),

@@ -258,6 +258,7 @@ fn taps_on_the_on_screen_buttons() {
             touch: Some(TouchAxes {
                 x_code: ABS_X,
                 y_code: ABS_Y,
+                contact: BTN_TOUCH,
                 x: axis,
                 y: axis,
             }),
