@@ -19,6 +19,9 @@
 //! poll_ms = 1000           # watch folder
 //! input = "digital"        # watch folder: or "film-photo", "auto"
 //! camera_size = "1280x720"
+//! mains_hz = 50            # camera: stops the flicker bands of fluorescent light boxes
+//! exposure = "auto"        # camera: or a fixed time in the camera's units, e.g. 250
+//! focus = "locked"         # camera: "auto", "locked" (autofocus off) or a lens position
 //! auto_capture = true      # analyse as soon as a film is held still
 //! steady_frames = 5
 //! memory_mb = 256          # peak memory of one analysis; bigger pictures are refused
@@ -54,6 +57,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::capture::controls::{CameraControls, Exposure, Focus, MainsHz};
 pub use crate::display::DisplaySpec;
 use crate::input::evdev::KeyMap;
 
@@ -337,6 +341,12 @@ struct RawConfig {
     input: crate::analysis::InputMode,
     #[serde(default = "default_camera_size")]
     camera_size: String,
+    #[serde(default)]
+    mains_hz: Option<MainsHz>,
+    #[serde(default)]
+    exposure: Option<Exposure>,
+    #[serde(default)]
+    focus: Option<Focus>,
     #[serde(default = "yes")]
     auto_capture: bool,
     #[serde(default = "default_steady")]
@@ -368,6 +378,8 @@ pub struct Config {
     pub input: crate::analysis::InputMode,
     /// Frame size asked of the camera.
     pub camera_size: (u32, u32),
+    /// Camera controls set at open and after every reconnect: `mains_hz`, `exposure`, `focus`.
+    pub camera_controls: CameraControls,
     /// Analyse as soon as a film is held still; otherwise wait for the capture button.
     pub auto_capture: bool,
     /// Frames in a row in which the film must be found and still (1 ..= 100).
@@ -413,6 +425,11 @@ impl Config {
             poll_ms: raw.poll_ms,
             input: raw.input,
             camera_size: parse_frame_size(&raw.camera_size)?,
+            camera_controls: CameraControls {
+                mains_hz: raw.mains_hz,
+                exposure: raw.exposure,
+                focus: raw.focus,
+            },
             auto_capture: raw.auto_capture,
             steady_frames: match raw.steady_frames {
                 n @ 1..=100 => n,
@@ -546,6 +563,57 @@ mod tests {
         assert!(format!("{e:#}").contains("line 2"), "{e:#}");
     }
 
+    #[test]
+    fn camera_controls_parse_and_bad_ones_are_refused_with_the_line() {
+        assert_eq!(Config::default().camera_controls, CameraControls::default());
+        let c = Config::parse("mains_hz = 50\nexposure = \"auto\"\nfocus = \"locked\"\n").unwrap();
+        assert_eq!(
+            c.camera_controls,
+            CameraControls {
+                mains_hz: Some(MainsHz::Fifty),
+                exposure: Some(Exposure::Auto),
+                focus: Some(Focus::Locked)
+            }
+        );
+        let c = Config::parse("mains_hz = 60\nexposure = 250\nfocus = 30\n").unwrap();
+        assert_eq!(
+            c.camera_controls,
+            CameraControls {
+                mains_hz: Some(MainsHz::Sixty),
+                exposure: Some(Exposure::Manual(250)),
+                focus: Some(Focus::Manual(30))
+            }
+        );
+        assert_eq!(
+            Config::parse("focus = \"auto\"")
+                .unwrap()
+                .camera_controls
+                .focus,
+            Some(Focus::Auto)
+        );
+        for (text, words) in [
+            ("mains_hz = 55", "mains_hz = 55: use 50 or 60"),
+            ("mains_hz = \"50Hz\"", "mains_hz = \"50Hz\": use 50 or 60"),
+            (
+                "exposure = \"manual\"",
+                "exposure = \"manual\": use \"auto\" or a fixed exposure time",
+            ),
+            ("exposure = 0", "exposure = 0: use \"auto\""),
+            ("exposure = 2.5", "exposure = 2.5: use \"auto\""),
+            (
+                "focus = \"fixed\"",
+                "focus = \"fixed\": use \"auto\", \"locked\"",
+            ),
+            ("focus = true", "focus = true: use"),
+        ] {
+            let e = format!(
+                "{:#}",
+                Config::parse(&format!("poll_ms = 1000\n{text}\n")).unwrap_err()
+            );
+            assert!(e.contains(words) && e.contains("line 2"), "{text}: {e}");
+        }
+    }
+
     /// `display = "drm..."`: the card and mode are taken as written; no card is opened.
     #[cfg(feature = "drm")]
     #[test]
@@ -598,6 +666,7 @@ mod tests {
         let c = Config::parse(
             "source = \"camera:/dev/v4l/by-id/usb-YOUR_CAMERA-video-index0\"\n\
              camera_size = \"1280x720\"\nauto_capture = true\n\
+             mains_hz = 50\nexposure = \"auto\"\nfocus = \"locked\"\n\
              display = \"fb:/dev/fb0\"\n\
              [buttons]\nchip = \"/dev/gpiochip0\"\nlines = \"capture=17,next=27,back=22\"\n",
         )

@@ -196,6 +196,7 @@ fn open_frames(cfg: &Config, source: &SourceSpec) -> Result<Box<dyn capture::Fra
             capture::camera::CameraOptions {
                 width: cfg.camera_size.0,
                 height: cfg.camera_size.1,
+                controls: cfg.camera_controls,
                 ..Default::default()
             },
         )?,

@@ -3,9 +3,11 @@
 //! tested against a fake device (see the tests below), and the real backend
 //! (`capture::v4l2`, feature `camera`) stays a thin translation of ioctls.
 
+use std::collections::HashSet;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::controls::{self, CameraControls, ControlInfo, ControlProblem};
 use super::pixfmt::{fourcc_str, frame_from_buffer, PixelFormat, StreamFormat};
 use super::source::{FrameSource, SourceError};
 use super::Frame;
@@ -50,6 +52,11 @@ pub trait CameraDevice: Send {
     /// Wait at most `timeout` for a filled buffer and hand `f` the whole mapped buffer and the
     /// driver's `bytesused`. A timeout is `io::ErrorKind::TimedOut`.
     fn dequeue(&mut self, timeout: Duration, f: &mut dyn FnMut(&[u8], usize)) -> io::Result<()>;
+    /// List the device's controls (VIDIOC_QUERY_EXT_CTRL), with their ranges, menus and
+    /// current values; a device without any lists none.
+    fn controls(&mut self) -> io::Result<Vec<ControlInfo>>;
+    /// Set one control (VIDIOC_S_EXT_CTRLS).
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()>;
 }
 
 /// A format as the driver reports it (the FourCC may be one we cannot read).
@@ -91,6 +98,9 @@ pub struct CameraOptions {
     pub backoff_max: Duration,
     /// Consecutive timeouts after which the stream is restarted (some UVC cameras stall).
     pub stall_after: u32,
+    /// Controls set at open and again after every reconnect (a replugged camera has forgotten
+    /// them).
+    pub controls: CameraControls,
 }
 
 impl Default for CameraOptions {
@@ -103,6 +113,7 @@ impl Default for CameraOptions {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(8),
             stall_after: 3,
+            controls: CameraControls::default(),
         }
     }
 }
@@ -263,6 +274,10 @@ pub struct CameraSource {
     backoff: Duration,
     timeouts_in_row: u32,
     last_problem: String,
+    /// Controls whose problem was reported already: a camera lacking one says so once, not
+    /// at every reconnect.
+    reported: HashSet<u32>,
+    control_problems: Vec<ControlProblem>,
 }
 
 impl CameraSource {
@@ -277,6 +292,32 @@ impl CameraSource {
             retry_at: None,
             timeouts_in_row: 0,
             last_problem: String::new(),
+            reported: HashSet::new(),
+            control_problems: Vec::new(),
+        }
+    }
+
+    /// The controls that could not be set so far, each once (they are also logged).
+    pub fn control_problems(&self) -> &[ControlProblem] {
+        &self.control_problems
+    }
+
+    /// Set the wanted controls. Nothing here is fatal: a camera without power line frequency
+    /// or focus control still gives pictures, so problems are logged once and the stream goes on.
+    fn apply_controls(&mut self, dev: &mut dyn CameraDevice) {
+        let want = self.opts.controls;
+        if want.is_empty() {
+            return;
+        }
+        let problems = match dev.controls() {
+            Ok(listed) => controls::apply(&listed, &want, &mut |id, v| dev.set_control(id, v)),
+            Err(e) => vec![ControlProblem::List(controls::describe_control_error(&e))],
+        };
+        for problem in problems {
+            if self.reported.insert(problem.control()) {
+                tracing::warn!("camera {}: {problem}", self.connector.name());
+                self.control_problems.push(problem);
+            }
         }
     }
 
@@ -311,6 +352,8 @@ impl CameraSource {
             return Err(CameraError::EmptySize(set.width, set.height));
         }
         dev.start().map_err(CameraError::Start)?;
+        // Last, once the stream is set up, so that nothing in the format negotiation undoes them.
+        self.apply_controls(dev.as_mut());
         Ok(Live {
             dev,
             fmt: StreamFormat {

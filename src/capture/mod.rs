@@ -6,6 +6,7 @@
 //! downstream runs without hardware.
 
 pub mod camera;
+pub mod controls;
 mod decode;
 #[cfg(feature = "dicom")]
 pub mod dicom;

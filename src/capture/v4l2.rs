@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use v4l::buffer::Type;
 use v4l::capability::Flags;
+use v4l::control::{self, Control, MenuItem, Value};
 use v4l::framesize::FrameSizeEnum;
 use v4l::io::traits::CaptureStream;
 use v4l::prelude::*;
@@ -16,6 +17,7 @@ use v4l::video::Capture;
 use v4l::FourCC;
 
 use super::camera::{CameraDevice, Connector, FormatInfo, FrameSizes, RawFormat};
+use super::controls::{ControlInfo, ControlKind};
 
 /// Buffers in flight: enough that the driver never waits for us at 30 frames/s while a
 /// frame is being searched, few enough to keep latency and memory low.
@@ -94,6 +96,79 @@ fn query_caps(dev: &Device) -> io::Result<v4l::Capabilities> {
             ))
         },
     )
+}
+
+/// A `v4l` call that may panic on what a driver reports, as an error instead. Its control
+/// calls unwrap names as UTF-8 and control types it does not know.
+fn guarded<T>(what: &str, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(io::Error::other(format!(
+            "{what}: the driver reports something the v4l crate cannot read"
+        )))
+    })
+}
+
+// Linux errno values the control calls answer with.
+const EINVAL: i32 = 22;
+const ENOTTY: i32 = 25;
+
+/// Every control the device lists (class headings and disabled controls left out), with its
+/// current value where it can be read.
+fn controls_of(dev: &Device) -> io::Result<Vec<ControlInfo>> {
+    let listed = match guarded("listing controls", || dev.query_controls()) {
+        Ok(listed) => listed,
+        // `v4l` answers a device without any control with the EINVAL that ends the list.
+        Err(e) if matches!(e.raw_os_error(), Some(EINVAL | ENOTTY)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(listed
+        .into_iter()
+        .filter(|d| d.typ != control::Type::CtrlClass)
+        .filter(|d| !d.flags.contains(control::Flags::DISABLED))
+        .map(|d| {
+            let readable = !d.flags.contains(control::Flags::WRITE_ONLY)
+                && !matches!(d.typ, control::Type::Button);
+            let value = readable
+                .then(|| guarded("reading a control", || dev.control(d.id)).ok())
+                .flatten()
+                .and_then(|c| match c.value {
+                    Value::Integer(v) => Some(v),
+                    Value::Boolean(b) => Some(i64::from(b)),
+                    _ => None,
+                });
+            ControlInfo {
+                id: d.id,
+                kind: kind_of(d.typ),
+                min: d.minimum,
+                max: d.maximum,
+                step: d.step,
+                default: d.default,
+                value,
+                menu: d
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(i, item)| match item {
+                        MenuItem::Name(name) => (i64::from(i), name),
+                        MenuItem::Value(v) => (i64::from(i), v.to_string()),
+                    })
+                    .collect(),
+                inactive: d.flags.contains(control::Flags::INACTIVE),
+                name: d.name,
+            }
+        })
+        .collect())
+}
+
+fn kind_of(t: control::Type) -> ControlKind {
+    match t {
+        control::Type::Integer | control::Type::Integer64 => ControlKind::Integer,
+        control::Type::Boolean => ControlKind::Boolean,
+        control::Type::Menu => ControlKind::Menu,
+        control::Type::IntegerMenu => ControlKind::IntegerMenu,
+        control::Type::Button => ControlKind::Button,
+        _ => ControlKind::Other,
+    }
 }
 
 struct V4l2Camera {
@@ -183,6 +258,19 @@ impl CameraDevice for V4l2Camera {
         f(buf, meta.bytesused as usize);
         Ok(())
     }
+
+    fn controls(&mut self) -> io::Result<Vec<ControlInfo>> {
+        controls_of(&self.dev)
+    }
+
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        // `v4l` writes the 64-bit member of the value union; the kernel reads the 32-bit one of
+        // an ordinary control, the same bytes on the little-endian machines cxr-edge runs on.
+        self.dev.set_control(Control {
+            id,
+            value: Value::Integer(value),
+        })
+    }
 }
 
 /// One capture device as `cxr-edge devices` lists it.
@@ -200,6 +288,8 @@ pub struct DeviceReport {
     pub bus: String,
     /// Pixel formats and frame sizes the camera offers.
     pub formats: Vec<FormatInfo>,
+    /// The camera's controls, with ranges and current values; empty if it lists none.
+    pub controls: Vec<ControlInfo>,
 }
 
 /// The `/dev/video*` nodes, in numeric order.
@@ -251,6 +341,7 @@ pub fn list_devices() -> Vec<Result<DeviceReport, (PathBuf, String)>> {
                 return None;
             }
             let formats = formats_of(&dev).unwrap_or_default();
+            let controls = controls_of(&dev).unwrap_or_default();
             Some(Ok(DeviceReport {
                 stable_names: stable_names(&path),
                 path,
@@ -258,6 +349,7 @@ pub fn list_devices() -> Vec<Result<DeviceReport, (PathBuf, String)>> {
                 driver: caps.driver,
                 bus: caps.bus,
                 formats,
+                controls,
             }))
         })
         .collect()

@@ -1,5 +1,5 @@
-//! `cxr-edge devices`: the cameras this machine has, what they offer, and the stable name to
-//! put in the config.
+//! `cxr-edge devices`: the cameras this machine has, what they offer (formats, sizes and
+//! controls), and the stable name to put in the config.
 
 use anyhow::Result;
 
@@ -62,11 +62,21 @@ pub fn run() -> Result<i32> {
                 if d.formats.is_empty() {
                     println!("  (no formats listed)");
                 }
+                // The ranges are what `exposure` and `focus` numbers in the config must be in.
+                if d.controls.is_empty() {
+                    println!("  (no controls listed)");
+                } else {
+                    println!("  controls:");
+                }
+                for c in &d.controls {
+                    println!("    {}", c.summary());
+                }
                 println!();
             }
         }
     }
     println!("Use one with `cxr-edge capture --camera DEVICE` or `source = \"camera:DEVICE\"` in the config; the stable name survives replugging.");
+    println!("`mains_hz`, `exposure` and `focus` in the config set the controls marked for them.");
     Ok(EXIT_OK)
 }
 

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use super::super::pixfmt::encode_frame;
 use super::*;
 
+mod controls;
+
 enum Step {
     Frame(Vec<u8>),
     Timeout,
@@ -22,6 +24,15 @@ struct Shared {
     requested: Vec<([u8; 4], u32, u32)>,
     steps: VecDeque<Step>,
     buffer_len: usize,
+    /// The controls the device lists; a fresh connect starts them from their defaults, as a
+    /// replugged camera does.
+    controls: Vec<ControlInfo>,
+    /// Every `set_control` call, in order, refused ones too.
+    set: Vec<(u32, i64)>,
+    /// Controls the driver refuses, with the errno it answers.
+    refuse: Vec<(u32, i32)>,
+    /// The errno listing the controls fails with, if it does.
+    list_error: Option<i32>,
 }
 
 #[derive(Clone)]
@@ -37,6 +48,10 @@ impl Fake {
             requested: Vec::new(),
             steps: VecDeque::new(),
             buffer_len: 1 << 16,
+            controls: Vec::new(),
+            set: Vec::new(),
+            refuse: Vec::new(),
+            list_error: None,
         })))
     }
     fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
@@ -57,6 +72,9 @@ impl Connector for Fake {
                 return Err(io::Error::from_raw_os_error(ENOENT));
             }
             s.connects += 1;
+            for c in &mut s.controls {
+                c.value = Some(c.default);
+            }
             Ok(())
         })?;
         Ok(Box::new(self.clone()))
@@ -83,6 +101,27 @@ impl CameraDevice for Fake {
     }
     fn start(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    fn controls(&mut self) -> io::Result<Vec<ControlInfo>> {
+        self.with(|s| match s.list_error {
+            Some(e) => Err(io::Error::from_raw_os_error(e)),
+            None => Ok(s.controls.clone()),
+        })
+    }
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        self.with(|s| {
+            s.set.push((id, value));
+            if let Some(&(_, e)) = s.refuse.iter().find(|(r, _)| *r == id) {
+                return Err(io::Error::from_raw_os_error(e));
+            }
+            match s.controls.iter_mut().find(|c| c.id == id) {
+                Some(c) => {
+                    c.value = Some(value);
+                    Ok(())
+                }
+                None => Err(io::Error::from_raw_os_error(22)),
+            }
+        })
     }
     fn dequeue(&mut self, _timeout: Duration, f: &mut dyn FnMut(&[u8], usize)) -> io::Result<()> {
         let (step, len) = self.with(|s| {
@@ -125,6 +164,7 @@ fn quick() -> CameraOptions {
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(80),
         stall_after: 3,
+        controls: CameraControls::default(),
     }
 }
 
