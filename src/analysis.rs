@@ -12,12 +12,12 @@ use image::RgbImage;
 use serde::Deserialize;
 
 use crate::capture::{decode_image, is_grey_file, read_limited, Input, InputSource, Limits};
-use crate::explain::heatmap_image;
+use crate::explain::{heatmap_image, map_words};
 use crate::files::write_png_atomically;
 use crate::film::gates::{auto_is_bare_film, check_photo, check_photo_at, Blocked, PhotoReport};
 use crate::film::{self, Code, Quad, Warning};
 use crate::model::manifest::sha256_hex;
-use crate::model::{label_words, not_chest, result_words, Classifier, ModelId};
+use crate::model::{not_chest, result_words, Classifier, ModelId};
 use crate::pixels::Frame;
 use crate::record::{InputKind, Record};
 
@@ -267,9 +267,8 @@ fn classify_film(
     rec.decision = Some(pred.decision.clone());
     let heatmap = picture.then(|| {
         let caption = format!(
-            "map: {} {:.0}%",
-            label_words(&m.labels[pred.top]),
-            100.0 * pred.probs[pred.top]
+            "map: {}",
+            map_words(&m.labels[pred.top], (100.0 * pred.probs[pred.top]).into())
         );
         heatmap_image(&film, &pred.cam, pred.top, &caption)
     });

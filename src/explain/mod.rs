@@ -77,6 +77,13 @@ pub fn normalised_map(cam: &Cam, class: usize) -> Vec<f32> {
     m.iter().map(|&v| (v - lo) / (hi - lo)).collect()
 }
 
+/// What a heatmap shows, in words: the class it is the map of and that class's probability
+/// in percent, e.g. "COVID-19 pattern 64%". The same words under the picture file's map and
+/// on the screen.
+pub fn map_words(label: &str, percent: f64) -> String {
+    format!("{} {percent:.0}%", crate::model::label_words(label))
+}
+
 /// Height in pixels of the strip below the film in [`heatmap_image`]: the research-use notice
 /// and the caption. Screens leave it out and draw the caption as their own text.
 pub const CAPTION_STRIP: u32 = 44;

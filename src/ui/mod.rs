@@ -466,9 +466,8 @@ fn heatmap_caption(rec: &Record) -> Option<String> {
         .map(|(l, p)| (l, p.as_f64().unwrap_or(0.0)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some(format!(
-        "Map: {} {:.0}%",
-        crate::model::label_words(label),
-        100.0 * p
+        "Map: {}",
+        crate::explain::map_words(label, 100.0 * p)
     ))
 }
 
