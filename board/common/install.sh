@@ -22,7 +22,7 @@ for a in "$@"; do
 done
 [ -n "$board" ] || board="$("$SHARE/detect")"
 if [ ! -f "$SHARE/$board/config.toml" ]; then
-  echo "install.sh: no board profile '$board' (have: $(ls "$SHARE" | grep -v -e common -e detect -e install.sh | tr '\n' ' '))" >&2
+  echo "install.sh: no board profile '$board' (have: $(for d in "$SHARE"/*/; do basename "$d"; done | tr '\n' ' '))" >&2
   exit 2
 fi
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }

@@ -138,6 +138,11 @@ impl<'a> LiveKiosk<'a> {
         self
     }
 
+    /// Presses made on the display itself (keys, clicks and touches in a desktop window).
+    pub fn display_presses(&mut self) -> Vec<Button> {
+        self.out.presses()
+    }
+
     /// Draw the on-screen buttons (a touch screen is attached) from the next screen on.
     pub fn set_touch_buttons(&mut self, on: bool) {
         self.out.set_touch_buttons(on);
@@ -496,6 +501,9 @@ pub fn run_live(
         kiosk.poll(false);
         kiosk.set_touch_buttons(buttons.touch_screen());
         for b in buttons.poll() {
+            kiosk.on_button(b);
+        }
+        for b in kiosk.display_presses() {
             kiosk.on_button(b);
         }
         match source.next_frame() {

@@ -225,7 +225,9 @@ fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
         #[cfg(not(feature = "gpio-buttons"))]
         tracing::warn!("[buttons] lines are set, but this build has no GPIO support");
     }
-    if cfg.buttons.evdev && !script {
+    // A desktop window gets the keyboard's keys itself; reading the same keyboard through
+    // /dev/input too (the desktop's user is often in group input) would press every button twice.
+    if cfg.buttons.evdev && !script && !cfg.display.is_desktop_window() {
         all.push(Box::new(crate::input::evdev::Evdev::open(
             cfg.buttons.keys.clone(),
         )));
@@ -253,7 +255,9 @@ impl Buttons for AllButtons {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
-    let out = Output::new(cfg.display.clone(), cfg.screen_size).numbered(opts.script.is_some());
+    let out = Output::new(cfg.display.clone(), cfg.screen_size)
+        .numbered(opts.script.is_some())
+        .keys(cfg.buttons.keys.clone());
     let mut k = Kiosk {
         cfg,
         out,

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::{BenchArgs, EXIT_OK};
 use crate::capture::{decode_image, samples, Limits};
+use crate::config::DisplaySpec;
 use crate::explain::heatmap_image;
 use crate::film::gates::check_photo;
 use crate::film::simulate::{simulate, Placement, SimOptions};
@@ -51,6 +52,11 @@ pub struct BenchMore {
     /// (0 skips that measurement).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub preview_analyses: usize,
+    /// Show the preview on this display instead of only drawing it (`drm`,
+    /// `drm:/dev/dri/card0?mode=800x480`, `window`, `fb:/dev/fb0`, ...): the preview rows then
+    /// measure that screen, and a row "preview shown on the display" gives its frame rate alone.
+    #[arg(long, value_name = "DISPLAY")]
+    pub display: Option<String>,
     /// Only the stages whose name contains this text (e.g. `inference`, `load`).
     #[arg(long, value_name = "TEXT")]
     pub only: Option<String>,
@@ -273,6 +279,7 @@ fn model_stages(
     v: &str,
     threads: &[usize],
     preview_analyses: usize,
+    display: Option<&DisplaySpec>,
 ) -> Result<()> {
     // Loading takes seconds: three runs say enough.
     if r.wanted("model load + optimise") {
@@ -325,8 +332,12 @@ fn model_stages(
         });
     }
     if preview_analyses > 0 && r.wanted("preview 640x480 during analysis") {
-        r.rows
-            .push(preview::during_analysis(&clf, &i.small, preview_analyses)?);
+        r.rows.push(preview::during_analysis(
+            &clf,
+            &i.small,
+            preview_analyses,
+            display,
+        )?);
     }
     Ok(())
 }
@@ -402,7 +413,19 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         only: args.more.only.as_deref(),
         rows: Vec::new(),
     };
+    let display = args
+        .more
+        .display
+        .as_deref()
+        .map(DisplaySpec::parse)
+        .transpose()?;
     film_stages(&mut rows, &inputs);
+    if let Some(spec) = &display {
+        if rows.wanted("preview shown on the display") {
+            let name = args.more.display.as_deref().unwrap_or_default();
+            rows.rows.push(preview::on_display(spec, name, 10.0)?);
+        }
+    }
     for v in &variants {
         model_stages(
             &mut rows,
@@ -411,6 +434,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
             v,
             &threads,
             args.more.preview_analyses,
+            display.as_ref(),
         )?;
     }
     print(&rows.rows, &args, rows.runs, inputs.sample.name)?;

@@ -20,18 +20,34 @@ pub mod fb;
 pub mod png;
 #[cfg(feature = "spi-panel")]
 pub mod spi;
+#[cfg(all(feature = "window", target_os = "linux"))]
+pub mod window;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use crate::input::evdev::KeyMap;
+use crate::input::Button;
 use crate::ui::Screen;
 
 /// One kind of screen output.
 pub trait Display {
     /// Show `screen`. An error means this display needs opening again.
     fn show(&mut self, screen: &Screen) -> Result<()>;
+
+    /// Presses made on the display itself since the last call (keys typed into a desktop
+    /// window, clicks and touches on its on-screen buttons), keys through `keys`.
+    fn presses(&mut self, _keys: &KeyMap) -> Vec<Button> {
+        Vec::new()
+    }
+
+    /// The display has a pointer of its own (a desktop window: mouse or touch), so the screens
+    /// draw the on-screen buttons.
+    fn pointer(&self) -> bool {
+        false
+    }
 }
 
 /// Where screens go, as configured (`display = "..."`).
@@ -47,13 +63,19 @@ pub enum DisplaySpec {
     /// An SPI TFT panel (ST7789, ILI9341) on spidev + GPIO lines.
     #[cfg(feature = "spi-panel")]
     Spi(spi::SpiConfig),
+    /// A fullscreen window on the desktop (Wayland or X11), with its keys, mouse and touch.
+    Window,
     /// No screen.
     None,
-    /// DRM if a card has a screen connected when the display is opened, else `/dev/fb0` if
-    /// there is one, else PNG files in `cxr-edge-screen`. Parsing never looks at the hardware;
+    /// A desktop window when a desktop session is running (`$WAYLAND_DISPLAY` or `$DISPLAY`),
+    /// else DRM if a card has a screen connected when the display is opened, else `/dev/fb0`
+    /// if there is one, else PNG files in `cxr-edge-screen`. Parsing never looks at the hardware;
     /// [`DisplaySpec::resolve`] does.
     Auto,
 }
+
+/// This build can open desktop windows.
+const WINDOWS: bool = cfg!(all(feature = "window", target_os = "linux"));
 
 /// The PNG folder `auto` falls back to.
 const AUTO_PNG_DIR: &str = "cxr-edge-screen";
@@ -62,15 +84,21 @@ const AUTO_PNG_DIR: &str = "cxr-edge-screen";
 const AUTO_FB: &str = "/dev/fb0";
 
 /// What `display` accepts, for error messages.
-const DISPLAY_FORMS: &str = "'drm', 'drm:/dev/dri/cardN?mode=WxH', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'png:DIR', 'none' or 'auto'";
+const DISPLAY_FORMS: &str = "'window', 'drm', 'drm:/dev/dri/cardN?mode=WxH', 'fb:/dev/fbN', 'spi:CONTROLLER:/dev/spidevB.C?dc=N', 'png:DIR', 'none' or 'auto'";
 
 impl DisplaySpec {
-    /// `drm`, `drm:/dev/dri/cardN` (either with `?mode=WxH`), `fb:/dev/fbN`,
+    /// `window`, `drm`, `drm:/dev/dri/cardN` (either with `?mode=WxH`), `fb:/dev/fbN`,
     /// `spi:CONTROLLER:/dev/spidevB.C?dc=N...`, `png:DIR`, `none` or `auto`.
     pub fn parse(s: &str) -> Result<DisplaySpec> {
         match s.split_once(':') {
             _ if s == "none" => Ok(DisplaySpec::None),
             _ if s == "auto" => Ok(DisplaySpec::Auto),
+            #[cfg(all(feature = "window", target_os = "linux"))]
+            _ if s == "window" => Ok(DisplaySpec::Window),
+            #[cfg(not(all(feature = "window", target_os = "linux")))]
+            _ if s == "window" => {
+                bail!("display 'window': this build has no desktop window support (built without the window feature); use 'drm'")
+            }
             #[cfg(feature = "drm")]
             _ if s == "drm" || s.starts_with("drm:") => {
                 Ok(DisplaySpec::Drm(drm::DrmConfig::parse(s)?))
@@ -87,22 +115,46 @@ impl DisplaySpec {
         }
     }
 
+    /// Screens go to a desktop window: `window`, or `auto` in a desktop session (in a build
+    /// with window support). The window brings its own keys and pointer.
+    pub fn is_desktop_window(&self) -> bool {
+        match self {
+            DisplaySpec::Window => true,
+            DisplaySpec::Auto => WINDOWS && desktop_session().is_some(),
+            _ => false,
+        }
+    }
+
     /// `auto` made concrete by looking at the machine now, with the choice and its reason
     /// logged; any other spec is itself.
     pub fn resolve(self) -> DisplaySpec {
         if self != DisplaySpec::Auto {
             return self;
         }
-        let desktop = ["WAYLAND_DISPLAY", "DISPLAY"]
-            .iter()
-            .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
-        if let Some(var) = desktop {
-            tracing::warn!("display auto: a desktop session is running (${var} is set); it may hold the screen, and DRM may then be refused");
-        }
-        let (spec, why) = auto_choice(drm_card(), Path::new(AUTO_FB).exists());
+        let desktop = desktop_session();
+        let (spec, why) = match desktop {
+            Some(var) if WINDOWS => (
+                DisplaySpec::Window,
+                format!("a desktop window (a desktop session is running: ${var} is set)"),
+            ),
+            _ => {
+                if let Some(var) = desktop {
+                    tracing::warn!("display auto: a desktop session is running (${var} is set) but this build has no window support; the desktop may hold the screen, and DRM may then be refused");
+                }
+                auto_choice(drm_card(), Path::new(AUTO_FB).exists())
+            }
+        };
         tracing::info!("display auto: {why}");
         spec
     }
+}
+
+/// The variable that shows a desktop session is running in this process's environment
+/// (`WAYLAND_DISPLAY` or `DISPLAY`), if one is set.
+fn desktop_session() -> Option<&'static str> {
+    ["WAYLAND_DISPLAY", "DISPLAY"]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
 /// The first DRM card with a screen connected, or why there is none.
@@ -164,6 +216,10 @@ pub fn open(spec: &DisplaySpec, size: (u32, u32), numbered: bool) -> Result<Box<
         DisplaySpec::Drm(cfg) => Box::new(drm::DrmScreen::open(&cfg)?),
         #[cfg(feature = "spi-panel")]
         DisplaySpec::Spi(cfg) => Box::new(spi::SpiPanel::open(&cfg)?),
+        #[cfg(all(feature = "window", target_os = "linux"))]
+        DisplaySpec::Window => Box::new(window::WindowScreen::open()?),
+        #[cfg(not(all(feature = "window", target_os = "linux")))]
+        DisplaySpec::Window => bail!("this build has no desktop window support"),
         DisplaySpec::Auto => unreachable!("resolve() leaves no auto"),
     })
 }
@@ -176,6 +232,8 @@ pub struct Output {
     display: Option<Box<dyn Display>>,
     /// Draw the on-screen buttons (a touch screen is attached).
     touch_buttons: bool,
+    /// The key map for keys typed into the display itself (a desktop window).
+    keys: KeyMap,
     shown: usize,
     /// The last error, so a display that stays broken is reported once, not every frame.
     last_error: Option<String>,
@@ -197,6 +255,7 @@ impl Output {
             numbered: false,
             display: None,
             touch_buttons: false,
+            keys: KeyMap::default(),
             shown: 0,
             last_error: None,
             retry_at: None,
@@ -209,10 +268,26 @@ impl Output {
         self
     }
 
+    /// Keys typed into the display itself (a desktop window) press buttons through `keys`, as
+    /// those of the input devices do.
+    pub fn keys(mut self, keys: KeyMap) -> Output {
+        self.keys = keys;
+        self
+    }
+
     /// Draw the on-screen buttons ([`crate::ui::TOUCH_KEYS`]) on every screen from the next
-    /// one on, or stop drawing them.
+    /// one on, or stop drawing them. A display with a pointer of its own (a desktop window)
+    /// draws them anyway.
     pub fn set_touch_buttons(&mut self, on: bool) {
         self.touch_buttons = on;
+    }
+
+    /// Presses made on the display itself (a desktop window) since the last call.
+    pub fn presses(&mut self) -> Vec<Button> {
+        match self.display.as_mut() {
+            Some(d) => d.presses(&self.keys),
+            None => Vec::new(),
+        }
     }
 
     /// Screens shown so far.
@@ -224,7 +299,8 @@ impl Output {
     /// the next screen (by a camera preview frame, at most every [`PREVIEW_REOPEN_EVERY`]).
     pub fn show(&mut self, screen: &Screen) {
         let with_buttons;
-        let screen = if self.touch_buttons {
+        let pointer = self.display.as_ref().is_some_and(|d| d.pointer());
+        let screen = if self.touch_buttons || pointer {
             with_buttons = Screen::WithTouchButtons(screen);
             &with_buttons
         } else {
