@@ -253,7 +253,9 @@ impl Buttons for AllButtons {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
-    let out = Output::new(cfg.display.clone(), cfg.screen_size).numbered(opts.script.is_some());
+    let out = Output::new(cfg.display.clone(), cfg.screen_size)
+        .numbered(opts.script.is_some())
+        .in_language(cfg.language);
     let mut k = Kiosk {
         cfg,
         out,
