@@ -25,6 +25,8 @@
 //! auto_capture = true      # analyse as soon as a film is held still
 //! steady_frames = 5
 //! memory_mb = 256          # peak memory of one analysis; bigger pictures are refused
+//! language = "en"          # the screens' and `classify`'s words: "en", "fr", "es" or "pt"
+//!                          # (records stay English; the upload page follows the browser)
 //!
 //! [buttons]
 //! chip = "/dev/gpiochip0"
@@ -354,6 +356,8 @@ struct RawConfig {
     #[serde(default = "default_memory_mb")]
     memory_mb: u64,
     #[serde(default)]
+    language: crate::lang::Language,
+    #[serde(default)]
     model: ModelSection,
     #[serde(default)]
     storage: StorageSection,
@@ -387,6 +391,8 @@ pub struct Config {
     /// Peak memory of one analysis in MiB (32 ..= 4096): the file, the decoder's buffer and
     /// the grey frame; a picture that needs more is refused before it is decoded.
     pub memory_mb: u64,
+    /// The language of the screens and of `classify`'s words (records stay English).
+    pub language: crate::lang::Language,
     /// The `[model]` table.
     pub model: ModelSection,
     /// The `[storage]` table.
@@ -439,6 +445,7 @@ impl Config {
                 n @ 32..=4096 => n,
                 n => bail!("memory_mb = {n} is outside 32 ..= 4096"),
             },
+            language: raw.language,
             model: raw.model,
             storage: raw.storage,
             buttons: raw.buttons,
@@ -685,6 +692,21 @@ mod tests {
                 .display,
             DisplaySpec::Spi(_)
         ));
+    }
+
+    #[test]
+    fn the_language_is_one_of_the_codes() {
+        use crate::lang::Language;
+        assert_eq!(Config::default().language, Language::En);
+        assert_eq!(
+            Config::parse("language = \"pt\"").unwrap().language,
+            Language::Pt
+        );
+        let e = format!("{:#}", Config::parse("\nlanguage = \"de\"").unwrap_err());
+        assert!(
+            e.contains("line 2") && e.contains("\"en\", \"fr\", \"es\", \"pt\""),
+            "{e}"
+        );
     }
 
     /// The board profiles shipped in board/ and in the package must stay loadable.

@@ -5,7 +5,8 @@
 //!
 //! * [`pixels`], [`files`]: the grey image every stage passes on and the area resampler;
 //!   writing files so that a power cut leaves whole ones; [`log`]: the service's messages with
-//!   journald priorities (`tracing`, filtered by `CXR_EDGE_LOG`);
+//!   journald priorities (`tracing`, filtered by `CXR_EDGE_LOG`); [`lang`]: every word a person
+//!   reads on the screens, the upload page and `classify`'s table, one table per language;
 //! * [`capture`]: where pixels come from (image and DICOM files, bundled samples, cameras,
 //!   frame files played as a camera) and safe decoding with size and memory caps;
 //! * [`film`]: the film itself: finding it in a camera photo, straightening it, waiting for it
@@ -44,6 +45,7 @@ pub mod explain;
 pub mod files;
 pub mod film;
 pub mod input;
+pub mod lang;
 pub mod log;
 pub mod model;
 pub mod pixels;

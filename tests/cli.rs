@@ -129,6 +129,30 @@ fn table_output_has_the_banner_and_a_summary() {
     }
 }
 
+/// `--lang fr`: the table and summary in French; the JSON records stay English.
+#[test]
+fn the_table_speaks_the_asked_language_and_json_stays_english() {
+    let out = run(&["classify", "--lang", "fr"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("*** USAGE RECHERCHE UNIQUEMENT - PAS UN DIAGNOSTIC. ***"),
+        "{text}"
+    );
+    assert!(text.contains("FICHIER") && text.contains("RÉSULTAT"), "{text}");
+    assert!(text.contains("0 en échec"), "{text}");
+    let out = run(&["classify", "--lang", "fr", "--json"]);
+    for r in json_lines(&out) {
+        let label = r["label"].as_str().unwrap();
+        assert!(r["result"].as_str().unwrap().is_ascii(), "{r}");
+        assert_eq!(r["notice"], cxr_edge::NOTICE, "{label}");
+    }
+    let bad = run(&["classify", "--lang", "de"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("\"en\", \"fr\", \"es\", \"pt\""), "{stderr}");
+}
+
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
     for &b in data {

@@ -1,6 +1,7 @@
 //! The screens, compared with committed golden images at two panel sizes (tolerant: a few
-//! pixels may differ, e.g. after a font-rendering fix, but not the layout), plus the banner on
-//! every screen at every supported panel size.
+//! pixels may differ, e.g. after a font-rendering fix, but not the layout), in English and in
+//! French (`fr-*.png`: the accents of the Latin-1 fonts, the longer words), plus the banner on
+//! every screen at every supported panel size in every language.
 //!
 //! After an intended change: CXR_EDGE_UPDATE_GOLDEN=1 cargo test --test ui, then look at the
 //! images in tests/fixtures/golden/ before committing them.
@@ -8,6 +9,7 @@
 use std::path::PathBuf;
 
 use cxr_edge::film::{Code, Warning};
+use cxr_edge::lang::Language;
 use cxr_edge::model::{Decision, ModelId};
 use cxr_edge::record::Record;
 use cxr_edge::ui::{render, PreviewView, Problem, ResultView, Screen};
@@ -87,27 +89,38 @@ const OUTLINE: [[f32; 2]; 4] = [[95.0, 30.0], [235.0, 40.0], [225.0, 215.0], [85
 /// Draws one screen at a panel size.
 type DrawScreen = Box<dyn Fn(u32, u32) -> RgbImage>;
 
+/// `screen` in `lang`, as the kiosk's display output wraps it.
+fn render_in(lang: Language, screen: &Screen, w: u32, h: u32) -> RgbImage {
+    match lang {
+        Language::En => render(screen, w, h),
+        l => render(&Screen::InLanguage(l, screen), w, h),
+    }
+}
+
 fn screens() -> Vec<(&'static str, DrawScreen)> {
+    screens_in(Language::En)
+}
+
+/// Every screen kind in `lang`. The texts a caller puts on a screen (hints) come from the same
+/// table as the kiosk's; the English ones are what the English goldens were made with.
+fn screens_in(lang: Language) -> Vec<(&'static str, DrawScreen)> {
+    let t = lang.texts();
+    let render = move |screen: &Screen, w, h| render_in(lang, screen, w, h);
     vec![
         (
             "waiting",
-            Box::new(|w, h| {
-                render(
-                    &Screen::Waiting {
-                        hint: "Copy chest X-ray images into /var/lib/cxr-edge/inbox",
-                    },
-                    w,
-                    h,
-                )
+            Box::new(move |w, h| {
+                let hint = (t.hints.copy_into)("/var/lib/cxr-edge/inbox");
+                render(&Screen::Waiting { hint: &hint }, w, h)
             }),
         ),
         (
             "analysing",
-            Box::new(|w, h| render(&Screen::Analysing, w, h)),
+            Box::new(move |w, h| render(&Screen::Analysing, w, h)),
         ),
         (
             "result",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
                 let mut r = record("pneumonia", [0.039, 0.924, 0.034, 0.002], &["pneumonia"], "Above the operating point for: non-COVID pneumonia pattern. Research use only.");
                 r.quality.push(Warning::new(
                     Code::LowContrast,
@@ -126,7 +139,7 @@ fn screens() -> Vec<(&'static str, DrawScreen)> {
         ),
         (
             "not-chest",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
                 let mut r = record(
                     "other",
                     [0.01, 0.02, 0.03, 0.94],
@@ -151,7 +164,7 @@ fn screens() -> Vec<(&'static str, DrawScreen)> {
         ),
         (
             "no-camera",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
                 render(
                     &Screen::Error {
                         problem: Problem::NoCamera,
@@ -164,7 +177,7 @@ fn screens() -> Vec<(&'static str, DrawScreen)> {
         ),
         (
             "model-failed",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
                 render(
                     &Screen::Error {
                         problem: Problem::ModelFailed,
@@ -177,13 +190,13 @@ fn screens() -> Vec<(&'static str, DrawScreen)> {
         ),
         (
             "preview",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
                 let cam = camera_view();
                 render(
                     &Screen::Preview(PreviewView {
                         picture: &cam,
                         outline: Some(OUTLINE),
-                        hint: "Film found; hold still (3 of 5).",
+                        hint: &(t.hints.steadying)(3, 5),
                         steady: true,
                     }),
                     w,
@@ -193,11 +206,12 @@ fn screens() -> Vec<(&'static str, DrawScreen)> {
         ),
         (
             "no-film",
-            Box::new(|w, h| {
+            Box::new(move |w, h| {
+                let english = "The film is cut off by the edge of the picture; move the camera back so that all four corners are visible.";
                 render(
                     &Screen::Error {
                         problem: Problem::NoFilm,
-                        detail: "The film is cut off by the edge of the picture; move the camera back so that all four corners are visible.",
+                        detail: t.warning("film_cut_off", english),
                     },
                     w,
                     h,
@@ -226,7 +240,11 @@ fn differing(a: &RgbImage, b: &RgbImage) -> f64 {
 fn screens_match_their_golden_images() {
     let update = std::env::var_os("CXR_EDGE_UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
-    for (name, make) in screens() {
+    let all = [("", Language::En), ("fr-", Language::Fr)]
+        .into_iter()
+        .flat_map(|(prefix, l)| screens_in(l).into_iter().map(move |(n, s)| (prefix, n, s)));
+    for (prefix, name, make) in all {
+        let name = format!("{prefix}{name}");
         for (w, h) in GOLDEN {
             let img = make(w, h);
             let path = golden_dir().join(format!("{name}-{w}x{h}.png"));
@@ -260,7 +278,11 @@ fn screens_match_their_golden_images() {
 
 #[test]
 fn every_screen_at_every_panel_size_carries_the_banner() {
-    for (name, make) in screens() {
+    for (lang, (name, make)) in Language::ALL
+        .into_iter()
+        .flat_map(|l| screens_in(l).into_iter().map(move |s| (l, s)))
+    {
+        let name = format!("{lang} {name}");
         for (w, h) in PANELS {
             let img = make(w, h);
             assert_eq!(img.dimensions(), (w, h));
@@ -289,4 +311,72 @@ fn the_golden_images_differ_from_each_other() {
     let a = screens()[2].1(800, 480);
     let b = screens()[3].1(800, 480);
     assert!(differing(&a, &b) > 0.02);
+}
+
+/// The banner is in the screen's language: its strip differs between any two languages, on
+/// every screen kind (so no screen draws a fixed English banner).
+#[test]
+fn the_banner_is_translated_on_every_screen() {
+    let banner = |img: &RgbImage| -> Vec<[u8; 3]> {
+        let h = img.height();
+        (h - 24..h)
+            .flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+            .map(|(x, y)| img.get_pixel(x, y).0)
+            .collect()
+    };
+    for (w, h) in [(320, 240), (800, 480)] {
+        let strips: Vec<Vec<Vec<[u8; 3]>>> = Language::ALL
+            .iter()
+            .map(|&l| {
+                screens_in(l)
+                    .iter()
+                    .map(|(_, s)| banner(&s(w, h)))
+                    .collect()
+            })
+            .collect();
+        for (i, a) in strips.iter().enumerate() {
+            for b in &strips[i + 1..] {
+                for (k, (sa, sb)) in a.iter().zip(b).enumerate() {
+                    assert_ne!(
+                        sa, sb,
+                        "{w}x{h}: screen {k}'s banner is the same in two languages"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// On-screen buttons read in the screen's language.
+#[test]
+fn touch_buttons_are_translated() {
+    const BUTTON: [u8; 3] = [40, 50, 70];
+    let plain = Screen::Analysing;
+    let touch = Screen::WithTouchButtons(&plain);
+    for (w, h) in [(240, 240), (320, 240), (800, 480)] {
+        let en = render_in(Language::En, &touch, w, h);
+        // The rows of the buttons: their fill just inside the first one's left edge.
+        let rows: Vec<u32> = (0..h).filter(|&y| en.get_pixel(8, y).0 == BUTTON).collect();
+        assert!(rows.len() > 8, "{w}x{h}: no buttons");
+        let strip = |img: &RgbImage| -> Vec<[u8; 3]> {
+            rows.iter()
+                .flat_map(|&y| (0..w).map(move |x| img.get_pixel(x, y).0))
+                .collect()
+        };
+        for l in [Language::Fr, Language::Es, Language::Pt] {
+            assert_ne!(
+                strip(&en),
+                strip(&render_in(l, &touch, w, h)),
+                "{l} {w}x{h}"
+            );
+        }
+    }
+}
+
+/// A character the fonts lack (a file name in another script) is drawn as '?', exactly.
+#[test]
+fn characters_outside_latin1_are_drawn_as_question_marks() {
+    let shown = |hint: &str| render(&Screen::Waiting { hint }, 320, 240);
+    assert_eq!(shown("снимок x光.png"), shown("?????? x?.png"));
+    assert_ne!(shown("é à ç"), shown("? ? ?"), "Latin-1 is drawn as itself");
 }

@@ -245,7 +245,8 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
         match inbox.ready((!once).then_some(SETTLE), SystemTime::now()) {
             Ok(files) => {
                 if files.is_empty() && !waiting_shown {
-                    let hint = format!("Copy chest X-ray images into {}", dir.display());
+                    let words = &k.cfg.language.texts().hints;
+                    let hint = (words.copy_into)(&dir.display().to_string());
                     k.notifier.status("waiting for films");
                     k.show(&Screen::Waiting { hint: &hint });
                     waiting_shown = true;
@@ -278,8 +279,9 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
                 if once {
                     return Err(e);
                 }
+                let words = &k.cfg.language.texts().hints;
                 k.show(&Screen::Waiting {
-                    hint: &format!("The inbox is not available: {msg}. Retrying."),
+                    hint: &(words.inbox_unavailable)(&msg),
                 });
                 waiting_shown = false;
             }

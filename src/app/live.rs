@@ -205,10 +205,8 @@ impl<'a> LiveKiosk<'a> {
             SourceError::Timeout { waited, .. } => {
                 self.timeouts += 1;
                 (self.timeouts >= TIMEOUTS_BEFORE_LOST).then(|| {
-                    format!(
-                        "The camera sent no picture for {:.0} s.",
-                        waited.as_secs_f32() * self.timeouts as f32
-                    )
+                    let words = &self.out.language().texts().hints;
+                    (words.camera_silent)(waited.as_secs_f32() * self.timeouts as f32)
                 })
             }
             // One bad frame is not worth a screen; the next one usually is fine.
@@ -255,14 +253,16 @@ impl<'a> LiveKiosk<'a> {
     /// Analyse the last frame (when a film is in it), record it and show the outcome.
     fn capture(&mut self) {
         let Some((frame, look)) = self.last.take() else {
-            self.state =
-                State::Problem(Problem::NoCamera, "No picture from the camera yet.".into());
+            let words = &self.out.language().texts().hints;
+            self.state = State::Problem(Problem::NoCamera, words.no_picture_yet.into());
             self.show_current();
             return;
         };
         let corners = match &look {
             Look::NoFilm(w) => {
-                self.state = State::Problem(Problem::NoFilm, w.message.clone());
+                let words = self.out.language().texts();
+                let detail = words.warning(w.code.as_str(), &w.message).to_string();
+                self.state = State::Problem(Problem::NoFilm, detail);
                 self.last = Some((frame, look));
                 self.show_current();
                 return;
@@ -366,15 +366,16 @@ impl<'a> LiveKiosk<'a> {
                 Some((frame, look)) => {
                     let (pic, s) = preview_picture(frame);
                     let outline = look.corners().map(|q| q.map(|[x, y]| [x * s, y * s]));
+                    let words = self.out.language().texts();
                     let hint = match look {
-                        _ if self.busy => "Analysing; keep the film in place.".to_string(),
+                        _ if self.busy => words.hints.busy.to_string(),
                         Look::Ready { .. } if !self.auto_capture => {
-                            "Film steady; press Capture.".to_string()
+                            words.hints.press_capture.to_string()
                         }
                         Look::Ready { .. } if self.analysed.is_some() => {
-                            "Film analysed; take it away or press Capture to repeat.".to_string()
+                            words.hints.analysed.to_string()
                         }
-                        _ => look.hint(),
+                        _ => look.hint_in(words),
                     };
                     let steady = matches!(look, Look::Steadying { .. } | Look::Ready { .. });
                     self.out.show(&Screen::Preview(PreviewView {
@@ -384,9 +385,10 @@ impl<'a> LiveKiosk<'a> {
                         steady,
                     }));
                 }
-                None => self.out.show(&Screen::Waiting {
-                    hint: "Waiting for the camera...",
-                }),
+                None => {
+                    let hint = self.out.language().texts().hints.waiting_for_camera;
+                    self.out.show(&Screen::Waiting { hint })
+                }
             },
             State::Result(i) => {
                 let shown = &self.history[*i.min(&(self.history.len() - 1))];

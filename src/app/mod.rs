@@ -257,7 +257,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     let log = ResultsLog::open(&cfg.storage.dir)?;
     let out = Output::new(cfg.display.clone(), cfg.screen_size)
         .numbered(opts.script.is_some())
-        .keys(cfg.buttons.keys.clone());
+        .keys(cfg.buttons.keys.clone())
+        .in_language(cfg.language);
     let mut k = Kiosk {
         cfg,
         out,

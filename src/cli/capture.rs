@@ -15,6 +15,7 @@ use crate::capture::pixfmt::PixelFormat;
 use crate::capture::{open_camera, FileSource, FrameSource, Playback, SourceError};
 use crate::files::write_png_atomically;
 use crate::film::steady::{Look, Steady};
+use crate::lang::Language;
 use crate::model::{manifest::locate_manifest, Classifier};
 use crate::pixels::Frame;
 
@@ -138,7 +139,7 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
     }
     let rec = a.record;
 
-    let mut summary = Summary::new(&clf.manifest.labels);
+    let mut summary = Summary::new(&clf.manifest.labels, Language::En);
     summary.add(&rec);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -149,7 +150,7 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
             serde_json::to_string(&rec).expect("record serialises")
         )?;
     } else {
-        let mut t = TableWriter::new(&clf.manifest.labels, &clf.id());
+        let mut t = TableWriter::new(&clf.manifest.labels, &clf.id(), Language::En);
         t.header(&mut out)?;
         t.row(&mut out, &rec)?;
         writeln!(out, "\n{}", summary.render())?;

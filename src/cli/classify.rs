@@ -15,6 +15,8 @@ use super::output::{Summary, TableWriter};
 use super::{ClassifyArgs, EXIT_OK, EXIT_SOME_FAILED};
 use crate::analysis::{analyse, How, InputMode, Subject};
 use crate::capture::{self, expand_inputs, Input, InputSource, Limits};
+use crate::config::Config;
+use crate::lang::Language;
 use crate::model::{manifest::locate_manifest, Classifier};
 use crate::record::Record;
 
@@ -134,6 +136,19 @@ fn mem_available() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
+/// The board's language (`language` in its config): the operator at its terminal reads the
+/// same words as on its screen. English without a config; a broken one is only reported, as
+/// `classify` needs nothing else from it.
+fn configured_language() -> Language {
+    match Config::find(None) {
+        Ok(c) => c.language,
+        Err(e) => {
+            eprintln!("cxr-edge classify: {e:#}; writing in English");
+            Language::En
+        }
+    }
+}
+
 pub fn run(args: ClassifyArgs) -> Result<i32> {
     let inputs = if args.paths.is_empty() {
         let s = capture::sample_inputs();
@@ -185,10 +200,12 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         )
         .expect("static template"),
     );
-    let mut summary = Summary::new(&clf.manifest.labels);
+    let language = args.lang.unwrap_or_else(configured_language);
+    let mut summary = Summary::new(&clf.manifest.labels, language);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut table = (!args.json).then(|| TableWriter::new(&clf.manifest.labels, &clf.id()));
+    let mut table =
+        (!args.json).then(|| TableWriter::new(&clf.manifest.labels, &clf.id(), language));
     let mut write_err: Option<std::io::Error> = None;
     if let Some(t) = table.as_mut() {
         progress.suspend(|| t.header(&mut out)).ok();

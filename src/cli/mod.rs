@@ -222,9 +222,17 @@ pub struct ClassifyArgs {
     /// first), or `auto` (decided per image).
     #[arg(long, value_enum, default_value_t = InputArg::Digital)]
     pub input: InputArg,
+    /// Language of the table and the summary: en, fr, es or pt (records and --json stay
+    /// English). Default: `language` in /etc/cxr-edge/config.toml if it exists, else en.
+    #[arg(long, value_name = "LANG", value_parser = parse_language)]
+    pub lang: Option<crate::lang::Language>,
     /// Which model and variant to use.
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+fn parse_language(s: &str) -> Result<crate::lang::Language, String> {
+    crate::lang::Language::parse(s).map_err(|e| e.to_string())
 }
 
 /// `--input`: the command-line spelling of [`InputMode`] (the analysis itself knows no clap).

@@ -1,7 +1,10 @@
-//! Human-readable output: the results table and the end-of-batch summary.
+//! Human-readable output: the results table and the end-of-batch summary, in the operator's
+//! language (`--lang`, or the config's `language`). Codes (quality warnings, labels in `--json`)
+//! stay as records write them: they are what a person would search the documentation for.
 
 use std::io::{self, Write};
 
+use crate::lang::{Language, Texts};
 use crate::model::ModelId;
 use crate::record::Record;
 
@@ -19,42 +22,56 @@ fn fit_left(s: &str, width: usize) -> String {
     }
 }
 
+/// The notice as a heading line: `*** RESEARCH USE ONLY - NOT A DIAGNOSIS. ***`.
+pub fn notice_line(words: &Texts) -> String {
+    format!("*** {}. ***", words.notice.to_uppercase())
+}
+
 pub struct TableWriter {
     labels: Vec<String>,
     model: ModelId,
+    words: &'static Texts,
 }
 
 impl TableWriter {
-    pub fn new(labels: &[String], model: &ModelId) -> Self {
+    pub fn new(labels: &[String], model: &ModelId, language: Language) -> Self {
         TableWriter {
             labels: labels.to_vec(),
             model: model.clone(),
+            words: language.texts(),
         }
     }
 
     pub fn header(&mut self, out: &mut impl Write) -> io::Result<()> {
-        let m = &self.model;
-        writeln!(out, "*** {} ***", crate::NOTICE.to_uppercase())?;
+        let (m, w) = (&self.model, &self.words.cli);
+        writeln!(out, "{}", notice_line(self.words))?;
         writeln!(
             out,
-            "model {} v{} ({}, sha256 {})\n",
-            m.name, m.version, m.variant, m.sha256
+            "{} {} v{} ({}, sha256 {})\n",
+            w.model, m.name, m.version, m.variant, m.sha256
         )?;
-        write!(out, "{:<PATH_WIDTH$}  {:<RESULT_WIDTH$}", "FILE", "RESULT")?;
+        write!(out, "{:<PATH_WIDTH$}  {:<RESULT_WIDTH$}", w.file, w.result)?;
         for l in &self.labels {
-            write!(out, " {:>9}", l.to_uppercase())?;
+            write!(out, " {:>9}", self.words.short_label(l).to_uppercase())?;
         }
-        writeln!(out, "  NOTES")
+        writeln!(out, "  {}", w.notes)
     }
 
     pub fn row(&mut self, out: &mut impl Write, r: &Record) -> io::Result<()> {
+        let words = self.words;
         write!(out, "{}  ", fit_left(&r.path, PATH_WIDTH))?;
         if let Some(err) = &r.error {
             if r.label.is_none() {
-                return writeln!(out, "ERROR: {err}");
+                return writeln!(out, "{}: {err}", words.cli.error);
             }
         }
-        write!(out, "{:<RESULT_WIDTH$}", r.result.as_deref().unwrap_or("-"))?;
+        let flags: &[String] = r.decision.as_ref().map_or(&[], |d| &d.flags);
+        let result = match (&r.result, &r.label) {
+            (Some(res), _) if words.speaks_records() => res.as_str(),
+            (_, Some(label)) => words.result(label, flags),
+            _ => "-",
+        };
+        write!(out, "{result:<RESULT_WIDTH$}")?;
         for l in &self.labels {
             match r
                 .probs
@@ -69,9 +86,9 @@ impl TableWriter {
         let mut notes: Vec<String> = Vec::new();
         if let Some(d) = &r.decision {
             if !d.flags.is_empty() {
-                notes.push(format!("above op. point: {}", d.flags.join("+")));
+                notes.push(format!("{}: {}", words.cli.above, d.flags.join("+")));
             } else {
-                notes.push("indeterminate".into());
+                notes.push(words.cli.indeterminate.into());
             }
         }
         notes.extend(
@@ -81,7 +98,7 @@ impl TableWriter {
                 .map(|w| w.code.to_string()),
         );
         if let Some(err) = &r.error {
-            notes.push(format!("ERROR: {err}"));
+            notes.push(format!("{}: {err}", words.cli.error));
         }
         writeln!(out, "  {}", notes.join("; "))
     }
@@ -93,15 +110,17 @@ pub struct Summary {
     counts: Vec<usize>,
     pub total: usize,
     pub failed: usize,
+    words: &'static Texts,
 }
 
 impl Summary {
-    pub fn new(labels: &[String]) -> Self {
+    pub fn new(labels: &[String], language: Language) -> Self {
         Summary {
             labels: labels.to_vec(),
             counts: vec![0; labels.len()],
             total: 0,
             failed: 0,
+            words: language.texts(),
         }
     }
 
@@ -120,19 +139,19 @@ impl Summary {
     }
 
     pub fn render(&self) -> String {
+        let w = self.words;
         let per: Vec<String> = self
             .labels
             .iter()
             .zip(&self.counts)
-            .map(|(l, c)| format!("{l} {c}"))
+            .map(|(l, c)| format!("{} {c}", w.short_label(l)))
             .collect();
         format!(
-            "{} input{}: {}; {} failed. {}",
-            self.total,
-            if self.total == 1 { "" } else { "s" },
+            "{}: {}; {}. {}.",
+            (w.cli.inputs)(self.total),
             per.join(", "),
-            self.failed,
-            crate::NOTICE
+            (w.cli.failed)(self.failed),
+            w.notice
         )
     }
 }

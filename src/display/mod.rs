@@ -30,6 +30,7 @@ use anyhow::{bail, Result};
 
 use crate::input::evdev::KeyMap;
 use crate::input::Button;
+use crate::lang::Language;
 use crate::ui::Screen;
 
 /// One kind of screen output.
@@ -234,6 +235,8 @@ pub struct Output {
     touch_buttons: bool,
     /// The key map for keys typed into the display itself (a desktop window).
     keys: KeyMap,
+    /// The screens' language (the config's `language`).
+    language: Language,
     shown: usize,
     /// The last error, so a display that stays broken is reported once, not every frame.
     last_error: Option<String>,
@@ -256,6 +259,7 @@ impl Output {
             display: None,
             touch_buttons: false,
             keys: KeyMap::default(),
+            language: Language::En,
             shown: 0,
             last_error: None,
             retry_at: None,
@@ -273,6 +277,18 @@ impl Output {
     pub fn keys(mut self, keys: KeyMap) -> Output {
         self.keys = keys;
         self
+    }
+
+    /// Draw every screen in `language` (the config's); screens are English otherwise.
+    pub fn in_language(mut self, language: Language) -> Output {
+        self.language = language;
+        self
+    }
+
+    /// The language screens are drawn in; the texts a caller puts on a screen (hints) must be
+    /// in it too.
+    pub fn language(&self) -> Language {
+        self.language
     }
 
     /// Draw the on-screen buttons ([`crate::ui::TOUCH_KEYS`]) on every screen from the next
@@ -298,11 +314,17 @@ impl Output {
     /// Show `screen`; a failure is reported (once while it lasts) and the display reopened at
     /// the next screen (by a camera preview frame, at most every [`PREVIEW_REOPEN_EVERY`]).
     pub fn show(&mut self, screen: &Screen) {
-        let with_buttons;
+        let (with_buttons, in_language);
         let pointer = self.display.as_ref().is_some_and(|d| d.pointer());
         let screen = if self.touch_buttons || pointer {
             with_buttons = Screen::WithTouchButtons(screen);
             &with_buttons
+        } else {
+            screen
+        };
+        let screen = if self.language != Language::En {
+            in_language = Screen::InLanguage(self.language, screen);
+            &in_language
         } else {
             screen
         };
@@ -312,7 +334,7 @@ impl Output {
             self.spec = self.spec.clone().resolve();
         }
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
-        if self.display.is_none() && waiting && matches!(screen, Screen::Preview(_)) {
+        if self.display.is_none() && waiting && matches!(screen.base(), Screen::Preview(_)) {
             return;
         }
         let res = match self.display.as_mut() {
@@ -349,7 +371,7 @@ pub fn kind(screen: &Screen) -> &'static str {
         Screen::Analysing => "analysing",
         Screen::Result(_) => "result",
         Screen::Error { .. } => "error",
-        Screen::WithTouchButtons(s) => kind(s),
+        Screen::WithTouchButtons(s) | Screen::InLanguage(_, s) => kind(s),
     }
 }
 

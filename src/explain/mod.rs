@@ -14,6 +14,7 @@ use image::RgbImage;
 
 pub use canvas::Canvas;
 
+use crate::lang::{Language, Texts};
 use crate::model::Cam;
 use crate::pixels::resize_area;
 use crate::pixels::Frame;
@@ -81,7 +82,12 @@ pub fn normalised_map(cam: &Cam, class: usize) -> Vec<f32> {
 /// in percent, e.g. "COVID-19 pattern 64%". The same words under the picture file's map and
 /// on the screen.
 pub fn map_words(label: &str, percent: f64) -> String {
-    format!("{} {percent:.0}%", crate::model::label_words(label))
+    map_words_in(Language::En.texts(), label, percent)
+}
+
+/// [`map_words`] in a language (the screens'): "aspect de COVID-19 64%".
+pub fn map_words_in(words: &Texts, label: &str, percent: f64) -> String {
+    format!("{} {percent:.0}%", words.label(label))
 }
 
 /// Height in pixels of the strip below the film in [`heatmap_image`]: the research-use notice

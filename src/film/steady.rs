@@ -4,6 +4,7 @@
 
 use crate::film::gates::blocking_reason;
 use crate::film::{find_film, Quad, Warning};
+use crate::lang::{Language, Texts};
 use crate::pixels::Frame;
 
 /// What the last frame showed, for the preview hint.
@@ -45,13 +46,17 @@ impl Look {
 
     /// The hint for the person holding the camera.
     pub fn hint(&self) -> String {
+        self.hint_in(Language::En.texts())
+    }
+
+    /// [`Look::hint`] in a language (the kiosk's screen).
+    pub fn hint_in(&self, words: &Texts) -> String {
+        let h = &words.hints;
         match self {
-            Look::NoFilm(w) => w.message.clone(),
-            Look::Moving { .. } => "Film found; hold the camera still.".into(),
-            Look::Steadying { still, need, .. } => {
-                format!("Film found; hold still ({still} of {need}).")
-            }
-            Look::Ready { .. } => "Film steady; analysing.".into(),
+            Look::NoFilm(w) => words.warning(w.code.as_str(), &w.message).to_string(),
+            Look::Moving { .. } => h.moving.into(),
+            Look::Steadying { still, need, .. } => (h.steadying)(*still, *need),
+            Look::Ready { .. } => h.ready.into(),
         }
     }
 }

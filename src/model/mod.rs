@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use engine::{Cam, Engine, RawOutput};
 pub use manifest::Manifest;
 
+use crate::lang::Language;
 use crate::pixels::Frame;
 
 /// A ready-to-run classifier: manifest, chosen variant and optimised network.
@@ -124,15 +125,10 @@ pub struct Prediction {
     pub cam: Cam,
 }
 
-/// Words for a label on screens and in tables. The label `other` means "not a chest film".
+/// Words for a label in records (English; screens in other languages use
+/// [`crate::lang::Texts::label`]). The label `other` means "not a chest film".
 pub fn label_words(label: &str) -> &str {
-    match label {
-        "covid" => "COVID-19 pattern",
-        "pneumonia" => "non-COVID pneumonia pattern",
-        "normal" => "no pneumonia pattern",
-        "other" => "not a chest X-ray",
-        l => l,
-    }
+    Language::En.texts().label(label)
 }
 
 /// Softmax of `logits / temperature`, computed in f64 for stability.
@@ -181,30 +177,15 @@ pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
         .filter(|(l, p)| **p >= m.thresholds[*l])
         .map(|(l, _)| l.clone())
         .collect();
-    if flagged.iter().any(|l| l == "other") {
-        return Decision {
-            flags: vec!["other".into()],
-            summary: "Not a chest X-ray: no result about the lungs is given.".into(),
-        };
-    }
-    let findings: Vec<&str> = flagged
-        .iter()
-        .filter(|l| *l != "normal")
-        .map(|l| label_words(l))
-        .collect();
-    let summary = if !findings.is_empty() {
-        format!(
-            "Above the operating point for: {}. Research use only.",
-            findings.join(", ")
-        )
-    } else if flagged.iter().any(|l| l == "normal") {
-        "No pattern above its operating point; consistent with the normal class.".to_string()
+    // "other" alone: the other flags say nothing about an image that is not a chest film.
+    let flags = if flagged.iter().any(|l| l == "other") {
+        vec!["other".to_string()]
     } else {
-        "Indeterminate: no class reaches its operating point.".to_string()
+        flagged
     };
     Decision {
-        flags: flagged,
-        summary,
+        summary: Language::En.texts().summary(&flags),
+        flags,
     }
 }
 
@@ -213,19 +194,13 @@ pub fn decide(m: &Manifest, probs: &[f32]) -> Decision {
 /// image that reaches the `other` operating point reads "not a chest X-ray", and a `normal` top
 /// label with a finding above its (sensitivity-first) operating point reads "possible ..."
 /// instead of "no pneumonia pattern".
+///
+/// In English, as records keep it; [`crate::lang::Texts::result`] is the same in any language.
 pub fn result_words(label: &str, decision: &Decision) -> String {
-    if not_chest(label, decision) {
-        return label_words("other").to_string();
-    }
-    if label == "normal" {
-        match (decision.flagged("covid"), decision.flagged("pneumonia")) {
-            (true, true) => return "possible COVID-19/pneumonia".into(),
-            (true, false) => return "possible COVID-19 pattern".into(),
-            (false, true) => return "possible pneumonia pattern".into(),
-            (false, false) => {}
-        }
-    }
-    label_words(label).to_string()
+    Language::En
+        .texts()
+        .result(label, &decision.flags)
+        .to_string()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! model thread (a full queue answers 503 with Retry-After), and slow or silent clients are
 //! dropped. The file's content decides what it is, never its name or declared type.
 //!
-//! Routes: `GET /` (the page), `GET /app.js`, `GET /api/health`, `POST /api/classify`
+//! Routes: `GET /` (the page, in the language of `?lang=` or `Accept-Language`), `GET /app.js`, `GET /api/health`, `POST /api/classify`
 //! (multipart field `file`, optional field `input` = digital | film-photo | auto; answers with
 //! the `classify --json` record), `GET /api/results/{id}/{film|heatmap}.png` (the pictures of
 //! the last results, for the page).
@@ -21,6 +21,7 @@ mod origin;
 #[cfg(test)]
 mod tests;
 pub mod upload;
+mod words;
 mod worker;
 
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -153,13 +154,19 @@ fn authorised(st: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-async fn page() -> Response {
+async fn page(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let language = words::page_language(query.as_deref(), accept);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
+            // The same address answers in several languages.
+            (header::VARY, "Accept-Language"),
         ],
-        PAGE,
+        words::page(PAGE, language),
     )
         .into_response()
 }

@@ -4,6 +4,30 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 let tokenRequired = false;
+// The page's language's words, put in the page by the server (serve/words.rs). Records are in
+// English: in English their own sentences are shown, otherwise the table's for their label,
+// flags and warning codes (a record the table does not know keeps its own words).
+const W = JSON.parse($("lang-words").textContent);
+
+function flagKey(flags) {
+  return flags.every((f) => W.order.includes(f)) ? W.order.filter((l) => flags.includes(l)).join("+") : null;
+}
+
+function resultWords(rec) {
+  const flags = rec.decision ? rec.decision.flags : [];
+  const key = flagKey(flags);
+  const words = W.records || key === null ? undefined : W.results[rec.label + "|" + key];
+  return words || rec.result || W.result;
+}
+
+function summaryWords(d) {
+  const key = flagKey(d.flags);
+  return (W.records || key === null ? undefined : W.summaries[key]) || d.summary;
+}
+
+function warningWords(w) {
+  return (W.records ? undefined : W.quality[w.code]) || w.message;
+}
 
 function authHeaders() {
   const t = $("token").value.trim();
@@ -20,9 +44,9 @@ async function health() {
       $("tokenrow").style.display = "inline";
       $("token").value = sessionStorage.getItem("cxr-token") || "";
     }
-    if (h.status !== "ok") $("status").textContent = "The model is not running: " + h.status;
+    if (h.status !== "ok") $("status").textContent = W.model_down + " " + h.status;
   } catch (e) {
-    $("status").textContent = "The device does not answer: " + e;
+    $("status").textContent = W.no_answer + " " + e;
   }
 }
 
@@ -42,7 +66,7 @@ function render(rec) {
   $("result").style.display = "flex";
   const title = $("title");
   title.className = rec.error || notChest ? "amber" : "";
-  text(title, rec.error ? "Could not analyse this image" : (rec.result || "Result"));
+  text(title, rec.error ? W.bad_image : resultWords(rec));
   const bars = $("bars");
   bars.replaceChildren();
   const flags = rec.decision ? rec.decision.flags : [];
@@ -50,7 +74,7 @@ function render(rec) {
     const row = document.createElement("div");
     row.className = "bar" + (flags.includes(label) ? " flagged" : "");
     const name = document.createElement("span");
-    text(name, label);
+    text(name, W.labels[label] || label);
     const track = document.createElement("div");
     track.className = "track";
     const fill = document.createElement("div");
@@ -62,18 +86,18 @@ function render(rec) {
     row.append(name, track, pct);
     bars.appendChild(row);
   }
-  text($("summary"), rec.error ? rec.error : (rec.decision ? rec.decision.summary : ""));
+  text($("summary"), rec.error ? rec.error : (rec.decision ? summaryWords(rec.decision) : ""));
   const warnings = $("warnings");
   warnings.replaceChildren();
   for (const w of rec.quality || []) {
     if (w.code === "not_chest_xray" && !rec.error) continue;
     const li = document.createElement("li");
-    text(li, "! " + w.message);
+    text(li, "! " + warningWords(w));
     warnings.appendChild(li);
   }
   text($("footer"), rec.model ?
     `${rec.model.name} v${rec.model.version} ${rec.model.variant} - ${Math.round(rec.elapsed_ms)} ms` : "");
-  text($("notice"), rec.notice);
+  text($("notice"), W.records ? rec.notice : W.notice);
   const id = (rec.path || "").startsWith("upload:") ? rec.path.slice(7) : null;
   showPicture($("heatmap"), rec.heatmap);
   showPicture($("film"), rec.heatmap && id ? `/api/results/${encodeURIComponent(id)}/film.png` : null);
@@ -82,11 +106,11 @@ function render(rec) {
 async function upload(ev) {
   ev.preventDefault();
   const file = $("file").files[0];
-  if (!file) { text($("status"), "Pick a file first."); return; }
+  if (!file) { text($("status"), W.pick_first); return; }
   const form = new FormData();
   form.append("input", $("input").value);
   form.append("file", file);
-  text($("status"), "Analysing...");
+  text($("status"), W.analysing);
   $("go").disabled = true;
   try {
     // X-Requested-With: no cross-site form can send it, so the server takes only this page's POSTs.
@@ -95,13 +119,13 @@ async function upload(ev) {
     const body = await r.json().catch(() => ({ error: `the device answered ${r.status}` }));
     if (r.status === 200 || r.status === 422) {
       render(body);
-      text($("status"), r.status === 200 ? "Done." : "Not analysed.");
+      text($("status"), r.status === 200 ? W.done : W.not_analysed);
     } else {
       const wait = r.headers.get("Retry-After");
-      text($("status"), body.error + (wait ? ` (retry in ${wait} s)` : ""));
+      text($("status"), body.error + (wait ? ` (${W.retry_in} ${wait} s)` : ""));
     }
   } catch (e) {
-    text($("status"), "Upload failed: " + e);
+    text($("status"), W.upload_failed + " " + e);
   } finally {
     $("go").disabled = false;
   }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use super::client::{post_file, request};
+use super::client::{post_file, request, request_with};
 use super::*;
 use crate::model::ModelId;
 
@@ -402,4 +402,37 @@ fn slow_clients_cannot_starve_the_health_check_or_an_upload() {
     let dropped = slow.dropped.load(Ordering::SeqCst);
     eprintln!("slow connections dropped to make room: {dropped}");
     assert!(dropped > 0);
+}
+
+/// The page follows the browser's language; `?lang=` overrides it; English otherwise.
+#[test]
+fn the_page_speaks_the_browsers_language() {
+    let (srv, _gate, _) = start(2, None);
+    let addr = srv.addr;
+    let get = |path: &str, accept: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("Accept-Language", a)).into_iter().collect();
+        request_with(addr, "GET", path, &headers, None, T).unwrap()
+    };
+    let fr = get("/", Some("fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7"));
+    assert_eq!(fr.status, 200);
+    assert_eq!(fr.header("vary"), Some("Accept-Language"));
+    let html = fr.text();
+    assert!(html.contains("<html lang=\"fr\">"), "{html}");
+    assert!(html.contains("USAGE RECHERCHE UNIQUEMENT - PAS UN DIAGNOSTIC"));
+    assert!(html.contains(">Analyser</button>"));
+    assert!(html.contains("Type d&#39;image"), "escaped");
+    assert!(!html.contains("RESEARCH USE ONLY"));
+    let en = get("/", None).text();
+    assert!(
+        en.contains("<html lang=\"en\">") && en.contains(">RESEARCH USE ONLY - NOT A DIAGNOSIS<")
+    );
+    assert!(get("/", Some("de-DE"))
+        .text()
+        .contains("<html lang=\"en\">"));
+    let pt = get("/?lang=pt", Some("fr")).text();
+    assert!(
+        pt.contains("APENAS PARA PESQUISA - NÃO É UM DIAGNÓSTICO"),
+        "{pt}"
+    );
 }

@@ -2,7 +2,7 @@
 //! probability bars, fitting a picture into a box, and pixel doubling for large monitors.
 
 use embedded_graphics::{
-    mono_font::{ascii, MonoFont, MonoTextStyle},
+    mono_font::{iso_8859_1 as latin, MonoFont, MonoTextStyle},
     pixelcolor::Rgb888,
     prelude::*,
     primitives::{PrimitiveStyle, Rectangle},
@@ -10,8 +10,11 @@ use embedded_graphics::{
 };
 use image::RgbImage;
 
+use crate::lang::latin1;
+
 /// Fonts chosen by panel width: the smallest panels (240 px) get 6x10 text, 320-479 px 7x13,
-/// wider ones 9x15 with 10x20 titles.
+/// wider ones 9x15 with 10x20 titles. All ISO-8859-1 (Latin-1), for the accents of French,
+/// Spanish and Portuguese; their ASCII glyphs are those of the ASCII fonts.
 pub struct Fonts {
     body: &'static MonoFont<'static>,
     title: &'static MonoFont<'static>,
@@ -23,21 +26,21 @@ impl Fonts {
     pub fn for_width(w: u32) -> Fonts {
         if w < 320 {
             Fonts {
-                body: &ascii::FONT_6X10,
-                title: &ascii::FONT_7X13_BOLD,
-                small: &ascii::FONT_5X8,
+                body: &latin::FONT_6X10,
+                title: &latin::FONT_7X13_BOLD,
+                small: &latin::FONT_5X8,
             }
         } else if w < 480 {
             Fonts {
-                body: &ascii::FONT_7X13,
-                title: &ascii::FONT_9X15_BOLD,
-                small: &ascii::FONT_6X10,
+                body: &latin::FONT_7X13,
+                title: &latin::FONT_9X15_BOLD,
+                small: &latin::FONT_6X10,
             }
         } else {
             Fonts {
-                body: &ascii::FONT_9X15,
-                title: &ascii::FONT_10X20,
-                small: &ascii::FONT_7X13,
+                body: &latin::FONT_9X15,
+                title: &latin::FONT_10X20,
+                small: &latin::FONT_7X13,
             }
         }
     }
@@ -84,7 +87,7 @@ pub fn paragraph<D: DrawTarget<Color = Rgb888>>(
     let lh = style.font.character_size.height as i32;
     let cols = (area.size.width / cw.max(1)).max(1) as usize;
     let bottom = area.top_left.y + area.size.height as i32;
-    for line in wrap(text, cols) {
+    for line in wrap(&latin1(text), cols) {
         if y + lh > bottom {
             break;
         }
@@ -133,7 +136,8 @@ pub fn bar<D: DrawTarget<Color = Rgb888>>(
         return Ok(y);
     }
     let x = area.top_left.x;
-    Text::with_baseline(label, Point::new(x, y), style, Baseline::Top).draw(t)?;
+    let label: String = latin1(label).chars().take(9).collect();
+    Text::with_baseline(&label, Point::new(x, y), style, Baseline::Top).draw(t)?;
     let pct = format!("{:>3.0}%", 100.0 * p.clamp(0.0, 1.0));
     let bar_x = x + 10 * cw;
     let bar_w = (area.size.width as i32 - 10 * cw - 5 * cw).max(10);

@@ -3,6 +3,9 @@
 //! serves a 240x240 SPI panel and a 1920x1080 monitor.
 //!
 //! Every screen ends with the research-use banner; it is drawn last, so nothing covers it.
+//!
+//! Every word comes from the screen's language table ([`crate::lang`]); the fonts are the
+//! ISO-8859-1 ones, and any other character (a file name, an error) is drawn as `?`.
 
 mod layout;
 
@@ -18,6 +21,7 @@ use image::RgbImage;
 pub use layout::{Fonts, Scaled};
 
 use crate::film::Code;
+use crate::lang::{latin1, Language, ProblemWords, Texts};
 use crate::record::Record;
 
 const BG: Rgb888 = Rgb888::new(20, 20, 24);
@@ -66,26 +70,26 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// The problem's heading, a few words.
-    pub fn title(self) -> &'static str {
+    /// The problem's heading and advice in a language.
+    pub fn words(self, t: &Texts) -> &ProblemWords {
+        let s = &t.screen;
         match self {
-            Problem::NoCamera => "No camera",
-            Problem::NoFilm => "No film found",
-            Problem::NotChest => "Not a chest X-ray",
-            Problem::ModelFailed => "Model failed to load",
-            Problem::BadImage => "Could not analyse this image",
+            Problem::NoCamera => &s.no_camera,
+            Problem::NoFilm => &s.no_film,
+            Problem::NotChest => &s.not_chest,
+            Problem::ModelFailed => &s.model_failed,
+            Problem::BadImage => &s.bad_image,
         }
     }
 
-    /// What the user should do about it, in one or two sentences.
+    /// The problem's heading, a few words, in English (for the log and systemd's status).
+    pub fn title(self) -> &'static str {
+        self.words(Language::En.texts()).title
+    }
+
+    /// What the user should do about it, in one or two sentences, in English.
     pub fn advice(self) -> &'static str {
-        match self {
-            Problem::NoCamera => "Check the USB cable and that the camera is switched on. The device keeps looking for it.",
-            Problem::NoFilm => "Clip the film to the light box, switch the light on, and fill most of the view with the film.",
-            Problem::NotChest => "This does not look like a frontal chest X-ray, so no result about the lungs is given. Use a chest film.",
-            Problem::ModelFailed => "Reinstall the cxr-edge package or fix [model] in /etc/cxr-edge/config.toml. Retrying every 30 s.",
-            Problem::BadImage => "Check the file (PNG, JPEG, BMP, TIFF or DICOM) and try another image.",
-        }
+        self.words(Language::En.texts()).advice
     }
 }
 
@@ -112,20 +116,42 @@ pub enum Screen<'a> {
     /// Another screen with the on-screen buttons ([`TOUCH_KEYS`]) along its bottom, shown
     /// while a touch screen is attached.
     WithTouchButtons(&'a Screen<'a>),
+    /// Another screen in a language other than English (the config's `language`). The texts a
+    /// screen carries (hints, details) are the caller's, already in that language.
+    InLanguage(Language, &'a Screen<'a>),
 }
 
 impl<'a> Screen<'a> {
-    /// The screen itself, without on-screen buttons.
+    /// The screen itself, without on-screen buttons or language.
     pub fn base(&self) -> &Screen<'a> {
         match self {
-            Screen::WithTouchButtons(s) => s.base(),
+            Screen::WithTouchButtons(s) | Screen::InLanguage(_, s) => s.base(),
             s => s,
+        }
+    }
+
+    /// The language the screen is drawn in: English unless wrapped in [`Screen::InLanguage`].
+    pub fn language(&self) -> Language {
+        match self {
+            Screen::InLanguage(l, _) => *l,
+            Screen::WithTouchButtons(s) => s.language(),
+            _ => Language::En,
+        }
+    }
+
+    /// Whether the on-screen buttons are drawn ([`Screen::WithTouchButtons`] at any depth).
+    pub fn has_touch_buttons(&self) -> bool {
+        match self {
+            Screen::WithTouchButtons(_) => true,
+            Screen::InLanguage(_, s) => s.has_touch_buttons(),
+            _ => false,
         }
     }
 }
 
 /// The on-screen buttons drawn along the bottom while a touch screen is attached, left to
-/// right; each is named like the button it presses (`crate::input::Button`).
+/// right; each is named like the button it presses (`crate::input::Button`). What they read
+/// is the language's [`crate::lang::ScreenWords::buttons`].
 pub const TOUCH_KEYS: [&str; 3] = ["Back", "Capture", "Next"];
 
 /// The share of the screen's height, from its bottom edge, that the on-screen buttons answer
@@ -152,9 +178,10 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
     let area = target.bounding_box();
     target.clear(BG)?;
     let fonts = Fonts::for_width(area.size.width);
-    let banner = draw_banner(target, &fonts)?;
+    let t = screen.language().texts();
+    let banner = draw_banner(target, &fonts, t)?;
     let mut bottom = area.size.height.saturating_sub(banner);
-    if let Screen::WithTouchButtons(_) = screen {
+    if screen.has_touch_buttons() {
         // The bottom TOUCH_STRIP of the screen, less the banner; on a small panel, where that is
         // lower than a line of text, raised to fit one (the tap zone stays where it was).
         let line = fonts.body(FG).font.character_size.height + 2 * (fonts.pad() as u32 / 2).max(2);
@@ -164,7 +191,7 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
             area.top_left + Point::new(0, top as i32),
             Size::new(area.size.width, bottom.saturating_sub(top)),
         );
-        draw_touch_buttons(target, strip, &fonts)?;
+        draw_touch_buttons(target, strip, &fonts, t)?;
         bottom = bottom.min(top);
     }
     let screen = screen.base();
@@ -177,44 +204,37 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
             content.size.height.saturating_sub(2 * pad as u32),
         ),
     );
+    let top = inner.top_left.y;
     match screen {
         Screen::Waiting { hint } => {
-            let mut y = inner.top_left.y;
-            y = text_line(target, "Ready", inner.top_left.x, y, fonts.title(AMBER))?;
+            let y = layout::paragraph(target, t.screen.ready, inner, top, fonts.title(AMBER))?;
             layout::paragraph(target, hint, inner, y + pad, fonts.body(FG))?;
         }
         Screen::Analysing => {
-            text_line(
-                target,
-                "Analysing...",
-                inner.top_left.x,
-                inner.top_left.y,
-                fonts.title(FG),
-            )?;
+            let words = &t.screen;
+            let y = layout::paragraph(target, words.analysing, inner, top, fonts.title(FG))?;
             layout::paragraph(
                 target,
-                "Hold the film still. This takes about a second.",
+                words.analysing_hint,
                 inner,
-                inner.top_left.y + fonts.title_h() + pad,
+                y + pad,
                 fonts.body(DIM),
             )?;
         }
         Screen::Error { problem, detail } => {
-            let mut y = text_line(
-                target,
-                problem.title(),
-                inner.top_left.x,
-                inner.top_left.y,
-                fonts.title(AMBER),
-            )?;
-            y = layout::paragraph(target, problem.advice(), inner, y + pad, fonts.body(FG))?;
+            // Titles wrap too: some languages' are longer than a small panel is wide.
+            let words = problem.words(t);
+            let mut y = layout::paragraph(target, words.title, inner, top, fonts.title(AMBER))?;
+            y = layout::paragraph(target, words.advice, inner, y + pad, fonts.body(FG))?;
             if !detail.is_empty() {
                 layout::paragraph(target, detail, inner, y + pad, fonts.body(DIM))?;
             }
         }
-        Screen::Result(view) => draw_result(target, view, inner, &fonts)?,
+        Screen::Result(view) => draw_result(target, view, inner, &fonts, t)?,
         Screen::Preview(view) => draw_preview(target, view, inner, &fonts)?,
-        Screen::WithTouchButtons(_) => unreachable!("base() unwraps it"),
+        Screen::WithTouchButtons(_) | Screen::InLanguage(..) => {
+            unreachable!("base() unwraps it")
+        }
     }
     Ok(())
 }
@@ -222,14 +242,22 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
 /// The on-screen buttons ([`TOUCH_KEYS`]) side by side in `strip` (nothing when it is too low
 /// for a line of text).
 fn draw_touch_buttons<D: DrawTarget<Color = Rgb888>>(
-    t: &mut D,
+    target: &mut D,
     strip: Rectangle,
     fonts: &Fonts,
+    t: &Texts,
 ) -> Result<(), D::Error> {
     let gap = (fonts.pad() / 2).max(2);
-    // The title font where the strip is tall enough for it, else the body font.
+    // The title font where the strip is tall enough for it and the longest label fits a
+    // button in it (some languages' labels are longer), else the body font.
     let title = fonts.title(FG);
-    let style = if strip.size.height >= title.font.character_size.height + 2 * gap as u32 {
+    let longest = t.screen.buttons.iter().map(|b| b.chars().count()).max();
+    let button_w = (strip.size.width / TOUCH_KEYS.len() as u32).saturating_sub(2 * gap as u32);
+    let title_w = longest.unwrap_or(0) as u32
+        * (title.font.character_size.width + title.font.character_spacing);
+    let style = if strip.size.height >= title.font.character_size.height + 2 * gap as u32
+        && title_w + 4 <= button_w
+    {
         title
     } else {
         fonts.body(FG)
@@ -243,7 +271,8 @@ fn draw_touch_buttons<D: DrawTarget<Color = Rgb888>>(
     }
     let n = TOUCH_KEYS.len() as i32;
     let w = strip.size.width as i32;
-    for (i, label) in TOUCH_KEYS.iter().enumerate() {
+    for (i, label) in t.screen.buttons.iter().enumerate() {
+        let label = latin1(label);
         let (x0, x1) = (w * i as i32 / n + gap, w * (i as i32 + 1) / n - gap);
         let b = Rectangle::new(
             strip.top_left + Point::new(x0, gap),
@@ -256,14 +285,14 @@ fn draw_touch_buttons<D: DrawTarget<Color = Rgb888>>(
                 .stroke_width(2)
                 .build(),
         )
-        .draw(t)?;
-        let tw = label.len() as u32 * cw;
+        .draw(target)?;
+        let tw = label.chars().count() as u32 * cw;
         let at = b.top_left
             + Point::new(
                 (b.size.width.saturating_sub(tw) / 2) as i32,
                 (b.size.height.saturating_sub(lh) / 2) as i32,
             );
-        Text::with_baseline(label, at, style, Baseline::Top).draw(t)?;
+        Text::with_baseline(&label, at, style, Baseline::Top).draw(target)?;
     }
     Ok(())
 }
@@ -298,13 +327,17 @@ fn draw_preview<D: DrawTarget<Color = Rgb888>>(
     Ok(())
 }
 
-/// The red banner across the bottom; returns its height.
-fn draw_banner<D: DrawTarget<Color = Rgb888>>(t: &mut D, fonts: &Fonts) -> Result<u32, D::Error> {
+/// The red banner across the bottom, the notice in the screen's language; returns its height.
+fn draw_banner<D: DrawTarget<Color = Rgb888>>(
+    t: &mut D,
+    fonts: &Fonts,
+    words: &Texts,
+) -> Result<u32, D::Error> {
     let area = t.bounding_box();
-    let text = crate::NOTICE.trim_end_matches('.').to_uppercase();
+    let text = latin1(words.notice).to_uppercase();
     let style = fonts.banner(Rgb888::WHITE);
     let cw = style.font.character_size.width + style.font.character_spacing;
-    let fits = (text.len() as u32 + 2) * cw <= area.size.width;
+    let fits = (text.chars().count() as u32 + 2) * cw <= area.size.width;
     let lines: Vec<&str> = if fits {
         vec![&text]
     } else {
@@ -320,7 +353,7 @@ fn draw_banner<D: DrawTarget<Color = Rgb888>>(t: &mut D, fonts: &Fonts) -> Resul
     .into_styled(PrimitiveStyle::with_fill(BANNER))
     .draw(t)?;
     for (i, l) in lines.iter().enumerate() {
-        let w = l.len() as u32 * cw;
+        let w = l.chars().count() as u32 * cw;
         let x = area.top_left.x + (area.size.width.saturating_sub(w) / 2) as i32;
         Text::with_baseline(
             l,
@@ -340,7 +373,7 @@ fn text_line<D: DrawTarget<Color = Rgb888>>(
     y: i32,
     style: MonoTextStyle<'static, Rgb888>,
 ) -> Result<i32, D::Error> {
-    Text::with_baseline(s, Point::new(x, y), style, Baseline::Top).draw(t)?;
+    Text::with_baseline(&latin1(s), Point::new(x, y), style, Baseline::Top).draw(t)?;
     Ok(y + style.font.character_size.height as i32)
 }
 
@@ -349,6 +382,7 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
     view: &ResultView,
     inner: Rectangle,
     fonts: &Fonts,
+    words: &Texts,
 ) -> Result<(), D::Error> {
     let rec = view.record;
     let pad = fonts.pad();
@@ -364,17 +398,24 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         ),
     );
     if let (Some(img), Some(area)) = (view.picture, pic) {
-        draw_heatmap(t, img, rec, area, fonts)?;
+        draw_heatmap(t, img, rec, area, fonts, words)?;
     }
     let x = text.top_left.x;
     let mut y = text.top_left.y;
     if let Some(err) = &rec.error {
-        y = text_line(t, Problem::BadImage.title(), x, y, fonts.title(AMBER))?;
+        let title = Problem::BadImage.words(words).title;
+        y = layout::paragraph(t, title, text, y, fonts.title(AMBER))?;
+        // The error itself stays as the record says it (it may come from a decoder).
         layout::paragraph(t, err, text, y + pad, fonts.body(FG))?;
         return Ok(());
     }
     let not_chest = rec.not_chest();
-    let title = rec.result.as_deref().unwrap_or("Result");
+    let flags: &[String] = rec.decision.as_ref().map_or(&[], |d| &d.flags);
+    let title = match (&rec.result, &rec.label) {
+        (Some(r), _) if words.speaks_records() => r.as_str(),
+        (_, Some(label)) => words.result(label, flags),
+        _ => words.screen.result,
+    };
     y = layout::paragraph(
         t,
         title,
@@ -384,18 +425,13 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
     )?;
     y += pad;
     if let Some(probs) = &rec.probs {
-        let flags: Vec<&str> = rec
-            .decision
-            .as_ref()
-            .map(|d| d.flags.iter().map(String::as_str).collect())
-            .unwrap_or_default();
         for (label, p) in probs {
             let p = p.as_f64().unwrap_or(0.0) as f32;
             y = layout::bar(
                 t,
-                label,
+                words.short_label(label),
                 p,
-                flags.contains(&label.as_str()),
+                flags.contains(label),
                 text,
                 y,
                 fonts,
@@ -404,12 +440,17 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         }
     }
     if let Some(d) = &rec.decision {
-        y = layout::paragraph(t, &d.summary, text, y + pad, fonts.body(FG))?;
+        let summary = if words.speaks_records() {
+            d.summary.clone()
+        } else {
+            words.summary(&d.flags)
+        };
+        y = layout::paragraph(t, &summary, text, y + pad, fonts.body(FG))?;
     }
     for w in rec.quality.iter().filter(|w| w.code != Code::NotChestXray) {
         y = layout::paragraph(
             t,
-            &format!("! {}", w.message),
+            &format!("! {}", words.warning(w.code.as_str(), &w.message)),
             text,
             y + pad / 2,
             fonts.body(AMBER),
@@ -433,6 +474,7 @@ fn draw_heatmap<D: DrawTarget<Color = Rgb888>>(
     rec: &Record,
     area: Rectangle,
     fonts: &Fonts,
+    words: &Texts,
 ) -> Result<(), D::Error> {
     let style = fonts.body(FG);
     let gap = (fonts.pad() / 2).max(2);
@@ -449,7 +491,7 @@ fn draw_heatmap<D: DrawTarget<Color = Rgb888>>(
         ),
     );
     let (origin, scale) = layout::blit_fit_rows(t, img, rows, pic)?;
-    if let Some(caption) = heatmap_caption(rec) {
+    if let Some(caption) = heatmap_caption(rec, words) {
         let y = origin.y + (rows as f32 * scale) as i32 + gap;
         layout::paragraph(t, &caption, area, y, style)?;
     }
@@ -458,7 +500,7 @@ fn draw_heatmap<D: DrawTarget<Color = Rgb888>>(
 
 /// "Map: <class> <p>%": the class the heatmap shows, the most probable one (as in
 /// `analysis`, which draws the map of the top class).
-fn heatmap_caption(rec: &Record) -> Option<String> {
+fn heatmap_caption(rec: &Record, words: &Texts) -> Option<String> {
     let (label, p) = rec
         .probs
         .as_ref()?
@@ -466,8 +508,9 @@ fn heatmap_caption(rec: &Record) -> Option<String> {
         .map(|(l, p)| (l, p.as_f64().unwrap_or(0.0)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some(format!(
-        "Map: {}",
-        crate::explain::map_words(label, 100.0 * p)
+        "{}: {}",
+        words.screen.map,
+        crate::explain::map_words_in(words, label, 100.0 * p)
     ))
 }
 
