@@ -29,9 +29,12 @@
 //!                          # (records stay English; the upload page follows the browser)
 //!
 //! [buttons]
-//! chip = "/dev/gpiochip0"
-//! lines = "capture=17,next=27,back=22"   # BCM numbers; buttons to GND, pull-ups on
-//! active_low = true
+//! lines = "capture=GPIO17,next=GPIO27,back=GPIO22"   # line names, found on any GPIO chip;
+//!                          # or numbers, offsets on `chip`: "capture=17,next=27,back=22"
+//! chip = "/dev/gpiochip0"  # the chip of lines given by number (the default)
+//! controller = "pinctrl-rp1"  # the board's GPIO controller (chip label): lines on another
+//!                          # are refused; also checked for an SPI panel's lines. "": no check
+//! active_low = true        # buttons to GND, pull-ups on
 //! keyboard = true          # also read c / n / b (+ Enter) from stdin
 //! evdev = true             # USB keyboards, keypads, foot pedals, touch screens (/dev/input)
 //! keys = "capture=ENTER+KPENTER+SPACE+C, next=RIGHT+N+PAGEDOWN+KPPLUS+KP6, back=LEFT+B+PAGEUP+KPMINUS+KP4"
@@ -117,12 +120,17 @@ impl SourceSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ButtonsSection {
-    /// GPIO character device with the button lines.
+    /// GPIO character device of the button lines given by number.
     #[serde(default = "default_chip")]
     pub chip: PathBuf,
-    /// `capture=17,next=27,back=22` (line offsets on `chip`); empty: no GPIO buttons.
+    /// `capture=GPIO17,next=GPIO27,back=GPIO22` (line names, on any chip) or
+    /// `capture=17,...` (offsets on `chip`); empty: no GPIO buttons.
     #[serde(default)]
     pub lines: String,
+    /// The label of the board's GPIO controller (`pinctrl-rp1`): button and SPI panel lines
+    /// found on a chip with another label are refused. Empty: no check.
+    #[serde(default)]
+    pub controller: String,
     /// Buttons pull the line to ground when pressed (with pull-ups), the usual wiring.
     #[serde(default = "yes")]
     pub active_low: bool,
@@ -152,6 +160,7 @@ impl Default for ButtonsSection {
         ButtonsSection {
             chip: default_chip(),
             lines: String::new(),
+            controller: String::new(),
             active_low: true,
             keyboard: true,
             evdev: true,
@@ -162,6 +171,31 @@ impl Default for ButtonsSection {
 
 fn default_chip() -> PathBuf {
     PathBuf::from("/dev/gpiochip0")
+}
+
+impl ButtonsSection {
+    /// The expected GPIO controller label, None when there is no check.
+    pub fn controller(&self) -> Option<&str> {
+        Some(self.controller.trim()).filter(|c| !c.is_empty())
+    }
+}
+
+/// `display` with the board's GPIO controller filled in for an SPI panel whose spec has no
+/// `gpio=` key of its own.
+pub fn with_gpio_controller(display: DisplaySpec, buttons: &ButtonsSection) -> DisplaySpec {
+    match display {
+        #[cfg(feature = "spi-panel")]
+        DisplaySpec::Spi(mut spi) => {
+            if spi.gpio_controller.is_none() {
+                spi.gpio_controller = buttons.controller().map(String::from);
+            }
+            DisplaySpec::Spi(spi)
+        }
+        other => {
+            let _ = buttons;
+            other
+        }
+    }
 }
 
 /// `[model]`: which model `run` and `serve` load.
@@ -426,7 +460,7 @@ impl Config {
         }
         Ok(Config {
             source: SourceSpec::parse(&raw.source)?,
-            display: DisplaySpec::parse(&raw.display)?,
+            display: with_gpio_controller(DisplaySpec::parse(&raw.display)?, &raw.buttons),
             screen_size: parse_size(&raw.screen_size)?,
             poll_ms: raw.poll_ms,
             input: raw.input,
@@ -675,7 +709,8 @@ mod tests {
              camera_size = \"1280x720\"\nauto_capture = true\n\
              mains_hz = 50\nexposure = \"auto\"\nfocus = \"locked\"\n\
              display = \"fb:/dev/fb0\"\n\
-             [buttons]\nchip = \"/dev/gpiochip0\"\nlines = \"capture=17,next=27,back=22\"\n",
+             [buttons]\nchip = \"/dev/gpiochip0\"\nlines = \"capture=17,next=27,back=22\"\n\
+             controller = \"pinctrl-rp1\"\n",
         )
         .unwrap();
         assert!(matches!(c.source, SourceSpec::Camera(_)));
@@ -685,6 +720,11 @@ mod tests {
                 .len(),
             3
         );
+        assert_eq!(c.buttons.controller(), Some("pinctrl-rp1"));
+        let c = Config::parse("[buttons]\nlines = \"capture=GPIO17,next=GPIO27,back=GPIO22\"\n")
+            .unwrap();
+        assert_eq!(c.buttons.controller(), None);
+        assert!(crate::input::parse_button_lines(&c.buttons.lines).is_ok());
         #[cfg(feature = "spi-panel")]
         assert!(matches!(
             Config::parse("display = \"spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18\"")
@@ -707,6 +747,43 @@ mod tests {
             e.contains("line 2") && e.contains("\"en\", \"fr\", \"es\", \"pt\""),
             "{e}"
         );
+    }
+
+    /// Each board profile names the label of the controller its header lines are on.
+    #[test]
+    fn board_profiles_name_their_gpio_controller() {
+        let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("board");
+        for (board, label) in [
+            ("rpi5", Some("pinctrl-rp1")),
+            ("rpi4", Some("pinctrl-bcm2711")),
+            ("jetson-orin-nano", Some("tegra234-gpio")),
+            ("generic", None),
+        ] {
+            let c = Config::load(&boards.join(board).join("config.toml")).unwrap();
+            assert_eq!(c.buttons.controller(), label, "{board}");
+        }
+    }
+
+    /// An SPI panel's lines are checked against `[buttons] controller` unless its spec says.
+    #[cfg(feature = "spi-panel")]
+    #[test]
+    fn an_spi_panel_takes_the_board_controller() {
+        let label = |text: &str| match Config::parse(text).unwrap().display {
+            DisplaySpec::Spi(s) => s.expected_gpio_controller().map(String::from),
+            _ => panic!("not a panel: {text}"),
+        };
+        let panel = "display = \"spi:st7789:/dev/spidev0.0?dc=GPIO24";
+        let board = "\"\n[buttons]\ncontroller = \"pinctrl-rp1\"\n";
+        assert_eq!(
+            label(&format!("{panel}{board}")).as_deref(),
+            Some("pinctrl-rp1")
+        );
+        assert_eq!(
+            label(&format!("{panel}&gpio=x{board}")).as_deref(),
+            Some("x")
+        );
+        assert_eq!(label(&format!("{panel}&gpio=none{board}")), None);
+        assert_eq!(label(&format!("{panel}\"\n")), None);
     }
 
     /// The board profiles shipped in board/ and in the package must stay loadable.

@@ -217,7 +217,12 @@ fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
     if !cfg.buttons.lines.trim().is_empty() {
         #[cfg(feature = "gpio-buttons")]
         match crate::input::parse_button_lines(&cfg.buttons.lines).and_then(|lines| {
-            crate::input::gpio::GpioButtons::open(&cfg.buttons.chip, &lines, cfg.buttons.active_low)
+            crate::input::gpio::GpioButtons::open(
+                &lines,
+                &cfg.buttons.chip,
+                cfg.buttons.controller(),
+                cfg.buttons.active_low,
+            )
         }) {
             Ok(b) => all.push(Box::new(b)),
             Err(e) => tracing::warn!("buttons not available: {e:#}"),

@@ -12,7 +12,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         cfg.source = SourceSpec::parse(s)?;
     }
     if let Some(d) = &args.display {
-        cfg.display = DisplaySpec::parse(d)?;
+        cfg.display = crate::config::with_gpio_controller(DisplaySpec::parse(d)?, &cfg.buttons);
     }
     if let Some(dir) = &args.storage {
         cfg.storage.dir = dir.clone();

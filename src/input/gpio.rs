@@ -1,19 +1,27 @@
-//! Buttons on GPIO lines, through the GPIO character device (`/dev/gpiochipN`, not sysfs).
+//! Buttons on GPIO lines, through the GPIO character device's uAPI v2 (`/dev/gpiochipN`, not
+//! sysfs; Linux 5.10 or later).
 //!
 //! Each button is a momentary switch between a GPIO line and GND (active low, the usual
-//! wiring) or 3.3 V (active high). The lines are requested as inputs with a pull-up (active
-//! low) or pull-down (active high) bias where the kernel supports bias flags (Linux 5.5 and
-//! later); on older kernels the board must provide the pulls, e.g. `gpio=17,22,27=pu` in a
-//! Raspberry Pi's `/boot/firmware/config.txt`, or external 10 kOhm resistors.
+//! wiring) or 3.3 V (active high). The lines are found by name or number and checked against
+//! the board's GPIO controller ([`super::gpiochip`]), then requested as inputs with a pull-up
+//! (active low) or pull-down (active high) bias, edge detection on both edges and the kernel's
+//! debounce ([`DEBOUNCE`]): the kernel reports a change only once the line has held the new
+//! level that long, so there is no polling. Where a driver refuses the debounce setting the
+//! lines are requested without it (with a warning) and [`Presses`] alone debounces.
 //!
-//! A thread samples every line every [`SAMPLE_PERIOD`] and feeds one [`Debouncer`] per line;
-//! presses go over a channel that [`GpioButtons::poll`] drains. A line that cannot be read
-//! (chip unplugged, driver gone) is reported once on stderr and retried at every sample.
+//! A press is the edge into the active level (falling for active low, rising for active high),
+//! from a released line, at least [`DEBOUNCE`] after the line's previous edge. A button held
+//! when the lines are requested is not a press until released and pressed again; a held button
+//! counts once.
 //!
-//! The sampling loop reads lines through [`LineSource`] and waits through [`Ticker`], so the
-//! tests run it on scripted levels and synthetic time.
+//! A thread waits for the edge events and sends presses over a channel that
+//! [`GpioButtons::poll`] drains. When the lines cannot be read (chip unplugged, driver gone)
+//! that is reported once and the lines are looked up and requested again every
+//! [`RETRY`] until they can; recovery is reported too. The thread reads events through
+//! [`EdgeSource`], so the tests run it on scripted edges.
 
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -21,125 +29,130 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use gpio_cdev::{Chip, LineHandle, LineRequestFlags};
+use gpiocdev::line::{Bias, EdgeDetection, EdgeKind};
+use gpiocdev::Request;
 
-use super::debounce::Debouncer;
-use super::{Button, Buttons};
+use super::gpiochip::{self, Found, SystemChips};
+use super::{Button, Buttons, LineRef};
 
-/// How often the lines are read.
-pub const SAMPLE_PERIOD: Duration = Duration::from_millis(5);
+/// How long a line must hold a level before the kernel reports the edge, and the shortest
+/// time between two edges of one line that [`Presses`] accepts a press after.
+pub const DEBOUNCE: Duration = Duration::from_millis(30);
 
-/// The kernel's GPIO v1 request flags for bias (Linux 5.5+), which gpio-cdev 0.6 does not
-/// name: `GPIOHANDLE_REQUEST_BIAS_PULL_UP` and `..._PULL_DOWN`.
-const BIAS_PULL_UP: u32 = 1 << 5;
-const BIAS_PULL_DOWN: u32 = 1 << 6;
+/// The longest one wait for events lasts: how soon dropping [`GpioButtons`] ends the thread.
+const WAIT: Duration = Duration::from_millis(100);
 
-/// Reads the button lines.
-pub trait LineSource: Send + 'static {
-    /// Whether the button at `index` (its place in the list given to [`GpioButtons`]) is
-    /// pressed now. An error (the chip went away, EIO) is reported once and the line retried.
-    fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error>;
+/// How often lines that cannot be read are looked up and requested again.
+pub const RETRY: Duration = Duration::from_secs(1);
+
+/// The setting that names the board's GPIO controller, for messages.
+const SETTING: &str = "[buttons] controller";
+
+/// A change of one button line's level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// The button's place in the list given to [`GpioButtons`].
+    pub index: usize,
+    /// The line went high (physical level), else low.
+    pub rising: bool,
+    /// When, in nanoseconds on a monotonic clock.
+    pub time_ns: u64,
 }
 
-/// Paces the sampling loop.
-pub trait Ticker: Send + 'static {
-    /// Wait until the next sample is due and return its time in milliseconds (monotonic);
-    /// None ends sampling.
-    fn tick(&mut self) -> Option<u64>;
+/// Where the edges of the button lines come from.
+pub trait EdgeSource: Send + 'static {
+    /// Wait up to `timeout` for edges; the edges that came (maybe none). An error (the chip
+    /// went away) is reported once and `wait` called again: the source paces its own retries.
+    /// None ends the thread (the tests' scripts end so).
+    fn wait(&mut self, timeout: Duration) -> Option<Result<Vec<Edge>, std::io::Error>>;
 }
 
-/// Real time: one tick every `period`, on a monotonic clock.
-pub struct Periodic {
-    start: Instant,
-    next: Instant,
-    period: Duration,
+/// Edges to presses; see the module documentation.
+#[derive(Clone, Debug)]
+pub(crate) struct Presses {
+    buttons: Vec<Button>,
+    active_low: bool,
+    debounce_ns: u64,
+    /// Per line: active now, and the time of its last edge.
+    lines: Vec<(bool, Option<u64>)>,
 }
 
-impl Periodic {
-    /// A ticker whose first tick is due at once, then one every `period`.
-    pub fn new(period: Duration) -> Periodic {
-        let now = Instant::now();
-        Periodic {
-            start: now,
-            next: now,
-            period,
+impl Presses {
+    pub(crate) fn new(buttons: &[Button], active_low: bool, debounce: Duration) -> Presses {
+        Presses {
+            buttons: buttons.to_vec(),
+            active_low,
+            debounce_ns: u64::try_from(debounce.as_nanos()).unwrap_or(u64::MAX),
+            lines: vec![(false, None); buttons.len()],
         }
+    }
+
+    /// The press `edge` completes, if any.
+    pub(crate) fn edge(&mut self, edge: Edge) -> Option<Button> {
+        let (active, last) = self.lines.get_mut(edge.index)?;
+        let now_active = edge.rising != self.active_low;
+        // A bounce the kernel did not filter: too soon after the line's previous edge.
+        let settled = last.is_none_or(|t| edge.time_ns.saturating_sub(t) >= self.debounce_ns);
+        let press = now_active && !*active && settled;
+        *active = now_active;
+        *last = Some(edge.time_ns);
+        press.then(|| self.buttons[edge.index])
     }
 }
 
-impl Ticker for Periodic {
-    fn tick(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
-        }
-        let now = Instant::now();
-        // Skip missed ticks rather than sampling in a burst after a stall.
-        self.next = (self.next + self.period).max(now);
-        Some(u64::try_from((now - self.start).as_millis()).unwrap_or(u64::MAX))
-    }
-}
-
-/// One debouncer per line, and the read-error state of each.
-pub(crate) struct Sampler<S> {
+/// The event thread's state: the source, the press logic and whether the lines are failing.
+pub(crate) struct Watcher<S> {
     source: S,
-    lines: Vec<(Button, u32)>,
-    debouncers: Vec<Debouncer>,
-    failing: Vec<bool>,
-    /// Messages written to stderr (for the tests).
+    presses: Presses,
+    failing: bool,
+    /// Messages written to the log (for the tests).
     pub(crate) reports: usize,
 }
 
-impl<S: LineSource> Sampler<S> {
-    pub(crate) fn new(source: S, lines: &[(Button, u32)]) -> Sampler<S> {
-        Sampler {
+impl<S: EdgeSource> Watcher<S> {
+    pub(crate) fn new(source: S, presses: Presses) -> Watcher<S> {
+        Watcher {
             source,
-            lines: lines.to_vec(),
-            debouncers: vec![Debouncer::default(); lines.len()],
-            failing: vec![false; lines.len()],
+            presses,
+            failing: false,
             reports: 0,
         }
     }
 
-    /// Read every line once at `now_ms`; the presses this sample completes.
-    pub(crate) fn sample(&mut self, now_ms: u64) -> Vec<Button> {
-        let mut presses = Vec::new();
-        for (i, &(button, line)) in self.lines.iter().enumerate() {
-            match self.source.pressed(i) {
-                Ok(level) => {
-                    if self.failing[i] {
-                        self.failing[i] = false;
-                        self.reports += 1;
-                        tracing::info!("{} button (GPIO {line}) readable again", button.name());
-                    }
-                    if self.debouncers[i].update(now_ms, level) {
-                        presses.push(button);
-                    }
-                }
-                Err(e) if !self.failing[i] => {
-                    self.failing[i] = true;
+    /// One wait for events: the presses it brought; None when the source ended.
+    pub(crate) fn step(&mut self, timeout: Duration) -> Option<Vec<Button>> {
+        match self.source.wait(timeout)? {
+            Ok(edges) => {
+                if self.failing {
+                    self.failing = false;
                     self.reports += 1;
-                    tracing::warn!(
-                        "cannot read the {} button (GPIO {line}): {e}; retrying",
-                        button.name()
-                    );
+                    tracing::info!("the GPIO buttons are readable again");
                 }
-                Err(_) => {}
+                Some(
+                    edges
+                        .into_iter()
+                        .filter_map(|e| self.presses.edge(e))
+                        .collect(),
+                )
+            }
+            Err(e) => {
+                if !self.failing {
+                    self.failing = true;
+                    self.reports += 1;
+                    tracing::warn!("cannot read the GPIO buttons: {e}; retrying");
+                }
+                Some(Vec::new())
             }
         }
-        presses
     }
 }
 
-fn sample_loop<S: LineSource, T: Ticker>(
-    mut sampler: Sampler<S>,
-    mut ticker: T,
-    tx: Sender<Button>,
-    stop: Arc<AtomicBool>,
-) {
+fn event_loop<S: EdgeSource>(mut watcher: Watcher<S>, tx: Sender<Button>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
-        let Some(now) = ticker.tick() else { break };
-        for b in sampler.sample(now) {
+        let Some(presses) = watcher.step(WAIT) else {
+            break;
+        };
+        for b in presses {
             if tx.send(b).is_err() {
                 return;
             }
@@ -147,7 +160,7 @@ fn sample_loop<S: LineSource, T: Ticker>(
     }
 }
 
-/// Debounced buttons on GPIO lines, sampled by a thread of their own.
+/// Debounced buttons on GPIO lines, watched by a thread of their own.
 pub struct GpioButtons {
     rx: Receiver<Button>,
     stop: Arc<AtomicBool>,
@@ -155,27 +168,40 @@ pub struct GpioButtons {
 }
 
 impl GpioButtons {
-    /// Request `lines` (button, line offset on `chip`) as inputs and start sampling them.
-    /// `active_low`: pressed reads 0 (button to GND, with a pull-up), else pressed reads 1.
-    pub fn open(chip: &Path, lines: &[(Button, u32)], active_low: bool) -> Result<GpioButtons> {
-        let source = CdevLines::open(chip, lines, active_low)?;
-        GpioButtons::with_source(lines, source, Periodic::new(SAMPLE_PERIOD))
+    /// Find `lines` (by name on every chip, by number on `chip`), check they are on the
+    /// `controller` (the chip label the board profile expects; None: any), request them and
+    /// start watching. `active_low`: pressed pulls the line to GND (with a pull-up).
+    pub fn open(
+        lines: &[(Button, LineRef)],
+        chip: &Path,
+        controller: Option<&str>,
+        active_low: bool,
+    ) -> Result<GpioButtons> {
+        let setup = Setup {
+            lines: lines.to_vec(),
+            chip: chip.to_path_buf(),
+            controller: controller.map(String::from),
+            active_low,
+        };
+        let source = CdevEdges::open(setup)?;
+        let buttons: Vec<Button> = lines.iter().map(|(b, _)| *b).collect();
+        GpioButtons::with_source(&buttons, active_low, source)
     }
 
-    /// Sample `lines` through any line source, paced by `ticker`.
-    pub fn with_source<S: LineSource, T: Ticker>(
-        lines: &[(Button, u32)],
+    /// Watch `buttons` (in the order of the source's edge indices) through any edge source.
+    pub fn with_source<S: EdgeSource>(
+        buttons: &[Button],
+        active_low: bool,
         source: S,
-        ticker: T,
     ) -> Result<GpioButtons> {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let sampler = Sampler::new(source, lines);
+        let watcher = Watcher::new(source, Presses::new(buttons, active_low, DEBOUNCE));
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("cxr-buttons".into())
-                .spawn(move || sample_loop(sampler, ticker, tx, stop))
+                .spawn(move || event_loop(watcher, tx, stop))
                 .context("cannot start the button thread")?
         };
         Ok(GpioButtons {
@@ -185,7 +211,7 @@ impl GpioButtons {
         })
     }
 
-    /// Wait for the sampling thread to end (it ends by itself only when the ticker does).
+    /// Wait for the thread to end (it ends by itself only when the source does).
     #[cfg(test)]
     fn join(&mut self) -> std::thread::Result<()> {
         self.thread.take().map_or(Ok(()), |t| t.join())
@@ -207,261 +233,205 @@ impl Drop for GpioButtons {
     }
 }
 
-/// The lines on a GPIO character device, requested as inputs (active-low when asked, so the
-/// kernel reports 1 for pressed either way).
-struct CdevLines {
-    handles: Vec<LineHandle>,
+/// What the lines are, to look them up again after a failure (a chip that comes back may
+/// have another number).
+struct Setup {
+    lines: Vec<(Button, LineRef)>,
+    chip: PathBuf,
+    controller: Option<String>,
+    active_low: bool,
 }
 
-impl CdevLines {
-    fn open(chip_path: &Path, lines: &[(Button, u32)], active_low: bool) -> Result<CdevLines> {
-        let mut chip = Chip::new(chip_path).map_err(|e| {
-            let hint = access_hint(&e);
-            anyhow!("cannot open GPIO chip {}: {e}{hint}", chip_path.display())
+/// The requested lines of one chip, and which button each offset is.
+struct ChipLines {
+    request: Request,
+    chip: PathBuf,
+    buttons: Vec<(u32, usize)>,
+}
+
+/// The real edge source: the button lines requested through gpiocdev, one request per chip.
+struct CdevEdges {
+    setup: Setup,
+    /// None after a failure, until the lines could be requested again.
+    requests: Option<Vec<ChipLines>>,
+    next_try: Instant,
+    last_error: String,
+    warned_debounce: bool,
+}
+
+impl CdevEdges {
+    fn open(setup: Setup) -> Result<CdevEdges> {
+        let mut source = CdevEdges {
+            setup,
+            requests: None,
+            next_try: Instant::now(),
+            last_error: String::new(),
+            warned_debounce: false,
+        };
+        source.requests = Some(source.request()?);
+        Ok(source)
+    }
+
+    fn request(&mut self) -> Result<Vec<ChipLines>> {
+        let what: Vec<(String, LineRef)> = self
+            .setup
+            .lines
+            .iter()
+            .map(|(b, l)| (format!("{} button", b.name()), l.clone()))
+            .collect();
+        let found = gpiochip::find_lines(
+            &SystemChips,
+            &what,
+            &self.setup.chip,
+            self.setup.controller.as_deref(),
+            SETTING,
+        )?;
+        let mut chips: Vec<ChipLines> = Vec::new();
+        for (index, f) in found.iter().enumerate() {
+            let at = chips.iter().position(|c| c.chip == f.chip);
+            let offsets: Vec<u32> = found
+                .iter()
+                .filter(|o| o.chip == f.chip)
+                .map(|o| o.offset)
+                .collect();
+            match at {
+                Some(i) => chips[i].buttons.push((f.offset, index)),
+                None => chips.push(ChipLines {
+                    request: self.request_chip(f, &offsets)?,
+                    chip: f.chip.clone(),
+                    buttons: vec![(f.offset, index)],
+                }),
+            }
+        }
+        Ok(chips)
+    }
+
+    /// Request `offsets` of `first`'s chip; without the debounce where the driver refuses it.
+    fn request_chip(&mut self, first: &Found, offsets: &[u32]) -> Result<Request> {
+        let active_low = self.setup.active_low;
+        let build = |debounce: bool| {
+            let mut b = Request::builder();
+            b.on_chip(&first.chip)
+                .with_consumer("cxr-edge button")
+                .as_input()
+                .with_bias(if active_low {
+                    Bias::PullUp
+                } else {
+                    Bias::PullDown
+                })
+                .with_edge_detection(EdgeDetection::BothEdges);
+            if debounce {
+                b.with_debounce_period(DEBOUNCE);
+            }
+            b.with_lines(offsets).request()
+        };
+        let e = match build(true) {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let r = build(false).map_err(|_| {
+            anyhow!(
+                "cannot request GPIO lines {offsets:?} of {} ({:?}) for the buttons: {e}{}",
+                first.chip.display(),
+                first.label,
+                gpiochip::access_hint(&e)
+            )
         })?;
-        let mut flags = LineRequestFlags::INPUT;
-        if active_low {
-            flags |= LineRequestFlags::ACTIVE_LOW;
+        if !self.warned_debounce {
+            self.warned_debounce = true;
+            tracing::warn!(
+                "{} ({:?}) did not take a debounce period ({e}); the buttons are debounced \
+                 from the event times only",
+                first.chip.display(),
+                first.label
+            );
         }
-        let bias = LineRequestFlags::from_bits_retain(if active_low {
-            BIAS_PULL_UP
-        } else {
-            BIAS_PULL_DOWN
-        });
-        let mut warned = false;
-        let chip_lines = chip.num_lines();
-        let mut handles = Vec::with_capacity(lines.len());
-        for &(button, offset) in lines {
-            let fail = |e: gpio_cdev::Error| {
-                let hint = access_hint(&e);
-                anyhow!(
-                    "cannot use GPIO line {offset} of {} for the {} button ({} lines on this \
-                     chip): {e}{hint}",
-                    chip_path.display(),
-                    button.name(),
-                    chip_lines
-                )
-            };
-            let line = chip.get_line(offset).map_err(fail)?;
-            let handle = match line.request(flags.clone() | bias.clone(), 0, "cxr-edge button") {
-                Ok(h) => h,
-                // Kernels before 5.5 refuse the bias flags (EINVAL): ask without them.
-                Err(_) => {
-                    let h = line
-                        .request(flags.clone(), 0, "cxr-edge button")
-                        .map_err(fail)?;
-                    if !warned {
-                        warned = true;
-                        tracing::warn!(
-                            "the kernel did not take a pull-{} request for the \
-                             button lines of {}; the board must provide it (e.g. gpio=...=pu \
-                             in /boot/firmware/config.txt, or resistors)",
-                            if active_low { "up" } else { "down" },
-                            chip_path.display()
-                        );
-                    }
-                    h
+        Ok(r)
+    }
+
+    /// Read what `poll` says is waiting on every request.
+    fn read(&self, fds: &[libc::pollfd]) -> Result<Vec<Edge>, String> {
+        let requests = self.requests.as_deref().unwrap_or_default();
+        let mut edges = Vec::new();
+        for (pfd, lines) in fds.iter().zip(requests) {
+            let gone =
+                |e: &dyn std::fmt::Display| format!("GPIO chip {}: {e}", lines.chip.display());
+            if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                return Err(gone(&"the chip went away"));
+            }
+            if pfd.revents & libc::POLLIN == 0 {
+                continue;
+            }
+            // Bounded, so a line that chatters cannot keep the thread here.
+            for _ in 0..64 {
+                let ev = lines.request.read_edge_event().map_err(|e| gone(&e))?;
+                if let Some(&(_, index)) = lines.buttons.iter().find(|(o, _)| *o == ev.offset) {
+                    edges.push(Edge {
+                        index,
+                        rising: ev.kind == EdgeKind::Rising,
+                        time_ns: ev.timestamp_ns,
+                    });
                 }
-            };
-            handles.push(handle);
+                if !lines.request.has_edge_event().map_err(|e| gone(&e))? {
+                    break;
+                }
+            }
         }
-        Ok(CdevLines { handles })
+        Ok(edges)
     }
 }
 
-impl LineSource for CdevLines {
-    fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error> {
-        self.handles[index]
-            .get_value()
-            .map(|v| v != 0)
-            .map_err(std::io::Error::other)
-    }
-}
-
-fn access_hint(e: &gpio_cdev::Error) -> &'static str {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let denied = err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
-        let text = err.to_string();
-        if denied || text.contains("EACCES") || text.contains("EPERM") {
-            return " (add the user to the gpio group: sudo usermod -aG gpio $USER, then log in again)";
+impl EdgeSource for CdevEdges {
+    fn wait(&mut self, timeout: Duration) -> Option<Result<Vec<Edge>, std::io::Error>> {
+        if self.requests.is_none() {
+            if Instant::now() < self.next_try {
+                std::thread::sleep(timeout);
+                return Some(Err(std::io::Error::other(self.last_error.clone())));
+            }
+            self.next_try = Instant::now() + RETRY;
+            match self.request() {
+                Ok(r) => self.requests = Some(r),
+                Err(e) => {
+                    self.last_error = format!("{e:#}");
+                    return Some(Err(std::io::Error::other(self.last_error.clone())));
+                }
+            }
         }
-        if text.contains("EBUSY") {
-            return " (the line is in use by another program or a kernel driver)";
+        let mut fds: Vec<libc::pollfd> = self
+            .requests
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| libc::pollfd {
+                fd: c.request.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs, each holding the fd of a
+        // request that `self` owns and keeps open during the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Some(Ok(Vec::new()));
+            }
+            self.requests = None;
+            self.last_error = format!("waiting for GPIO events: {e}");
+            return Some(Err(std::io::Error::other(self.last_error.clone())));
         }
-        cur = err.source();
+        match self.read(&fds) {
+            Ok(edges) => Some(Ok(edges)),
+            Err(e) => {
+                // Dropped, so the lines are looked up and requested again.
+                self.requests = None;
+                self.last_error = e;
+                Some(Err(std::io::Error::other(self.last_error.clone())))
+            }
+        }
     }
-    ""
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicU64;
-
-    /// Synthetic time: ticks every 5 ms up to `end`, without sleeping, publishing the time
-    /// for the fake line source.
-    struct Script {
-        t: u64,
-        end: u64,
-        clock: Arc<AtomicU64>,
-    }
-
-    impl Ticker for Script {
-        fn tick(&mut self) -> Option<u64> {
-            if self.t > self.end {
-                return None;
-            }
-            let t = self.t;
-            self.clock.store(t, Ordering::SeqCst);
-            self.t += 5;
-            Some(t)
-        }
-    }
-
-    /// Levels as a function of (line index, time).
-    struct Levels<F> {
-        clock: Arc<AtomicU64>,
-        f: F,
-    }
-
-    impl<F> LineSource for Levels<F>
-    where
-        F: FnMut(usize, u64) -> Result<bool, std::io::Error> + Send + 'static,
-    {
-        fn pressed(&mut self, index: usize) -> Result<bool, std::io::Error> {
-            (self.f)(index, self.clock.load(Ordering::SeqCst))
-        }
-    }
-
-    const LINES: [(Button, u32); 3] = [
-        (Button::Capture, 17),
-        (Button::Next, 27),
-        (Button::Back, 22),
-    ];
-
-    fn scripted<F>(end: u64, f: F) -> GpioButtons
-    where
-        F: FnMut(usize, u64) -> Result<bool, std::io::Error> + Send + 'static,
-    {
-        let clock = Arc::new(AtomicU64::new(0));
-        let source = Levels {
-            clock: clock.clone(),
-            f,
-        };
-        GpioButtons::with_source(&LINES, source, Script { t: 0, end, clock }).unwrap()
-    }
-
-    /// Contact bounce: pressed with 1-4 ms gaps for the first 12 ms, then held.
-    fn bouncy_press(t: u64, from: u64, to: u64) -> bool {
-        if t < from || t >= to {
-            return false;
-        }
-        let d = t - from;
-        d >= 12 || d % 4 < 2
-    }
-
-    #[test]
-    fn presses_arrive_in_order_through_the_channel() {
-        let mut b = scripted(2000, |i, t| {
-            Ok(match i {
-                0 => bouncy_press(t, 100, 300) || bouncy_press(t, 1000, 1100),
-                1 => bouncy_press(t, 500, 2000), // held to the end: one press
-                _ => (700..703).contains(&t),    // a glitch: nothing
-            })
-        });
-        b.join().expect("the sampling thread does not panic");
-        assert_eq!(b.poll(), [Button::Capture, Button::Next, Button::Capture]);
-        assert!(b.poll().is_empty(), "drained");
-    }
-
-    #[test]
-    fn poll_does_not_block() {
-        let mut b = scripted(100, |_, _| Ok(false));
-        assert!(b.poll().is_empty());
-        b.join().unwrap();
-        assert!(b.poll().is_empty());
-    }
-
-    #[test]
-    fn unreadable_lines_are_reported_once_and_retried() {
-        let mut b = scripted(1000, |i, t| match i {
-            0 if t < 400 => Err(std::io::Error::other("ENODEV: the chip went away")),
-            0 => Ok(bouncy_press(t, 500, 700)),
-            1 => Err(std::io::Error::other("always broken")),
-            _ => Ok(false),
-        });
-        b.join().expect("no panic on read errors");
-        assert_eq!(b.poll(), [Button::Capture]);
-
-        let mut s = Sampler::new(
-            Levels {
-                clock: Arc::new(AtomicU64::new(0)),
-                f: |_: usize, _: u64| -> Result<bool, std::io::Error> {
-                    Err(std::io::Error::other("gone"))
-                },
-            },
-            &LINES[..1],
-        );
-        for t in 0..50 {
-            assert!(s.sample(t * 5).is_empty());
-        }
-        assert_eq!(s.reports, 1, "one message for a run of failures");
-    }
-
-    #[test]
-    fn recovery_is_reported_and_failures_again_once_more() {
-        let clock = Arc::new(AtomicU64::new(0));
-        let mut s = Sampler::new(
-            Levels {
-                clock: clock.clone(),
-                f: |_: usize, t: u64| -> Result<bool, std::io::Error> {
-                    if (100..200).contains(&t) || (400..500).contains(&t) {
-                        Err(std::io::Error::other("EIO"))
-                    } else {
-                        Ok(false)
-                    }
-                },
-            },
-            &LINES[..1],
-        );
-        for t in (0..600).step_by(5) {
-            clock.store(t, Ordering::SeqCst);
-            assert!(s.sample(t).is_empty());
-        }
-        // failed, readable again, failed, readable again
-        assert_eq!(s.reports, 4);
-    }
-
-    /// A ticker that never ends: dropping the buttons stops and joins the thread.
-    #[test]
-    fn drop_stops_the_thread() {
-        struct Forever;
-        impl Ticker for Forever {
-            fn tick(&mut self) -> Option<u64> {
-                std::thread::sleep(Duration::from_millis(1));
-                Some(0)
-            }
-        }
-        struct Never;
-        impl LineSource for Never {
-            fn pressed(&mut self, _: usize) -> Result<bool, std::io::Error> {
-                Ok(false)
-            }
-        }
-        let b = GpioButtons::with_source(&LINES, Never, Forever).unwrap();
-        let t = Instant::now();
-        drop(b);
-        assert!(t.elapsed() < Duration::from_secs(1));
-    }
-
-    #[test]
-    fn open_names_the_chip() {
-        let e = GpioButtons::open(Path::new("/nonexistent/gpiochip9"), &LINES, true)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("/nonexistent/gpiochip9"), "{e}");
-    }
-}
+mod tests;

@@ -93,6 +93,8 @@ const ILI9341_MEMORY: (u16, u16) = {
     ILI9341Rgb565::FRAMEBUFFER_SIZE
 };
 
+pub use crate::input::LineRef;
+
 /// One SPI panel: which controller, which devices and lines, and its geometry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpiConfig {
@@ -100,14 +102,18 @@ pub struct SpiConfig {
     pub controller: Controller,
     /// The spidev node, e.g. `/dev/spidev0.0` (bus 0, chip select CE0).
     pub spidev: PathBuf,
-    /// The GPIO character device holding the DC/RESET/backlight lines.
+    /// The GPIO character device of the lines given by number.
     pub gpiochip: PathBuf,
-    /// Data/command line (offset on `gpiochip`; BCM number on a Raspberry Pi).
-    pub dc: u32,
+    /// The label of the GPIO controller the lines must be on (`pinctrl-rp1`); None: any.
+    /// `gpio=` in the spec, else the config's `[buttons] controller`.
+    pub gpio_controller: Option<String>,
+    /// Data/command line: a name (`GPIO24`, found on any chip) or an offset on `gpiochip`
+    /// (the BCM number on a Raspberry Pi).
+    pub dc: LineRef,
     /// Reset line; without one the panel gets a software reset.
-    pub reset: Option<u32>,
+    pub reset: Option<LineRef>,
     /// Backlight line, switched on (high) once the panel is initialised.
-    pub backlight: Option<u32>,
+    pub backlight: Option<LineRef>,
     /// Width and height as shown, after rotation: the size of the images given to `show`.
     pub width: u32,
     /// Height as shown, after rotation, in pixels.
@@ -132,16 +138,17 @@ pub struct SpiConfig {
 }
 
 const KEYS: &str =
-    "dc, reset, bl, chip, size, rotate, invert, bgr, mirror, offset, hz, chunk, mode";
+    "dc, reset, bl, chip, gpio, size, rotate, invert, bgr, mirror, offset, hz, chunk, mode";
 
 impl SpiConfig {
     /// A config with the controller's defaults and the given lines.
-    pub fn new(controller: Controller, spidev: impl Into<PathBuf>, dc: u32) -> SpiConfig {
+    pub fn new(controller: Controller, spidev: impl Into<PathBuf>, dc: LineRef) -> SpiConfig {
         let (width, height) = controller.default_size();
         SpiConfig {
             controller,
             spidev: spidev.into(),
             gpiochip: PathBuf::from("/dev/gpiochip0"),
+            gpio_controller: None,
             dc,
             reset: None,
             backlight: None,
@@ -163,9 +170,13 @@ impl SpiConfig {
     /// * CONTROLLER: `st7789` or `ili9341`.
     /// * SPIDEV: `/dev/spidevB.C` (`spidevB.C` alone means `/dev/spidevB.C`; empty:
     ///   `/dev/spidev0.0`).
-    /// * `dc=N` (required): the data/command GPIO line.
-    /// * `reset=N` (or `rst`), `bl=N` (or `backlight`): optional lines; `none` for none.
-    /// * `chip=/dev/gpiochipN`: the GPIO chip of those lines (default `/dev/gpiochip0`).
+    /// * `dc=LINE` (required): the data/command GPIO line, by name (`GPIO24`, looked for on
+    ///   every chip) or number (`24`, an offset on `chip`).
+    /// * `reset=LINE` (or `rst`), `bl=LINE` (or `backlight`): optional lines; `none` for none.
+    /// * `chip=/dev/gpiochipN`: the GPIO chip of lines given by number (default
+    ///   `/dev/gpiochip0`).
+    /// * `gpio=LABEL`: the GPIO controller the lines must be on, e.g. `pinctrl-rp1` (default:
+    ///   the config's `[buttons] controller`; `gpio=none` skips the check).
     /// * `size=WxH`: as shown, after rotation (ST7789 240x240, ILI9341 320x240).
     /// * `rotate=0|90|180|270`: default 0 when WxH fits the controller's portrait memory
     ///   (240x320), else 90.
@@ -204,14 +215,17 @@ impl SpiConfig {
         let bad = |k: &str, v: &str, want: &str| {
             anyhow!("SPI panel '{spec}': bad value '{v}' for key '{k}': expected {want}")
         };
-        let line = |k: &str| -> Result<Option<u32>> {
+        let line = |k: &str| -> Result<Option<LineRef>> {
             match get(k) {
                 None => Ok(None),
                 Some(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => Ok(None),
-                Some(v) => v
-                    .parse::<u32>()
-                    .map(Some)
-                    .map_err(|_| bad(k, v, "a GPIO line number (e.g. 25) or 'none'")),
+                Some(v) => LineRef::parse(v).map(Some).map_err(|_| {
+                    bad(
+                        k,
+                        v,
+                        "a GPIO line name or number (e.g. GPIO25 or 25) or 'none'",
+                    )
+                }),
             }
         };
         let flag = |k: &str, default: bool| -> Result<bool> {
@@ -222,7 +236,9 @@ impl SpiConfig {
         };
 
         let dc = line("dc")?.with_context(|| {
-            format!("SPI panel '{spec}': missing dc=<GPIO line> (the data/command pin)")
+            format!(
+                "SPI panel '{spec}': missing dc=<GPIO line> (the data/command pin, e.g. dc=GPIO24)"
+            )
         })?;
         let mut cfg = SpiConfig::new(controller, spidev, dc);
         cfg.reset = line("reset")?;
@@ -236,6 +252,14 @@ impl SpiConfig {
             } else {
                 PathBuf::from(chip)
             };
+        }
+        if let Some(label) = get("gpio") {
+            if label.is_empty() || label.chars().any(char::is_control) {
+                return Err(bad("gpio", label, "a GPIO controller's label or 'none'"));
+            }
+            // An explicit "none" is kept apart from an absent key: it is not replaced by
+            // `[buttons] controller`.
+            cfg.gpio_controller = Some(label.to_string());
         }
         if let Some(v) = get("size") {
             let (w, h) = parse_pair(v, 'x')
@@ -318,15 +342,23 @@ impl SpiConfig {
         if self.chunk < 2 {
             bail!("chunk={} is too small", self.chunk);
         }
-        let mut lines = vec![("dc", self.dc)];
-        lines.extend(self.reset.map(|l| ("reset", l)));
-        lines.extend(self.backlight.map(|l| ("bl", l)));
+        let mut lines = vec![("dc", &self.dc)];
+        lines.extend(self.reset.as_ref().map(|l| ("reset", l)));
+        lines.extend(self.backlight.as_ref().map(|l| ("bl", l)));
         for (i, (a, la)) in lines.iter().enumerate() {
             if let Some((b, _)) = lines[i + 1..].iter().find(|(_, lb)| lb == la) {
                 bail!("GPIO line {la} is used for both {a} and {b}");
             }
         }
         Ok(())
+    }
+
+    /// The label of the GPIO controller the lines must be on; None: no check (`gpio=none`,
+    /// or no `gpio=` and no `[buttons] controller`).
+    pub fn expected_gpio_controller(&self) -> Option<&str> {
+        self.gpio_controller
+            .as_deref()
+            .filter(|l| !l.trim().is_empty() && !l.eq_ignore_ascii_case("none"))
     }
 
     /// Width and height in the controller's own orientation (before rotation).
@@ -407,6 +439,7 @@ fn canonical_key(k: &str) -> Option<&'static str> {
         "reset" | "rst" => "reset",
         "bl" | "backlight" => "bl",
         "chip" | "gpiochip" => "chip",
+        "gpio" => "gpio",
         "size" => "size",
         "rotate" | "rotation" => "rotate",
         "invert" => "invert",

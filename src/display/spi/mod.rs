@@ -1,13 +1,14 @@
 //! SPI TFT panels (ST7789, ILI9341) driven from user space: the bus through spidev
 //! (`/dev/spidevB.C`), the DC, RESET and backlight lines through the GPIO character device
-//! (`/dev/gpiochipN`), and the controller protocol from `mipidsi`. No kernel panel driver
-//! (fbtft overlay) may claim the same panel.
+//! (`/dev/gpiochipN`, uAPI v2: found by name or number and checked against the board's GPIO
+//! controller like the buttons' lines, see [`crate::input::gpiochip`]), and the controller
+//! protocol from `mipidsi`. No kernel panel driver (fbtft overlay) may claim the same panel.
 //!
 //! A panel is described by a spec string (the `display` key of the config):
 //!
 //! ```text
-//! spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18&size=240x240&rotate=0&invert=1
-//! spi:ili9341:/dev/spidev0.0?dc=24&reset=25&bl=18&chip=/dev/gpiochip0&hz=32000000
+//! spi:st7789:/dev/spidev0.0?dc=GPIO24&reset=GPIO25&bl=GPIO18&size=240x240&rotate=0&invert=1
+//! spi:ili9341:/dev/spidev0.0?dc=24&reset=25&bl=18&chip=/dev/gpiochip0&gpio=pinctrl-rp1
 //! ```
 //!
 //! See [`SpiConfig::parse`] for every key and the defaults of each controller.
@@ -22,19 +23,20 @@
 mod bus;
 mod config;
 mod driver;
+mod lines;
 
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use embedded_hal::digital::OutputPin;
-use linux_embedded_hal::gpio_cdev;
 
 pub use bus::{effective_chunk, Bus, BusError, OptionalPin};
-pub use config::{Controller, SpiConfig, DEFAULT_CHUNK, SPIDEV_BUFSIZ};
+pub use config::{Controller, LineRef, SpiConfig, DEFAULT_CHUNK, SPIDEV_BUFSIZ};
 pub use driver::Driver;
+pub use lines::{find_lines, LinePin, PanelLines, PinError};
 
 type Spidev = linux_embedded_hal::SpidevDevice;
-type Pin = linux_embedded_hal::CdevPin;
+type Pin = LinePin;
 
 /// An SPI panel on spidev and GPIO character-device lines.
 pub struct SpiPanel {
@@ -90,30 +92,24 @@ impl SpiPanel {
             )
         })?;
 
-        let mut chip = gpio_chip(&cfg.gpiochip)?;
-        let dc = output_line(&mut chip, &cfg.gpiochip, cfg.dc, "DC", true)?;
-        let reset = match cfg.reset {
-            Some(l) => Some(output_line(&mut chip, &cfg.gpiochip, l, "RESET", true)?),
+        let lines =
+            find_lines(&crate::input::gpiochip::SystemChips, cfg).with_context(|| label.clone())?;
+        let dc = Pin::request(&lines.dc, "DC", true)?;
+        let reset = match &lines.reset {
+            Some(l) => Some(Pin::request(l, "RESET", true)?),
             None => None,
         };
         // Off until the panel shows something sensible.
-        let mut backlight = match cfg.backlight {
-            Some(l) => Some(output_line(
-                &mut chip,
-                &cfg.gpiochip,
-                l,
-                "backlight",
-                false,
-            )?),
+        let mut backlight = match &lines.backlight {
+            Some(l) => Some(Pin::request(l, "backlight", false)?),
             None => None,
         };
 
         let driver = Driver::init(cfg, spi, dc, reset, chunk, &mut linux_embedded_hal::Delay)
-            .with_context(|| format!("{label} (dc={}, reset={:?})", cfg.dc, cfg.reset))?;
-        if let (Some(pin), Some(l)) = (backlight.as_mut(), cfg.backlight) {
-            pin.set_high().map_err(|e| {
-                anyhow!("{label}: cannot switch the backlight (GPIO line {l}) on: {e}")
-            })?;
+            .with_context(|| format!("{label} (DC {})", lines.dc))?;
+        if let (Some(pin), Some(l)) = (backlight.as_mut(), &lines.backlight) {
+            pin.set_high()
+                .map_err(|e| anyhow!("{label}: cannot switch the backlight ({l}) on: {e}"))?;
         }
         Ok(SpiPanel {
             driver,
@@ -139,61 +135,6 @@ impl crate::display::Display for SpiPanel {
         let img = crate::ui::render(screen, w, h);
         SpiPanel::show(self, &img)
     }
-}
-
-fn permission_hint(e: &(dyn std::error::Error + 'static), group: &str) -> String {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::PermissionDenied {
-                return format!(
-                    " (add the user to the {group} group: sudo usermod -aG {group} $USER, then log in again)"
-                );
-            }
-        }
-        let text = err.to_string();
-        if text.contains("EACCES") || text.contains("EPERM") {
-            return format!(
-                " (add the user to the {group} group: sudo usermod -aG {group} $USER, then log in again)"
-            );
-        }
-        if text.contains("EBUSY") {
-            return " (the line is in use: another program, or a kernel overlay such as fbtft \
-                    for this panel)"
-                .to_string();
-        }
-        cur = err.source();
-    }
-    String::new()
-}
-
-fn gpio_chip(path: &Path) -> Result<gpio_cdev::Chip> {
-    gpio_cdev::Chip::new(path).map_err(|e| {
-        let hint = permission_hint(&e, "gpio");
-        anyhow!("cannot open GPIO chip {}: {e}{hint}", path.display())
-    })
-}
-
-fn output_line(
-    chip: &mut gpio_cdev::Chip,
-    chip_path: &Path,
-    line: u32,
-    what: &str,
-    high: bool,
-) -> Result<Pin> {
-    use gpio_cdev::LineRequestFlags;
-    let fail = |e: &gpio_cdev::Error| {
-        let hint = permission_hint(e, "gpio");
-        anyhow!(
-            "cannot use GPIO line {line} of {} as the panel's {what} output: {e}{hint}",
-            chip_path.display()
-        )
-    };
-    let handle = chip
-        .get_line(line)
-        .and_then(|l| l.request(LineRequestFlags::OUTPUT, u8::from(high), "cxr-edge panel"))
-        .map_err(|e| fail(&e))?;
-    Pin::new(handle).map_err(|e| fail(&e))
 }
 
 #[cfg(test)]

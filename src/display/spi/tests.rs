@@ -540,9 +540,10 @@ fn parse_full_spec() {
             controller: Controller::St7789,
             spidev: "/dev/spidev0.0".into(),
             gpiochip: "/dev/gpiochip0".into(),
-            dc: 24,
-            reset: Some(25),
-            backlight: Some(18),
+            gpio_controller: None,
+            dc: LineRef::Offset(24),
+            reset: Some(LineRef::Offset(25)),
+            backlight: Some(LineRef::Offset(18)),
             width: 240,
             height: 240,
             rotation_deg: 0,
@@ -565,14 +566,27 @@ fn parse_full_spec() {
     assert_eq!(c.spidev, PathBuf::from("/dev/spidev0.0"));
     assert_eq!(
         (c.reset, c.backlight, c.spi_mode, c.chunk),
-        (None, Some(12), 3, 8192)
+        (None, Some(LineRef::Offset(12)), 3, 8192)
     );
     assert_eq!((c.mirror, c.offset), (true, Some((52, 40))));
+    let c = cfg("spi:st7789:/dev/spidev0.0?dc=GPIO24&reset=GPIO25&bl=PH.00&gpio=pinctrl-rp1");
+    let name = |s: &str| Some(LineRef::Name(s.to_string()));
+    assert_eq!(
+        (Some(c.dc.clone()), c.reset.clone(), c.backlight.clone()),
+        (name("GPIO24"), name("GPIO25"), name("PH.00"))
+    );
+    assert_eq!(c.expected_gpio_controller(), Some("pinctrl-rp1"));
+    let c = cfg("spi:st7789:/dev/spidev0.0?dc=24&gpio=none");
+    assert_eq!(
+        (c.gpio_controller.as_deref(), c.expected_gpio_controller()),
+        (Some("none"), None)
+    );
 }
 
 #[test]
 fn parse_defaults_per_controller() {
     let s = cfg("spi:st7789:/dev/spidev0.0?dc=25");
+    assert_eq!(s.expected_gpio_controller(), None);
     assert_eq!((s.width, s.height, s.rotation_deg), (240, 240, 0));
     assert!(s.invert_colors && !s.bgr && !s.mirror);
     assert_eq!(
@@ -594,8 +608,10 @@ fn parse_errors_name_the_problem() {
     let err = |spec: &str| format!("{:#}", SpiConfig::parse(spec).unwrap_err());
     let e = err("spi:st7789:/dev/spidev0.0?dc=25&colour=1");
     assert!(e.contains("unknown key 'colour'"), "{e}");
-    let e = err("spi:st7789:/dev/spidev0.0?dc=GPIO25");
-    assert!(e.contains("'GPIO25'") && e.contains("'dc'"), "{e}");
+    let e = err("spi:st7789:/dev/spidev0.0?dc=-25");
+    assert!(e.contains("'-25'") && e.contains("'dc'"), "{e}");
+    let e = err("spi:st7789:/dev/spidev0.0?dc=GPIO25&bl=GPIO25");
+    assert!(e.contains("GPIO line GPIO25") && e.contains("bl"), "{e}");
     let e = err("spi:st7789:/dev/spidev0.0?reset=25");
     assert!(e.contains("missing dc="), "{e}");
     let e = err("spi:ssd1306:/dev/spidev0.0?dc=25");
