@@ -139,7 +139,10 @@ fn the_table_speaks_the_asked_language_and_json_stays_english() {
         text.starts_with("*** USAGE RECHERCHE UNIQUEMENT - PAS UN DIAGNOSTIC. ***"),
         "{text}"
     );
-    assert!(text.contains("FICHIER") && text.contains("RÉSULTAT"), "{text}");
+    assert!(
+        text.contains("FICHIER") && text.contains("RÉSULTAT"),
+        "{text}"
+    );
     assert!(text.contains("0 en échec"), "{text}");
     let out = run(&["classify", "--lang", "fr", "--json"]);
     for r in json_lines(&out) {
@@ -150,7 +153,10 @@ fn the_table_speaks_the_asked_language_and_json_stays_english() {
     let bad = run(&["classify", "--lang", "de"]);
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("\"en\", \"fr\", \"es\", \"pt\""), "{stderr}");
+    assert!(
+        stderr.contains("\"en\", \"fr\", \"es\", \"pt\""),
+        "{stderr}"
+    );
 }
 
 fn crc32(data: &[u8]) -> u32 {
