@@ -137,6 +137,12 @@ mod tests {
         use std::os::fd::AsRawFd;
         let f = tempfile::tempfile().unwrap();
         let e = probe(f.as_raw_fd()).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOTTY), "{e}");
+        // The kernel answers ENOTTY; qemu-user (the ARM tests) answers ENOSYS for an evdev
+        // ioctl on a file it cannot pass through. Either way the file is refused.
+        let code = e.raw_os_error();
+        assert!(
+            code == Some(libc::ENOTTY) || (cfg!(not(target_arch = "x86_64")) && code == Some(libc::ENOSYS)),
+            "{e}"
+        );
     }
 }
