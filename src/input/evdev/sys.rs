@@ -141,7 +141,8 @@ mod tests {
         // ioctl on a file it cannot pass through. Either way the file is refused.
         let code = e.raw_os_error();
         assert!(
-            code == Some(libc::ENOTTY) || (cfg!(not(target_arch = "x86_64")) && code == Some(libc::ENOSYS)),
+            code == Some(libc::ENOTTY)
+                || (cfg!(not(target_arch = "x86_64")) && code == Some(libc::ENOSYS)),
             "{e}"
         );
     }
