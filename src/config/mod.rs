@@ -12,7 +12,7 @@
 //!                          # offer). Needs the console, not a desktop, on that screen.
 //!                          # Or "fb:/dev/fb0" (framebuffer; the console is switched to graphics
 //!                          # mode while it is in use), "png:DIR",
-//!                          # "spi:st7789:/dev/spidev0.0?dc=24&reset=25&bl=18", "none", or "auto"
+//!                          # "spi:st7789:/dev/spidev0.0?dc=GPIO24&reset=GPIO25&bl=GPIO18", "none", or "auto"
 //!                          # (the default: DRM if a card has a screen connected, else
 //!                          # /dev/fb0 if present, else PNG files in ./cxr-edge-screen)
 //! screen_size = "800x480"  # PNG output only; DRM, panels and framebuffers know their size
