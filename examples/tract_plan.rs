@@ -5,7 +5,9 @@
 //! becomes integer matrix products. Research use only - not a diagnosis.
 //!
 //! cargo run --release --example tract_plan -- FILE.onnx [FILE.onnx ...] [--runs 50] [--ops]
-//!     [--profile]   (--ops lists the plan's nodes; --profile the 12 slowest nodes per run)
+//!     [--profile] [--no-requant]   (--ops lists the plan's nodes; --profile the 12 slowest nodes
+//!     per run; --no-requant leaves quantized convolutions to tract's own requantization chain
+//!     instead of cxr-edge's one-pass per-channel requantization, src/model/requant.rs)
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -22,6 +24,7 @@ fn main() -> Result<()> {
         .map_or(Ok(50), |s| s.parse())?;
     let list_ops = args.iter().any(|a| a == "--ops");
     let profile = args.iter().any(|a| a == "--profile");
+    let requant = !args.iter().any(|a| a == "--no-requant");
     let files: Vec<&String> = args
         .iter()
         .enumerate()
@@ -43,7 +46,12 @@ fn main() -> Result<()> {
             .with_input_fact(0, f32::fact([1, 1, 160, 160]).into())?;
         let parse = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let typed = model.into_typed()?.into_decluttered()?;
+        let mut typed = model.into_typed()?.into_decluttered()?;
+        let rewritten = if requant {
+            cxr_edge::model::requant::rewrite(&mut typed)?
+        } else {
+            0
+        };
         let declutter = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let opt = typed.into_optimized()?;
@@ -82,6 +90,9 @@ fn main() -> Result<()> {
             q(0.1),
             q(0.9)
         );
+        if rewritten > 0 {
+            println!("    {rewritten} convolutions requantized in one pass (src/model/requant.rs)");
+        }
         println!(
             "    plan: {}",
             kinds

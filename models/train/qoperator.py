@@ -9,10 +9,15 @@ file can never beat the f32 file there. QLinearConv is a standard ONNX op (not o
 onnxruntime's contrib QLinearAdd/QLinearMul/QLinearGlobalAveragePool), which tract maps onto
 its integer convolution (i8/u8 x i8 -> i32 kernels).
 
-usage: python qoperator.py IN.int8.onnx OUT.onnx [--weights s8|u8]
+usage: python qoperator.py IN.int8.onnx OUT.onnx [--weights s8|u8] [--act u8|s8]
   --weights s8 (default): the QDQ file's uint8 weights with zero point 128 become int8 with zero
-                         point 0 (w - 128; exact, every weight zero point in the file is 128)
+                         point 0 (w - 128; exact, every weight zero point in the file is 128);
+                         int8 weights with zero point 0 are kept as they are
   --weights u8:          keep uint8 weights, scalar zero point 128
+  --act s8:              activations as int8 with zero point z - 128 instead of uint8 with z:
+                         the same integers shifted, so the arithmetic and the outputs are the
+                         same; tract then needs no u8 -> i8 offset pass before every convolution
+                         (its integer kernels take i8 activations). The file models/ ships.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def convert(src: str, dst: str, weights: str = "s8") -> None:
+def convert(src: str, dst: str, weights: str = "s8", act: str = "u8") -> None:
     m = onnx.load(src)
     g = m.graph
     init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -61,7 +66,11 @@ def convert(src: str, dst: str, weights: str = "s8") -> None:
         ys, yz = q_out.input[1], q_out.input[2]
         w, wzv = init[wq], init[wz]
         assert np.all(wzv == wzv.flat[0]), f"{c.name}: per-channel weight zero points differ"
-        if weights == "s8":
+        if w.dtype == np.int8:
+            # symmetric int8 weights (export.py --weights qint8): already what tract wants
+            assert wzv.flat[0] == 0, f"{c.name}: int8 weight zero point {wzv.flat[0]}, not 0"
+            w_arr, wz_arr = w, np.array(0, np.int8)
+        elif weights == "s8":
             assert wzv.flat[0] == 128, f"{c.name}: weight zero point {wzv.flat[0]}, not 128"
             w_arr = (w.astype(np.int16) - 128).astype(np.int8)
             wz_arr = np.array(0, np.int8)
@@ -83,6 +92,20 @@ def convert(src: str, dst: str, weights: str = "s8") -> None:
             nodes.append(n)
         elif n.op_type in ("GlobalAveragePool", "Flatten"):
             nodes.append(n)
+    if act == "s8":
+        # every activation zero point: the image's QuantizeLinear, each QLinearConv's x and y,
+        # the tail's DequantizeLinear; weight zero points are not touched
+        zps = set()
+        for n in nodes:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                zps.add(n.input[2])
+            elif n.op_type == "QLinearConv":
+                zps.update([n.input[2], n.input[7]])
+        for i, t in enumerate(new_inits):
+            if t.name in zps:
+                a = numpy_helper.to_array(t)
+                assert a.dtype == np.uint8, (t.name, a.dtype)
+                new_inits[i] = numpy_helper.from_array((a.astype(np.int16) - 128).astype(np.int8), t.name)
     graph = helper.make_graph(nodes, "cxr-net-qlinear", list(g.input), list(g.output),
                               initializer=new_inits)
     out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
@@ -98,8 +121,9 @@ def main():
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--weights", choices=["s8", "u8"], default="s8")
+    ap.add_argument("--act", choices=["u8", "s8"], default="u8")
     a = ap.parse_args()
-    convert(a.src, a.dst, a.weights)
+    convert(a.src, a.dst, a.weights, a.act)
     print("wrote", a.dst)
 
 

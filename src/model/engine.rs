@@ -51,12 +51,22 @@ pub struct Engine {
 impl Engine {
     /// Build the plan from verified model bytes.
     pub fn load(manifest: &Manifest, onnx_bytes: &[u8]) -> Result<Engine> {
+        Engine::load_with(manifest, onnx_bytes, true)
+    }
+
+    /// As [`Engine::load`]; `requant_rewrite = false` leaves tract's own plan for quantized
+    /// convolutions (the reference the one-pass requantization is checked against).
+    pub fn load_with(
+        manifest: &Manifest,
+        onnx_bytes: &[u8],
+        requant_rewrite: bool,
+    ) -> Result<Engine> {
         let (w, h) = (manifest.input.width, manifest.input.height);
         let classes = manifest.labels.len();
         let model = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(onnx_bytes))
             .context("the ONNX file could not be parsed")?;
-        let plan = model
+        let model = model
             .with_input_names([manifest.input.name.as_str()])
             .with_context(|| format!("the model has no input named `{}`", manifest.input.name))?
             .with_input_fact(0, f32::fact([1, 1, h, w]).into())?
@@ -65,6 +75,16 @@ impl Engine {
                 manifest.outputs.cam.as_str(),
             ])
             .context("the model lacks the outputs named in the manifest")?
+            .into_typed()
+            .context("tract could not type the model")?
+            .into_decluttered()
+            .context("tract could not simplify the model")?;
+        let mut model = model;
+        if requant_rewrite {
+            super::requant::rewrite(&mut model)
+                .context("the one-pass requantization could not be wired")?;
+        }
+        let plan = model
             .into_optimized()
             .context("tract could not optimise the model")?
             .into_runnable()?;

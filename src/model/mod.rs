@@ -3,6 +3,7 @@
 mod engine;
 pub mod manifest;
 pub mod preprocess;
+pub mod requant;
 
 use std::path::Path;
 
