@@ -51,22 +51,12 @@ pub struct Engine {
 impl Engine {
     /// Build the plan from verified model bytes.
     pub fn load(manifest: &Manifest, onnx_bytes: &[u8]) -> Result<Engine> {
-        Engine::load_with(manifest, onnx_bytes, true)
-    }
-
-    /// As [`Engine::load`]; `requant_rewrite = false` leaves tract's own plan for quantized
-    /// convolutions (the reference the one-pass requantization is checked against).
-    pub fn load_with(
-        manifest: &Manifest,
-        onnx_bytes: &[u8],
-        requant_rewrite: bool,
-    ) -> Result<Engine> {
         let (w, h) = (manifest.input.width, manifest.input.height);
         let classes = manifest.labels.len();
         let model = tract_onnx::onnx()
             .model_for_read(&mut Cursor::new(onnx_bytes))
             .context("the ONNX file could not be parsed")?;
-        let model = model
+        let mut model = model
             .with_input_names([manifest.input.name.as_str()])
             .with_context(|| format!("the model has no input named `{}`", manifest.input.name))?
             .with_input_fact(0, f32::fact([1, 1, h, w]).into())?
@@ -79,15 +69,20 @@ impl Engine {
             .context("tract could not type the model")?
             .into_decluttered()
             .context("tract could not simplify the model")?;
-        let mut model = model;
-        if requant_rewrite {
-            super::requant::rewrite(&mut model)
-                .context("the one-pass requantization could not be wired")?;
+        // Decluttering again is only needed when the rewrite added nodes (it is the costly part
+        // of loading the QDQ file); `into_optimized` would do it unconditionally.
+        if super::requant::rewrite(&mut model)
+            .context("the one-pass requantization could not be wired")?
+            > 0
+        {
+            model
+                .declutter()
+                .context("tract could not simplify the model")?;
         }
-        let plan = model
-            .into_optimized()
-            .context("tract could not optimise the model")?
-            .into_runnable()?;
+        model
+            .optimize()
+            .context("tract could not optimise the model")?;
+        let plan = model.into_runnable()?;
         let engine = Engine {
             plan,
             width: w,

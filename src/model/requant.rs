@@ -14,7 +14,8 @@
 //! unit scales) and one [`RequantPerChannel`] node does scale, round, zero point, clamp and cast
 //! in a single loop. The arithmetic is tract's own, step for step (f32 `k_scale * x_scale /
 //! y_scale`, ties-to-even rounding of the magnitude, saturating casts), so the results are
-//! bit-identical; `tests/model.rs` checks that against the plan tract makes without it.
+//! bit-identical; the tests below check that against the plan tract makes without it, on two
+//! small QLinearConv models (`tests/fixtures/qlinear/`).
 
 use tract_onnx::prelude::tract_num_traits::AsPrimitive;
 use tract_onnx::prelude::*;
