@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the cxr-net model artefacts from scratch (research use only - not a diagnosis).
 #
-#   models/train/run.sh            full run: train (14 epochs: ~67 min on 2 cores shared with a Rust
+#   models/train/run.sh --ship     full run: train (14 epochs: ~67 min on 2 cores shared with a Rust
 #                                  build, ~40 min if idle), export f32 + int8, calibrate (val), write
 #                                  models/cxr-net.toml, evaluate (test), write tests/fixtures/parity.json,
 #                                  fill MODEL_CARD.md tables (the rest takes ~10 min)
@@ -9,33 +9,48 @@
 #                                  models/train/runs/quick/ (never touches the shipped files)
 #   models/train/run.sh --out DIR  full run into DIR instead of the shipped files: DIR/models,
 #                                  DIR/fixtures, DIR/work; MODEL_CARD.md is not touched
-#   options: --out DIR (output root; with --quick it defaults to runs/quick/ and is wiped first),
+#   A full run without --out refuses to start unless --ship says that overwriting the shipped
+#   models/, tests/fixtures/parity.json and MODEL_CARD.md is meant (a researcher evaluating on
+#   their own data should never replace the shipped files by accident).
+#   options: --ship (write the shipped files: models/, tests/fixtures/, MODEL_CARD.md),
+#            --out DIR (output root; with --quick it defaults to runs/quick/ and is wiped first),
 #            --sweep (also redo the input-size comparison),
 #            --skip-train (reuse the work folder's best.pt: export ... card only; the work folder
 #                          is runs/final/, or DIR/work with --out),
 #            --export-only (stop after export: no calibrate/evaluate/parity/card)
-#   env: CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE,
+#   env: CXR_REQUIREMENTS (lock used when the venv is created: requirements.txt, the default, or
+#        requirements-cpu.txt: torch's CPU wheel, no CUDA packages), CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE,
 #        CXR_PHOTOS (1 by default, 0 with --quick): also train on device-path camera photos of the
 #        train films (examples/photo_dump.rs, 2 per film, written once to WORK/photos: ~6 min;
 #        CXR_P_PHOTO is their share of the training items, 0.3)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-QUICK=0; SWEEP=0; SKIP_TRAIN=0; EXPORT_ONLY=0; QOUT=""
+QUICK=0; SWEEP=0; SKIP_TRAIN=0; EXPORT_ONLY=0; QOUT=""; SHIP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --ship) SHIP=1 ;;
     --sweep) SWEEP=1 ;;
     --skip-train) SKIP_TRAIN=1 ;;
     --export-only) EXPORT_ONLY=1 ;;
-    --out) QOUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
+    --out) [ $# -ge 2 ] || { echo "--out needs a folder" >&2; exit 2; }
+           QOUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac; shift
 done
+if [ "$QUICK" = 0 ] && [ -z "$QOUT" ] && [ "$SHIP" = 0 ]; then
+  echo "run.sh: a full run without --out would overwrite the shipped models/, tests/fixtures/ and" >&2
+  echo "MODEL_CARD.md. Use --out DIR for your own run, or --ship if replacing the shipped model is meant." >&2
+  exit 2
+fi
+if [ "$SHIP" = 1 ] && { [ -n "$QOUT" ] || [ "$QUICK" = 1 ]; }; then
+  echo "run.sh: --ship writes the shipped files; it cannot be combined with --out or --quick" >&2; exit 2
+fi
 VENV="$HERE/.venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
+  "$VENV/bin/pip" install -q -r "$HERE/${CXR_REQUIREMENTS:-requirements.txt}"
 fi
 PY="$VENV/bin/python"
 export PYTHONHASHSEED=0 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2

@@ -67,6 +67,9 @@ def main():
                     help="folder of examples/photo_dump.rs output (device-path camera photos)")
     ap.add_argument("--p-photo", type=float, default=0.3,
                     help="share of training items drawn from --photos")
+    ap.add_argument("--exclude-source", default="",
+                    help="comma-separated sources left out of train AND val (leave-one-source-out "
+                         "folds: the held-out source must not steer model selection either)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -80,6 +83,11 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     rows = load_manifest()
+    excluded = {x for x in a.exclude_source.split(",") if x}
+    unknown = excluded - {r["source"] for r in rows}
+    if unknown:
+        sys.exit(f"--exclude-source: no such source in the manifest: {sorted(unknown)}")
+    rows = [r for r in rows if r["source"] not in excluded]
     tr = subset_rows(split_rows(rows, "train"), a.subset, a.seed)
     va = subset_rows(split_rows(rows, "val"), a.val_subset, a.seed)
     t0 = time.time()
@@ -107,7 +115,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
     meta = dict(size=a.size, mean=MEAN, std=STD, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
-                subset=a.subset, labels=LABELS,
+                subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None))
     best = -1.0
     log = open(out / "log.jsonl", "a")

@@ -103,3 +103,11 @@ def to_tensor(gray: np.ndarray, size: int, mean: float, std: float) -> np.ndarra
 
 def preprocess_file(path, size: int, mean: float, std: float) -> np.ndarray:
     return to_tensor(decode(path), size, mean, std)
+
+
+def tensor_for(preprocess_id: str, gray: np.ndarray, size: int, mean: float, std: float) -> np.ndarray:
+    """Decoded gray [0,255] -> NCHW tensor in the named preprocessing (the id a checkpoint's
+    meta or a model manifest records)."""
+    if preprocess_id == "cxr-area-v1":
+        return to_tensor(gray, size, mean, std)
+    raise ValueError(f"unknown preprocessing id {preprocess_id!r}")

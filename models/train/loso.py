@@ -1,0 +1,228 @@
+"""Leave-one-source-out folds: how a training recipe does on a collection it has never seen.
+
+usage: python loso.py --recipe v1 --out runs/loso [--folds ieee8023,nih,kermany] [--epochs 14]
+                      [--photos DIR] [--reps 1000] [--eval-only]
+
+For each fold the recipe is trained from scratch without the held-out source - neither in train
+nor in val, so it cannot steer model selection, temperature or thresholds either - and then
+scored on every film of that source (all three splits: the source is unseen as a whole):
+
+| fold | question | positives | negatives |
+|---|---|---|---|
+| `ieee8023` | COVID-19 on films from many other hospitals | its covid films | test-split normals of the other sources |
+| `nih` | pneumonia vs normal in an unseen adult hospital | its pneumonia films | its normal films |
+| `kermany` | pneumonia vs normal in unseen (paediatric) films | its pneumonia films | its normal films |
+
+Every fold also reports the unseen chest films called `other` (top-1) and the unseen normal films
+whose top-1 is `covid` (the failure a new hospital sees first). Temperature and operating points
+come from the fold's own val split (the rules of calibrate.py). 95% CIs: patient-level bootstrap.
+
+Writes OUT/RECIPE/FOLD/{best.pt,log.jsonl,eval.json} and OUT/RECIPE/loso.{json,md}. Training is
+skipped when a fold's best.pt exists (delete it to retrain). Never touches the shipped files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cxr import LABELS  # noqa: E402
+from cxr.data import load_images, load_manifest, split_rows  # noqa: E402
+from cxr.metrics import auc, bootstrap_groups, ci, fit_temperature, op_metrics, softmax  # noqa: E402
+from calibrate import thr_min_sens, thr_youden  # noqa: E402
+
+FOLDS = {
+    "ieee8023": dict(task="covid", pos="covid", neg="normal", neg_from="others-test"),
+    "nih": dict(task="pneumonia", pos="pneumonia", neg="normal", neg_from="self"),
+    "kermany": dict(task="pneumonia", pos="pneumonia", neg="normal", neg_from="self"),
+    "c19rad": dict(task="covid", pos="covid", neg="normal", neg_from="self"),
+}
+# Extra train.py arguments per recipe. v1 = the shipped recipe (train.py's defaults).
+RECIPES: dict[str, list[str]] = {"v1": []}
+
+
+def model_logits(ckpt, rows, imgs, threads=2):
+    """f32 logits of the checkpoint on the rows' clean (digital) images, in the recipe's
+    preprocessing (recorded in the checkpoint's meta)."""
+    import torch
+    from cxr.model import CxrNet
+    from cxr.preprocess import tensor_for
+    torch.set_num_threads(threads)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    m = ck["meta"]
+    net = CxrNet(**m.get("net", {}))
+    net.load_state_dict(ck["state"])
+    net.eval()
+    pre = m.get("preprocess", "cxr-area-v1")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), 64):
+            xb = np.concatenate([tensor_for(pre, im.astype(np.float32), m["size"], m["mean"], m["std"])
+                                 for im in imgs[i:i + 64]])
+            out.append(net(torch.from_numpy(xb))[0].numpy())
+    return np.concatenate(out).astype(np.float64), m
+
+
+def operating_points(z_val, y_val):
+    """Temperature and thresholds on the fold's val, with calibrate.py's rules."""
+    t = fit_temperature(z_val, y_val)
+    p = softmax(z_val, t)
+    thr = {}
+    for l, target in (("covid", 0.90), ("other", 0.99)):
+        k = LABELS.index(l)
+        thr[l] = thr_min_sens(p[y_val == k, k], target)
+    for l in ("pneumonia", "normal"):
+        k = LABELS.index(l)
+        thr[l] = thr_youden(y_val == k, p[:, k])
+    return t, thr
+
+
+def boot(groups, reps, seed, fn):
+    """Point estimate and patient-level bootstrap 95% CI of fn(index array)."""
+    est = fn(np.arange(len(groups)))
+    vals = [fn(idx) for idx in bootstrap_groups(groups, reps, seed)] if reps else []
+    return dict(value=est, ci=list(ci(vals)) if vals else [float("nan")] * 2)
+
+
+def score_fold(fold, z_eval, rows_eval, t, thr, reps, seed=4321):
+    spec = FOLDS[fold]
+    p = softmax(z_eval, t)
+    kpos = LABELS.index(spec["pos"])
+    y = np.array([r["label"] for r in rows_eval])
+    held = np.array([r["source"] == fold for r in rows_eval])
+    groups = np.array([r["patient_id"] for r in rows_eval])
+    pos_mask = held & (y == spec["pos"])
+    neg_mask = y == spec["neg"]
+    if spec["neg_from"] == "self":
+        neg_mask &= held
+    task = pos_mask | neg_mask
+    top = p.argmax(1)
+    chest_held = held & (y != "other")
+    normal_held = held & (y == "normal")
+
+    def f_auc(idx):
+        m = task[idx]
+        return auc(pos_mask[idx][m], p[idx][m, kpos])
+
+    def f_sens(idx):
+        m = pos_mask[idx]
+        return float((p[idx][m, kpos] >= thr[spec["pos"]]).mean()) if m.any() else float("nan")
+
+    def f_spec(idx):
+        m = neg_mask[idx]
+        return float((p[idx][m, kpos] < thr[spec["pos"]]).mean()) if m.any() else float("nan")
+
+    def share(mask, k):
+        def f(idx):
+            m = mask[idx]
+            return float((top[idx][m] == k).mean()) if m.any() else float("nan")
+        return f
+
+    res = dict(
+        task=f"{spec['pos']} vs {spec['neg']}", n_pos=int(pos_mask.sum()), n_neg=int(neg_mask.sum()),
+        negatives="held-out source" if spec["neg_from"] == "self" else "test-split normals of the other sources",
+        auc=boot(groups, reps, seed, f_auc),
+        sens_at_val_threshold=boot(groups, reps, seed, f_sens),
+        spec_at_val_threshold=boot(groups, reps, seed, f_spec),
+        chest_called_other=boot(groups, reps, seed, share(chest_held, LABELS.index("other"))),
+        n_chest=int(chest_held.sum()),
+        normals_called_covid=boot(groups, reps, seed, share(normal_held, LABELS.index("covid"))),
+        n_normal=int(normal_held.sum()),
+        temperature=t, thresholds=thr,
+    )
+    return res
+
+
+def train_fold(recipe, fold, out, epochs, photos, threads, extra=()):
+    cmd = [sys.executable, str(HERE / "train.py"), "--out", str(out), "--epochs", str(epochs),
+           "--exclude-source", fold, "--threads", str(threads)] + RECIPES[recipe] + list(extra)
+    if photos:
+        cmd += ["--photos", photos]
+    print("==", " ".join(cmd), flush=True)
+    with open(out / "train.log", "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
+
+
+def fmt(d, pct=False):
+    v, (lo, hi) = d["value"], d["ci"]
+    if v != v:  # nan: nothing to count (e.g. a source without normal films)
+        return "-"
+    if pct:
+        return f"{100 * v:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})"
+    return f"{v:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def table(recipe, res):
+    md = [f"Recipe `{recipe}`, leave-one-source-out (each row: a model trained without that source; "
+          "95% patient-level bootstrap CIs):", "",
+          "| held-out source | task (negatives) | n pos / neg | AUC | sens. at val point | spec. at val point "
+          "| chest films called `other` | normals called `covid` |",
+          "|---|---|---|---|---|---|---|---|"]
+    for fold, r in res["folds"].items():
+        md.append(f"| `{fold}` | {r['task']} ({r['negatives']}) | {r['n_pos']} / {r['n_neg']} | {fmt(r['auc'])} "
+                  f"| {fmt(r['sens_at_val_threshold'], True)} | {fmt(r['spec_at_val_threshold'], True)} "
+                  f"| {fmt(r['chest_called_other'], True)} of {r['n_chest']} "
+                  f"| {fmt(r['normals_called_covid'], True)} of {r['n_normal']} |")
+    md += ["", f"Unseen-source macro AUC (mean of the rows): **{res['macro_auc']:.3f}**"]
+    return "\n".join(md) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipe", default="v1", choices=sorted(RECIPES))
+    ap.add_argument("--out", default=str(HERE / "runs" / "loso"))
+    ap.add_argument("--folds", default="ieee8023,nih,kermany")
+    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--photos", default=None, help="device-path photos (run.sh makes them)")
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="plumbing check: 1 epoch on 300 images, 20 bootstrap reps (figures meaningless)")
+    a = ap.parse_args()
+    extra = []
+    if a.smoke:
+        a.epochs, a.reps, extra = 1, 20, ["--subset", "300", "--val-subset", "200"]
+    root = Path(a.out) / a.recipe
+    rows = load_manifest()
+    res = {"recipe": a.recipe, "train_args": RECIPES[a.recipe], "epochs": a.epochs,
+           "photos": bool(a.photos), "folds": {}}
+    for fold in [f for f in a.folds.split(",") if f]:
+        if fold not in FOLDS:
+            sys.exit(f"unknown fold {fold}; known: {', '.join(FOLDS)}")
+        d = root / fold
+        d.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        if not (d / "best.pt").exists():
+            if a.eval_only:
+                sys.exit(f"{d}/best.pt missing (--eval-only)")
+            train_fold(a.recipe, fold, d, a.epochs, a.photos, a.threads, extra)
+        train_s = time.time() - t0
+        val = [r for r in split_rows(rows, "val") if r["source"] != fold]
+        ev = [r for r in rows if r["source"] == fold or
+              (r["split"] == "test" and FOLDS[fold]["neg_from"] == "others-test" and r["label"] == FOLDS[fold]["neg"])]
+        z_val, meta = model_logits(d / "best.pt", val, load_images(val), a.threads)
+        t, thr = operating_points(z_val, np.array([r["y"] for r in val]))
+        z_ev, _ = model_logits(d / "best.pt", ev, load_images(ev), a.threads)
+        r = score_fold(fold, z_ev, ev, t, thr, a.reps)
+        r["train_s_this_call"] = round(train_s, 1)
+        r["val_images"] = len(val)
+        (d / "eval.json").write_text(json.dumps(r, indent=1))
+        res["folds"][fold] = r
+        print(fold, json.dumps({k: r[k] for k in ("task", "auc", "chest_called_other", "normals_called_covid")}),
+              flush=True)
+    res["macro_auc"] = float(np.mean([r["auc"]["value"] for r in res["folds"].values()]))
+    (root / "loso.json").write_text(json.dumps(res, indent=1))
+    (root / "loso.md").write_text(table(a.recipe, res))
+    print(table(a.recipe, res))
+
+
+if __name__ == "__main__":
+    main()
