@@ -45,7 +45,14 @@ FOLDS = {
     "c19rad": dict(task="covid", pos="covid", neg="normal", neg_from="self"),
 }
 # Extra train.py arguments per recipe. v1 = the shipped recipe (train.py's defaults).
-RECIPES: dict[str, list[str]] = {"v1": []}
+# v2 = remove source cues instead of learning them: rank equalisation (cxr-eq-v2), borders /
+# burned-in text / flips / turns (cue_augment), sources mixed within each class (alpha 0.5),
+# and a class-conditional source adversary.
+RECIPES: dict[str, list[str]] = {
+    "v1": [],
+    "v2": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29", "--p-cue", "0.5",
+           "--source-alpha", "0.5", "--adv-source", "0.3"],
+}
 
 
 def model_logits(ckpt, rows, imgs, threads=2):

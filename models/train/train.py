@@ -25,14 +25,42 @@ from cxr.data import (BalancedSampler, TrainSet, clean_tensors, load_images,  # 
                       load_manifest, load_photos, split_rows, subset_rows)
 from cxr.metrics import auc  # noqa: E402
 from cxr.model import CxrNet  # noqa: E402
+from cxr.preprocess import PREPROCESS_IDS  # noqa: E402
 
-MEAN, STD = 0.5, 0.25
+
+class _Reverse(torch.autograd.Function):
+    """Gradient reversal: identity forward, -lambda * gradient backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x, lam):
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return -ctx.lam * g, None
+
+
+class SourceAdversary(torch.nn.Module):
+    """Recipe v2: predicts an image's source from the pooled features *given its class* (one
+    linear head per class), through a gradient reversal, so the features are pushed to carry no
+    more about the collection than the class itself does. Training only: not exported."""
+
+    def __init__(self, n_feat, n_classes, n_sources):
+        super().__init__()
+        self.n_sources = n_sources
+        self.lin = torch.nn.Linear(n_feat, n_classes * n_sources)
+
+    def forward(self, pooled, y, lam):
+        z = self.lin(_Reverse.apply(pooled, lam)).view(len(y), -1, self.n_sources)
+        return z[torch.arange(len(y)), y]
 
 
 def collate(batch):
     xs = torch.from_numpy(np.stack([b[0] for b in batch]))
     ys = torch.tensor([b[1] for b in batch], dtype=torch.long)
-    return xs, ys
+    idx = torch.tensor([b[2] for b in batch], dtype=torch.long)
+    return xs, ys, idx
 
 
 def evaluate(net, xv, yv, bs=128):
@@ -67,6 +95,15 @@ def main():
                     help="folder of examples/photo_dump.rs output (device-path camera photos)")
     ap.add_argument("--p-photo", type=float, default=0.3,
                     help="share of training items drawn from --photos")
+    ap.add_argument("--preprocess", default="cxr-area-v1", choices=PREPROCESS_IDS)
+    ap.add_argument("--mean", type=float, default=0.5)
+    ap.add_argument("--std", type=float, default=0.25)
+    ap.add_argument("--p-cue", type=float, default=0.0,
+                    help="share of items through cue_augment (borders, burned-in text, flips, turns)")
+    ap.add_argument("--source-alpha", type=float, default=None,
+                    help="inside a class, draw each source as count**alpha (default: as v1, alpha 1)")
+    ap.add_argument("--adv-source", type=float, default=0.0,
+                    help="weight of the class-conditional source adversary (gradient reversal)")
     ap.add_argument("--exclude-source", default="",
                     help="comma-separated sources left out of train AND val (leave-one-source-out "
                          "folds: the held-out source must not steer model selection either)")
@@ -93,7 +130,7 @@ def main():
     t0 = time.time()
     tr_imgs = load_images(tr)
     va_imgs = load_images(va)
-    xv = clean_tensors(va, va_imgs, a.size, MEAN, STD)
+    xv = clean_tensors(va, va_imgs, a.size, a.mean, a.std, a.preprocess)
     yv = np.array([r["y"] for r in va])
     print(f"loaded {len(tr)} train / {len(va)} val in {time.time()-t0:.1f}s", flush=True)
 
@@ -101,20 +138,28 @@ def main():
     if photos is not None:
         print(f"photos: {sum(len(v) for v in photos.values())} for {len(photos)} of {len(tr)} "
               f"train rows, p_photo {a.p_photo}", flush=True)
-    ds = TrainSet(tr, tr_imgs, a.size, MEAN, STD, a.seed, photos=photos,
-                  p_photo=a.p_photo if photos else 0.0)
-    sampler = BalancedSampler(tr, a.seed)
+    ds = TrainSet(tr, tr_imgs, a.size, a.mean, a.std, a.seed, photos=photos,
+                  p_photo=a.p_photo if photos else 0.0, preprocess=a.preprocess, p_cue=a.p_cue)
+    sampler = BalancedSampler(tr, a.seed, source_alpha=a.source_alpha)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.bs, sampler=sampler, num_workers=a.workers,
                                      collate_fn=collate, drop_last=True,
                                      persistent_workers=a.workers > 0,
                                      prefetch_factor=4 if a.workers > 0 else None)
     net = CxrNet().to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=a.wd)
+    params = list(net.parameters())
+    adv, src_index = None, {}
+    if a.adv_source > 0:
+        src_index = {s: i for i, s in enumerate(sorted({r["source"] for r in tr}))}
+        adv = SourceAdversary(net.n_feat, len(LABELS), len(src_index))
+        params += list(adv.parameters())
+    src_of = torch.tensor([src_index.get(r["source"], 0) for r in tr], dtype=torch.long)
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = len(sampler) // a.bs
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
-    meta = dict(size=a.size, mean=MEAN, std=STD, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
+    meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue,
+                source_alpha=a.source_alpha, adv_source=a.adv_source, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None))
     best = -1.0
@@ -126,9 +171,18 @@ def main():
         net.train()
         te = time.time()
         tl, n = 0.0, 0
-        for xb, yb in dl:
-            logits, _ = net(xb.contiguous(memory_format=torch.channels_last))
-            loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
+        for xb, yb, ib in dl:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            if adv is None:
+                logits, _ = net(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
+            else:
+                f = net.features(xb)
+                logits = net.head(net.drop(f)).mean(dim=(2, 3))
+                # DANN ramp: the adversary's pull grows from 0 as training settles
+                lam = a.adv_source * (2.0 / (1.0 + math.exp(-10.0 * step / total)) - 1.0)
+                zs = adv(f.mean(dim=(2, 3)), yb, lam)
+                loss = F.cross_entropy(logits, yb, label_smoothing=0.05) + F.cross_entropy(zs, src_of[ib])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -149,7 +203,7 @@ def main():
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
         log.flush()
-        ck = dict(state=net.state_dict(), meta=meta, epoch=ep, val=rec)
+        ck = dict(state=net.state_dict(), meta=meta, epoch=ep, val=rec)  # adversary not kept
         torch.save(ck, out / "last.pt")
         if score > best:
             best = score

@@ -141,3 +141,63 @@ def light_augment(img: np.ndarray, rng: np.random.Generator, out_side: int | Non
         b = rng.uniform(-10, 10)
         x = (x - 127.5) * c + 127.5 + b
     return np.clip(x, 0, 255).astype(np.float32)
+
+
+# Burned-in text a chest film may carry: side markers, projection, ward stamps, dates and ids.
+_TEXT = ["L", "R", "AP", "PA", "PORTABLE", "SUPINE", "ERECT", "ICU", "AP SUPINE", "MOBILE",
+         "L UPRIGHT", "INSP", "EXP", "SITTING", "1", "2", "ER"]
+
+
+def _random_text(rng):
+    k = rng.random()
+    if k < 0.6:
+        return _TEXT[int(rng.integers(len(_TEXT)))]
+    if k < 0.8:  # a date or a time stamp
+        return f"{int(rng.integers(1, 29)):02d}/{int(rng.integers(1, 13)):02d}/{int(rng.integers(2000, 2025))}"
+    return "".join(chr(int(rng.integers(48, 58))) for _ in range(int(rng.integers(4, 10))))
+
+
+def cue_augment(img: np.ndarray, rng: np.random.Generator, p_border=0.3, p_text=0.4, p_flip=0.3,
+                p_turn=0.1) -> np.ndarray:
+    """Make collection cues useless (recipe v2), on a decoded gray float32 image in [0, 255]:
+    borders of random width and grey level on random sides (collimation, scanner margins,
+    letterboxing), burned-in markers and text in random places, left-right flips and, rarely,
+    turns up to 90 degrees (a film put on the light box sideways is still a chest film).
+    Deterministic given rng; the label never changes."""
+    from PIL import ImageDraw, ImageFont
+    x = img.astype(np.float32)
+    h, w = x.shape
+    if rng.random() < p_flip:
+        x = x[:, ::-1]
+    if rng.random() < p_turn:
+        ang = float(rng.uniform(-90, 90))
+        fill = float(rng.choice([0.0, 255.0, float(np.median(x))]))
+        x = np.asarray(Image.fromarray(np.ascontiguousarray(x), mode="F").rotate(
+            ang, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=fill), dtype=np.float32)
+        h, w = x.shape
+    if rng.random() < p_border:
+        x = x.copy()
+        level = float(rng.choice([0.0, 255.0, rng.uniform(0, 255)]))
+        for side in range(4):
+            if rng.random() < 0.5:
+                continue
+            f = float(rng.uniform(0.02, 0.15))
+            if side == 0:
+                x[: int(h * f)] = level
+            elif side == 1:
+                x[h - int(h * f):] = level
+            elif side == 2:
+                x[:, : int(w * f)] = level
+            else:
+                x[:, w - int(w * f):] = level
+    if rng.random() < p_text:
+        im = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+        d = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(1, 4))):
+            size = max(6, int(min(h, w) * rng.uniform(0.03, 0.12)))
+            font = ImageFont.load_default(size=size)
+            tx, ty = int(rng.uniform(0, 0.85) * w), int(rng.uniform(0, 0.9) * h)
+            shade = int(rng.choice([255, 0, int(rng.integers(100, 255))]))
+            d.text((tx, ty), _random_text(rng), fill=shade, font=font)
+        x = np.asarray(im, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from . import LABELS
-from .augment import camera_augment, light_augment
-from .preprocess import decode, normalise, to_tensor
+from .augment import camera_augment, cue_augment, light_augment
+from .preprocess import area_resize, decode, finish
 
 DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
 
@@ -76,11 +76,13 @@ class TrainSet:
     Each item is, by chance: a clean image with light augmentation (p_clean), one of the row's
     device-path photos (p_photo, when `photos` are given), or the Python camera augmentation."""
 
-    def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0):
+    def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0,
+                 preprocess="cxr-area-v1", p_cue=0.0):
         self.rows, self.imgs = rows, imgs
         self.size, self.mean, self.std, self.seed = size, mean, std, seed
         self.p_clean = p_clean
         self.photos, self.p_photo = photos or {}, p_photo
+        self.preprocess, self.p_cue = preprocess, p_cue
 
     def __len__(self):
         return len(self.rows)
@@ -91,25 +93,44 @@ class TrainSet:
         if self.photos and rng.random() < self.p_photo and i in self.photos:
             ph = self.photos[i]
             v = ph[int(rng.integers(len(ph)))].astype(np.float32) / np.float32(256.0)
-            return normalise(v, self.mean, self.std)[None], self.rows[i]["y"]
+            return finish(self.preprocess, v, self.mean, self.std)[None], self.rows[i]["y"], i
         img = self.imgs[i].astype(np.float32)
+        # v1 draws no number here, so its augmentation streams stay as they were
+        if self.p_cue and rng.random() < self.p_cue:
+            img = cue_augment(img, rng)
         if rng.random() < self.p_clean:
             img = light_augment(img, rng, self.size)
         else:
             img = camera_augment(img, rng, out_side=self.size)
-        x = to_tensor(img, self.size, self.mean, self.std)[0]
-        return x, self.rows[i]["y"]
+        x = finish(self.preprocess, area_resize(img, self.size, self.size), self.mean, self.std)[None]
+        return x, self.rows[i]["y"], i
 
 
 class BalancedSampler:
     """Per epoch: len(rows) draws, classes equally likely, deterministic from (seed, epoch)."""
 
-    def __init__(self, rows, seed, n_per_epoch=None, power=1.0):
+    def __init__(self, rows, seed, n_per_epoch=None, power=1.0, source_alpha=None):
+        """source_alpha (recipe v2): inside each class, a source's share of the draws goes as
+        count(class, source) ** source_alpha (1 = as many as it has, v1's behaviour; 0 = every
+        source equally often; 0.5 = between), so the big collection of a class stops being what
+        the class looks like."""
         self.y = np.array([r["y"] for r in rows])
         self.seed = seed
         self.n = n_per_epoch or len(rows)
         counts = np.bincount(self.y, minlength=len(LABELS)).astype(np.float64)
         w = 1.0 / np.maximum(counts[self.y], 1) ** power
+        if source_alpha is not None:
+            cell: dict = {}
+            for r in rows:
+                cell[(r["y"], r["source"])] = cell.get((r["y"], r["source"]), 0) + 1
+            share = {}
+            for y in set(self.y.tolist()):
+                tot = sum(c ** source_alpha for (yy, _), c in cell.items() if yy == y)
+                for (yy, src), c in cell.items():
+                    if yy == y:
+                        share[(y, src)] = c ** source_alpha / tot
+            # class y gets 1/n_classes of the draws, cell (y, s) share[y, s] of those, split evenly
+            w = np.array([share[(r["y"], r["source"])] / cell[(r["y"], r["source"])] for r in rows])
         self.p = w / w.sum()
         self.epoch = 0
 
@@ -125,5 +146,6 @@ class BalancedSampler:
         return iter([(self.epoch, pos, int(i)) for pos, i in enumerate(idx)])
 
 
-def clean_tensors(rows, imgs, size, mean, std):
-    return np.concatenate([to_tensor(im.astype(np.float32), size, mean, std) for im in imgs], 0)
+def clean_tensors(rows, imgs, size, mean, std, preprocess="cxr-area-v1"):
+    return np.concatenate([finish(preprocess, area_resize(im.astype(np.float32), size, size), mean, std)[None, None]
+                           for im in imgs], 0)

@@ -1,4 +1,5 @@
-"""Preprocessing "cxr-area-v1" - the single Python implementation used by training,
+"""Preprocessing "cxr-area-v1" (and "cxr-eq-v2" = v1's steps 1-2, then `equalise01`, then
+(e - mean)/std) - the single Python implementation used by training,
 evaluation, calibration and parity export. The Rust side (cxr-edge) implements the same.
 
 1. decode(path) -> 2-D float32 gray image with values in [0, 255]
@@ -105,9 +106,41 @@ def preprocess_file(path, size: int, mean: float, std: float) -> np.ndarray:
     return to_tensor(decode(path), size, mean, std)
 
 
+def equalise01(resized: np.ndarray) -> np.ndarray:
+    """"cxr-eq-v2" step 3: rank-based histogram equalisation of the resized image.
+
+    Each pixel becomes the mean rank of its value among the n pixels, scaled to [0, 1]:
+    (first + last index of the value in the sorted image) / (2 (n - 1)), computed exactly in
+    float64 (integers over an integer) and rounded once to float32. The result depends only on
+    the order of the pixel values, not on a collection's brightness, contrast, gamma or
+    bit depth: every image leaves with the same (uniform) histogram. Ties share one value, so
+    flat borders and saturated areas stay flat. n = 1 gives 0.5."""
+    flat = np.ascontiguousarray(resized, dtype=np.float32).ravel()
+    n = flat.size
+    if n < 2:
+        return np.full(resized.shape, 0.5, dtype=np.float32)
+    order = np.sort(flat)
+    lo = np.searchsorted(order, flat, side="left")
+    hi = np.searchsorted(order, flat, side="right") - 1
+    r = (lo + hi).astype(np.float64) / float(2 * (n - 1))
+    return r.astype(np.float32).reshape(resized.shape)
+
+
+PREPROCESS_IDS = ("cxr-area-v1", "cxr-eq-v2")
+
+
+def finish(preprocess_id: str, resized: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """Resized gray (S x S, values in [0, 255]) -> normalised 2-D float32 plane.
+    cxr-area-v1: (v/255 - mean)/std. cxr-eq-v2: (equalise01(v) - mean)/std (scale-free, so the
+    /255 step is not needed)."""
+    if preprocess_id == "cxr-area-v1":
+        return normalise(resized, mean, std)
+    if preprocess_id == "cxr-eq-v2":
+        return ((equalise01(resized) - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    raise ValueError(f"unknown preprocessing id {preprocess_id!r}")
+
+
 def tensor_for(preprocess_id: str, gray: np.ndarray, size: int, mean: float, std: float) -> np.ndarray:
     """Decoded gray [0,255] -> NCHW tensor in the named preprocessing (the id a checkpoint's
     meta or a model manifest records)."""
-    if preprocess_id == "cxr-area-v1":
-        return to_tensor(gray, size, mean, std)
-    raise ValueError(f"unknown preprocessing id {preprocess_id!r}")
+    return finish(preprocess_id, area_resize(gray, size, size), mean, std)[None, None]
