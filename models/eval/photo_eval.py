@@ -6,7 +6,7 @@ Renders every test film (or a label-stratified --limit) with photosim2, runs the
 Research use only: these are agreement figures between two inputs of one model, not diagnostic
 performance.
 
-    /work/venv/bin/python models/eval/photo_eval.py --model /work/main/models/cxr-net.toml
+    models/train/.venv/bin/python models/eval/photo_eval.py
 
 Never use its figures to tune the simulator, the model or the finder (see README.md).
 """
@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "train"))
 import photosim2  # noqa: E402
@@ -210,13 +211,13 @@ def report_md(res):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--manifest", default="/work/shared/cxr/manifest.csv")
+    ap.add_argument("--manifest", default=str(Path(os.environ.get("CXR_DATA", ROOT.parent / "shared" / "cxr")) / "manifest.csv"))
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=0, help="label-stratified subset of this many films")
     ap.add_argument("--seed", type=int, default=2024)
-    ap.add_argument("--scratch", default="/work/scratch/sim2", help="renders go here, never into the repo")
-    ap.add_argument("--bin", default="/work/main/target/release/cxr-edge")
-    ap.add_argument("--model", default="/work/main/models/cxr-net.toml")
+    ap.add_argument("--scratch", default=str(ROOT / "target" / "photosim2"), help="renders go here (git-ignored target/ by default)")
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "cxr-edge"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "cxr-net.toml"))
     ap.add_argument("--variant", default=None)
     ap.add_argument("--workers", type=int, default=2, help="render processes (niced)")
     ap.add_argument("--jobs", type=int, default=2, help="cxr-edge classify -j")
