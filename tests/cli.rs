@@ -65,7 +65,10 @@ fn check_schema(r: &Value) {
     assert!(r["notice"].as_str().unwrap().contains("Research use only"));
     assert!(r["model"]["name"].is_string() && r["model"]["variant"].is_string());
     assert_eq!(r["model"]["sha256"].as_str().unwrap().len(), 12);
-    assert!(r["model"]["profile"]["name"].is_string(), "the calibration is named");
+    assert!(
+        r["model"]["profile"]["name"].is_string(),
+        "the calibration is named"
+    );
     assert!(r["quality"].is_array());
     for w in r["quality"].as_array().unwrap() {
         assert!(w["code"].is_string() && w["message"].is_string());
@@ -91,7 +94,9 @@ fn check_schema(r: &Value) {
         assert!(r["decision"]["flags"].is_array() && r["decision"]["summary"].is_string());
         let logits = r["logits"].as_object().expect("logits when no error");
         assert!(logits.keys().eq(labels().iter()), "logits keyed by label");
-        assert!(logits.values().all(|v| v.as_f64().is_some_and(f64::is_finite)));
+        assert!(logits
+            .values()
+            .all(|v| v.as_f64().is_some_and(f64::is_finite)));
     } else {
         assert!(r["error"].as_str().unwrap().len() > 5);
         assert!(r["label"].is_null() && r["probs"].is_null() && r["decision"].is_null());

@@ -214,7 +214,8 @@ fn left_out_words(site: &read::Site) -> String {
 
 fn calibration(f: &Fit, shipped_t: f64) -> ProfileCalibration {
     let (lo, hi) = fit::T_RANGE;
-    let mut rule = format!("negative log-likelihood minimum on the site's films, T in [{lo}, {hi}]");
+    let mut rule =
+        format!("negative log-likelihood minimum on the site's films, T in [{lo}, {hi}]");
     if f.at_bound {
         rule.push_str(" (at the bound: the site's films want a temperature outside the range)");
     }
@@ -302,7 +303,14 @@ fn report(
     writeln!(
         out,
         "{:<10} {:>7} {:>7} {:>5} {:>5}  {:<22} {:<22} {:<22} rule",
-        "label", "shipped", "site", "pos", "neg", "sensitivity (95% CI)", "specificity (95% CI)", "AUC (95% CI)"
+        "label",
+        "shipped",
+        "site",
+        "pos",
+        "neg",
+        "sensitivity (95% CI)",
+        "specificity (95% CI)",
+        "AUC (95% CI)"
     )?;
     for l in &p.labels {
         let t = &p.thresholds[l];

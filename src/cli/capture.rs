@@ -77,7 +77,8 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
     let profile = crate::model::ProfileChoice::from_setting(args.profile.site_profile.as_deref());
-    let clf = Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
+    let clf =
+        Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
     let mut steady = Steady::new(args.steady);

@@ -179,7 +179,8 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
     let profile = configured_profile(args.profile.site_profile.as_deref());
-    let clf = Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
+    let clf =
+        Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
     let limits = Limits {
         memory_budget: args.memory_mb << 20,
         ..Limits::default()

@@ -64,7 +64,10 @@ fn csv_header(labels: &[String]) -> String {
         .to_vec();
     head.extend(labels.iter().map(|l| format!("p_{l}")));
     head.extend(
-        ["flags", "quality", "model", "variant", "profile", "error", "notice"].map(String::from),
+        [
+            "flags", "quality", "model", "variant", "profile", "error", "notice",
+        ]
+        .map(String::from),
     );
     head.join(",")
 }

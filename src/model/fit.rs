@@ -100,7 +100,11 @@ pub fn nll(z: &[Vec<f64>], y: &[usize], idx: &[usize], t: f64) -> f64 {
     let mut total = 0.0;
     for &i in idx {
         let max = z[i].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = z[i].iter().map(|&v| ((v - max) / t).exp()).sum::<f64>().ln();
+        let lse = z[i]
+            .iter()
+            .map(|&v| ((v - max) / t).exp())
+            .sum::<f64>()
+            .ln();
         total += lse - (z[i][y[i]] - max) / t;
     }
     total / idx.len().max(1) as f64
@@ -341,8 +345,14 @@ pub fn fit(input: &FitInput, shipped_t: f64) -> Result<Fit, Refusal> {
     let probs: Vec<Vec<f64>> = input.z.iter().map(|z| softmax(z, t)).collect();
     let mut labels = Vec::new();
     for (k, label) in input.labels.iter().enumerate() {
-        let pos: Vec<f64> = (0..n).filter(|&i| input.y[i] == k).map(|i| probs[i][k]).collect();
-        let neg: Vec<f64> = (0..n).filter(|&i| input.y[i] != k).map(|i| probs[i][k]).collect();
+        let pos: Vec<f64> = (0..n)
+            .filter(|&i| input.y[i] == k)
+            .map(|i| probs[i][k])
+            .collect();
+        let neg: Vec<f64> = (0..n)
+            .filter(|&i| input.y[i] != k)
+            .map(|i| probs[i][k])
+            .collect();
         let rule = Rule::for_label(label);
         let kept = if input.keep[k] {
             Some("shipped point kept (--keep)".to_string())
@@ -372,7 +382,10 @@ pub fn fit(input: &FitInput, shipped_t: f64) -> Result<Fit, Refusal> {
             positives: pos.len(),
             negatives: neg.len(),
             sensitivity: (share_at_or_above(pos.iter().cloned(), value), None),
-            specificity: (share_at_or_above(neg.iter().cloned(), value).map(|s| 1.0 - s), None),
+            specificity: (
+                share_at_or_above(neg.iter().cloned(), value).map(|s| 1.0 - s),
+                None,
+            ),
             auc: (auc(&mut scored(&probs, &input.y, k, &all)), None),
         });
     }

@@ -98,10 +98,20 @@ fn write_site(
     let mut csv = String::from("path,label,patient\n");
     for (i, (z, y)) in fit.iter().enumerate() {
         let logits = device_logits(z, t0, bias);
-        let line = record(&format!("/data/site/film-{i:04}.png"), &logits, with_logits, &m, sha);
+        let line = record(
+            &format!("/data/site/film-{i:04}.png"),
+            &logits,
+            with_logits,
+            &m,
+            sha,
+        );
         jsonl.push_str(&line);
         jsonl.push('\n');
-        csv.push_str(&format!("site/film-{i:04}.png,{},p{}\n", m.labels[*y], i / 2));
+        csv.push_str(&format!(
+            "site/film-{i:04}.png,{},p{}\n",
+            m.labels[*y],
+            i / 2
+        ));
     }
     for i in 0..3 {
         let line = record(&format!("/data/other/x{i}.png"), &[0.0; 4], true, &m, sha);
@@ -126,7 +136,14 @@ fn write_site(
 fn calibrate(results: &str, labels: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     let out = out.to_string_lossy().into_owned();
     let mut args = vec![
-        "calibrate", "--labels", labels, "--out", &out, "--reps", "200", results,
+        "calibrate",
+        "--labels",
+        labels,
+        "--out",
+        &out,
+        "--reps",
+        "200",
+        results,
     ];
     args.extend_from_slice(extra);
     run(&args)
@@ -161,23 +178,37 @@ fn calibrate_fits_a_synthetic_site_with_known_shifts() {
         let o = calibrate(&results, &labels, &out, &["--name", name]);
         let stdout = String::from_utf8_lossy(&o.stdout);
         // Some result lines could not be used: reported, and the exit status says so.
-        assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(stdout.contains("1600 films, 800 patients"), "{stdout}");
         assert!(stdout.contains("3 no label in the CSV"), "{stdout}");
         assert!(stdout.contains("2 failed analysis"), "{stdout}");
         let (p, _) = SiteProfile::load(&out).unwrap();
-        assert_eq!((p.name.as_str(), p.model.sha256.as_str()), (name, sha.as_str()));
+        assert_eq!(
+            (p.name.as_str(), p.model.sha256.as_str()),
+            (name, sha.as_str())
+        );
         profiles.push((p, out));
     }
     let (control, shifted) = (&profiles[0].0, &profiles[1].0);
     // The control site is only over-confident: the fit finds the known factor.
     let tc = control.calibration.temperature as f64;
-    assert!((tc / (OVERCONFIDENCE * t0) - 1.0).abs() < 0.1, "control T {tc}");
+    assert!(
+        (tc / (OVERCONFIDENCE * t0) - 1.0).abs() < 0.1,
+        "control T {tc}"
+    );
     for p in [control, shifted] {
         let c = &p.calibration;
         let [lo, hi] = c.ci95.unwrap();
         assert!(lo <= c.temperature as f64 && c.temperature as f64 <= hi);
-        assert!(c.nll_site < c.nll_shipped, "the site's temperature fits better");
+        assert!(
+            c.nll_site < c.nll_shipped,
+            "the site's temperature fits better"
+        );
         assert!(c.temperature as f64 > 1.2 * t0, "over-confidence raises T");
         for (l, t) in &p.thresholds {
             assert_eq!(t.source, "site", "{l}");
@@ -193,7 +224,10 @@ fn calibrate_fits_a_synthetic_site_with_known_shifts() {
         control.thresholds["covid"].value,
         shifted.thresholds["covid"].value,
     );
-    assert!(cs > cc + 0.02, "covid point {cc} (control) vs {cs} (shifted)");
+    assert!(
+        cs > cc + 0.02,
+        "covid point {cc} (control) vs {cs} (shifted)"
+    );
     // Held-out films of the shifted site: the shipped calibration flags many films without
     // COVID-19; the site profile flags fewer, and still about 90% of the COVID-19 films.
     let mut site_m = m.clone();
@@ -206,7 +240,10 @@ fn calibrate_fits_a_synthetic_site_with_known_shifts() {
         site_false < shipped_false - 0.05,
         "films without COVID-19 flagged: shipped {shipped_false:.3}, site {site_false:.3}"
     );
-    assert!(site_sens >= 0.82, "held-out COVID-19 sensitivity {site_sens:.3}");
+    assert!(
+        site_sens >= 0.82,
+        "held-out COVID-19 sensitivity {site_sens:.3}"
+    );
 
     classify_names_and_applies_the_profile(&profiles[1].1, &site_m, tmp.path());
 }
@@ -216,7 +253,12 @@ fn calibrate_fits_a_synthetic_site_with_known_shifts() {
 fn classify_names_and_applies_the_profile(profile: &Path, site_m: &Manifest, tmp: &Path) {
     let path = profile.to_string_lossy().into_owned();
     let o = run(&["classify", "--json", "--site-profile", &path]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let file_sha = sha256_hex(&std::fs::read(profile).unwrap());
     for r in json_lines(&o) {
         assert_eq!(r["model"]["profile"]["name"], "shifted");
@@ -248,11 +290,19 @@ fn classify_names_and_applies_the_profile(profile: &Path, site_m: &Manifest, tmp
     let sha = &site_m.variant(None).unwrap().1.sha256;
     let foreign = tmp.join("foreign.toml");
     std::fs::write(&foreign, text.replace(sha.as_str(), &"ab".repeat(32))).unwrap();
-    let o = run(&["classify", "--json", "--site-profile", &foreign.to_string_lossy()]);
+    let o = run(&[
+        "classify",
+        "--json",
+        "--site-profile",
+        &foreign.to_string_lossy(),
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("was fitted for model"), "{stderr}");
-    assert!(o.stdout.is_empty(), "no record scored with a refused profile");
+    assert!(
+        o.stdout.is_empty(),
+        "no record scored with a refused profile"
+    );
 }
 
 #[test]
@@ -270,20 +320,34 @@ fn calibrate_refuses_too_few_films_and_foreign_results() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("`other` has {n_other} positive")) && stderr.contains("--keep other"),
+        stderr.contains(&format!("`other` has {n_other} positive"))
+            && stderr.contains("--keep other"),
         "{stderr}"
     );
     assert!(!out.exists(), "nothing written on a refusal");
     // Keeping the shipped point for `other` is a choice the profile records.
     let o = calibrate(&results, &labels, &out, &["--keep", "other"]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let (p, _) = SiteProfile::load(&out).unwrap();
     let other = &p.thresholds["other"];
-    assert_eq!((other.source.as_str(), other.value), ("shipped", m.thresholds["other"]));
+    assert_eq!(
+        (other.source.as_str(), other.value),
+        ("shipped", m.thresholds["other"])
+    );
     assert!(other.rule.contains("--keep"));
     // Results scored by another model file are refused, whatever their films.
     let (results, labels) = write_site(tmp.path(), &few, 0.0, true, &"f".repeat(64));
-    let o = calibrate(&results, &labels, &tmp.path().join("q.toml"), &["--keep", "other"]);
+    let o = calibrate(
+        &results,
+        &labels,
+        &tmp.path().join("q.toml"),
+        &["--keep", "other"],
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("scored by a model file"), "{stderr}");

@@ -32,8 +32,7 @@ pub struct LabelRow {
 
 /// Lines of `path`, each at most [`MAX_LINE_BYTES`]; numbered from 1.
 fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     ensure!(
         len <= MAX_FILE_BYTES,
@@ -116,19 +115,17 @@ pub fn read_labels(path: &Path, m: &Manifest) -> Result<Vec<LabelRow>> {
         let f = csv_fields(line);
         let get = |c: usize| f.get(c).map(String::as_str).unwrap_or("");
         let (film, label) = (get(pc), get(lc));
-        ensure!(
-            !film.is_empty(),
-            "{} line {no}: no path",
-            path.display()
-        );
-        let label_idx = m.label_index(&label.to_ascii_lowercase()).with_context(|| {
-            format!(
-                "{} line {no}: label {:?} is not one of the model's ({})",
-                path.display(),
-                label.escape_debug().to_string(),
-                m.labels.join(", ")
-            )
-        })?;
+        ensure!(!film.is_empty(), "{} line {no}: no path", path.display());
+        let label_idx = m
+            .label_index(&label.to_ascii_lowercase())
+            .with_context(|| {
+                format!(
+                    "{} line {no}: label {:?} is not one of the model's ({})",
+                    path.display(),
+                    label.escape_debug().to_string(),
+                    m.labels.join(", ")
+                )
+            })?;
         let key = normalise(film).join("/");
         if let Some(first) = seen.insert(key, *no) {
             bail!(
@@ -296,11 +293,7 @@ pub struct Site {
 
 /// Pair the result lines with the labels. Each film (CSV row) is used once: a second line for
 /// it is a duplicate, and lines whose row several records claim are left out as ambiguous.
-pub fn pair(
-    results: &Path,
-    rows: &[LabelRow],
-    m: &Manifest,
-) -> Result<Site> {
+pub fn pair(results: &Path, rows: &[LabelRow], m: &Manifest) -> Result<Site> {
     let matcher = Matcher::new(rows);
     let mut site = Site::default();
     let left = |why: &str, site: &mut Site| *site.left_out.entry(why.into()).or_insert(0) += 1;
@@ -329,7 +322,7 @@ pub fn pair(
                 Some((first, ..)) if *first == path => left("duplicate line", &mut site),
                 Some(_) => {
                     // Two different records claim one labelled film: neither can be trusted.
-                    left("matches several CSV rows", &mut site);
+                    left("one CSV row fits several results", &mut site);
                     ambiguous_rows.push(row);
                 }
             },
@@ -337,7 +330,7 @@ pub fn pair(
     }
     for row in ambiguous_rows {
         if claimed.remove(&row).is_some() {
-            left("matches several CSV rows", &mut site);
+            left("one CSV row fits several results", &mut site);
         }
     }
     let mut patients: HashMap<&str, usize> = HashMap::new();
@@ -402,6 +395,58 @@ mod tests {
         assert_eq!(m.find("sample:nih-normal-1.png"), Ok(4));
     }
 
+    /// Each labelled film is used once; duplicates and films two results claim are counted.
+    #[test]
+    fn pairing_counts_what_it_leaves_out() {
+        let m = Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cxr-net.toml"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("l.csv");
+        std::fs::write(
+            &csv,
+            "Label,Path,Patient\ncovid,a/1.png,p\nnormal,2.png,p\nother,3.png,\n",
+        )
+        .unwrap();
+        let rows = read_labels(&csv, &m).unwrap();
+        assert_eq!(rows[1].label, 2);
+        let line = |p: &str| {
+            format!(
+                r#"{{"path":"{p}","model":{{"sha256":"abc"}},"error":null,"logits":{{"covid":1,"pneumonia":0,"normal":0,"other":0}},"probs":{{}}}}"#
+            )
+        };
+        let jsonl = [
+            line("/x/a/1.png"),
+            line("/x/a/1.png"),
+            line("/y/2.png"),
+            line("/z/2.png"),
+            line("9.png"),
+        ]
+        .join("\n");
+        let results = dir.path().join("r.jsonl");
+        std::fs::write(&results, jsonl).unwrap();
+        let site = pair(&results, &rows, &m).unwrap();
+        assert_eq!((site.y.clone(), site.n_groups), (vec![0], 1));
+        let left: Vec<(&str, u64)> = site
+            .left_out
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("duplicate line", 1),
+                ("no label in the CSV", 1),
+                ("one CSV row fits several results", 2)
+            ]
+        );
+        assert_eq!(site.labels_without_result, 2);
+        std::fs::write(&csv, "path,label\na.png,covid\n./a.png,normal\n").unwrap();
+        let e = read_labels(&csv, &m).unwrap_err();
+        assert!(format!("{e:#}").contains("twice"), "{e:#}");
+        std::fs::write(&csv, "path,label\na.png,tb\n").unwrap();
+        assert!(read_labels(&csv, &m).is_err());
+    }
+
     #[test]
     fn result_lines_give_logits_or_a_reason() {
         let labels: Vec<String> = ["covid", "normal"].map(String::from).into();
@@ -414,7 +459,9 @@ mod tests {
             Line::LeftOut(w) => panic!("{w}"),
         }
         // Only probabilities: ln p * T, equal to the logits up to a constant.
-        let probs = format!(r#"{{"path":"a.png","probs":{{"covid":0.25,"normal":0.75}},{model},"error":null}}"#);
+        let probs = format!(
+            r#"{{"path":"a.png","probs":{{"covid":0.25,"normal":0.75}},{model},"error":null}}"#
+        );
         match parse_line(&probs, &labels, 2.0) {
             Line::Film { z, .. } => {
                 assert!(((z[1] - z[0]) - 2.0 * 3f64.ln()).abs() < 1e-9, "{z:?}")

@@ -97,7 +97,11 @@ fn min_sensitivity_takes_the_highest_threshold_that_keeps_it() {
         let pos: Vec<f64> = (0..37).map(|_| rng.unit()).collect();
         let t = Rule::MinSensitivity(0.9).threshold(&pos, &neg);
         assert!(share_at_or_above(pos.iter().cloned(), t).unwrap() >= 0.9);
-        let above = pos.iter().cloned().filter(|&p| p > t + 1e-4).fold(1.0, f64::min);
+        let above = pos
+            .iter()
+            .cloned()
+            .filter(|&p| p > t + 1e-4)
+            .fold(1.0, f64::min);
         assert!(share_at_or_above(pos.iter().cloned(), above).unwrap() < 0.9);
     }
 }
@@ -118,7 +122,11 @@ fn youden_takes_the_best_j_over_every_candidate() {
             .chain(&neg)
             .map(|&v| j((v * 1e4).round() / 1e4))
             .fold(f64::NEG_INFINITY, f64::max);
-        assert!((j(t) - best).abs() < 1e-12, "J {} at {t}, best {best}", j(t));
+        assert!(
+            (j(t) - best).abs() < 1e-12,
+            "J {} at {t}, best {best}",
+            j(t)
+        );
     }
     // Separable: the point lies between the two groups.
     let t = Rule::Youden.threshold(&[0.8, 0.9, 0.95], &[0.1, 0.2, 0.3]);
@@ -135,7 +143,13 @@ fn auc_counts_pairs_with_ties_as_half() {
     for a in s.iter().filter(|x| x.1) {
         for b in s.iter().filter(|x| !x.1) {
             pairs += 1.0;
-            wins += if a.0 > b.0 { 1.0 } else if a.0 == b.0 { 0.5 } else { 0.0 };
+            wins += if a.0 > b.0 {
+                1.0
+            } else if a.0 == b.0 {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     assert!((auc(&mut s).unwrap() - wins / pairs).abs() < 1e-12);
@@ -152,7 +166,10 @@ fn the_fit_is_deterministic_and_its_intervals_hold_the_estimates() {
     let (t, ci) = a.temperature;
     let [lo, hi] = ci.unwrap();
     assert!(lo <= t && t <= hi && lo < hi, "{lo} {t} {hi}");
-    assert!(a.nll.1 <= a.nll.0, "the fitted temperature is at least as good");
+    assert!(
+        a.nll.1 <= a.nll.0,
+        "the fitted temperature is at least as good"
+    );
     for f in &a.labels {
         assert!(f.kept.is_none(), "{f:?}");
         for (est, ci) in [f.sensitivity, f.specificity, f.auc] {
