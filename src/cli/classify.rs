@@ -152,14 +152,13 @@ fn configured_language() -> Language {
 /// The calibration to use: `--site-profile`, else the board config's `[model] site_profile`,
 /// else the default profile file when it exists. Unlike the language, a config that cannot be
 /// read is an error here: scoring with another calibration than the board's would be silent.
-fn configured_profile(option: Option<&str>) -> ProfileChoice {
+fn configured_profile(option: Option<&str>) -> Result<ProfileChoice> {
     if option.is_some() {
-        return ProfileChoice::from_setting(option);
+        return Ok(ProfileChoice::from_setting(option));
     }
-    match Config::find(None) {
-        Ok(c) => c.model.profile(None),
-        Err(_) => ProfileChoice::from_setting(None),
-    }
+    let c = Config::find(None)
+        .context("cannot tell which site profile the board uses (or use --site-profile)")?;
+    Ok(c.model.profile(None))
 }
 
 pub fn run(args: ClassifyArgs) -> Result<i32> {
@@ -178,7 +177,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             .with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
-    let profile = configured_profile(args.profile.site_profile.as_deref());
+    let profile = configured_profile(args.profile.site_profile.as_deref())?;
     let clf =
         Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
     let limits = Limits {
