@@ -255,6 +255,13 @@ fn classify_film(
             .zip(pred.probs.iter().map(|&p| round6(p)))
             .collect(),
     );
+    rec.logits = Some(
+        m.labels
+            .iter()
+            .cloned()
+            .zip(pred.logits.iter().map(|&z| round6(z)))
+            .collect(),
+    );
     // The one place "not a chest X-ray" is decided; everything downstream reads this warning.
     if not_chest(&label, &pred.decision) {
         rec.quality.push(Warning::new(

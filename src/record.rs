@@ -39,6 +39,10 @@ pub struct Record {
     pub result: Option<String>,
     /// Calibrated probability per label, in manifest order.
     pub probs: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The network's raw logits per label, before any temperature: what `cxr-edge calibrate`
+    /// refits a site's calibration from (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<serde_json::Map<String, serde_json::Value>>,
     /// What the operating points say, when there is a result.
     pub decision: Option<Decision>,
     /// Quality warnings, and the blocking reason when a photo got no result.
@@ -66,6 +70,7 @@ impl Record {
             label: None,
             result: None,
             probs: None,
+            logits: None,
             decision: None,
             quality: Vec::new(),
             model,
@@ -118,6 +123,7 @@ mod tests {
             version: "1".into(),
             variant: "int8".into(),
             sha256: "0".repeat(12),
+            profile: Default::default(),
         }
     }
 

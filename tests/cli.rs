@@ -8,6 +8,9 @@ use serde_json::Value;
 mod common;
 use common::{command, root};
 
+#[path = "cli/calibrate.rs"]
+mod calibrate;
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge"))
 }
@@ -39,7 +42,7 @@ fn check_schema(r: &Value) {
     let mut keys: Vec<&str> = obj
         .keys()
         .map(String::as_str)
-        .filter(|k| *k != "heatmap" && *k != "film_corners")
+        .filter(|k| !["heatmap", "film_corners", "logits"].contains(k))
         .collect();
     keys.sort();
     assert_eq!(
@@ -62,6 +65,10 @@ fn check_schema(r: &Value) {
     assert!(r["notice"].as_str().unwrap().contains("Research use only"));
     assert!(r["model"]["name"].is_string() && r["model"]["variant"].is_string());
     assert_eq!(r["model"]["sha256"].as_str().unwrap().len(), 12);
+    assert!(
+        r["model"]["profile"]["name"].is_string(),
+        "the calibration is named"
+    );
     assert!(r["quality"].is_array());
     for w in r["quality"].as_array().unwrap() {
         assert!(w["code"].is_string() && w["message"].is_string());
@@ -85,6 +92,11 @@ fn check_schema(r: &Value) {
             .0;
         assert_eq!(best, label, "label is the most probable class");
         assert!(r["decision"]["flags"].is_array() && r["decision"]["summary"].is_string());
+        let logits = r["logits"].as_object().expect("logits when no error");
+        assert!(logits.keys().eq(labels().iter()), "logits keyed by label");
+        assert!(logits
+            .values()
+            .all(|v| v.as_f64().is_some_and(f64::is_finite)));
     } else {
         assert!(r["error"].as_str().unwrap().len() > 5);
         assert!(r["label"].is_null() && r["probs"].is_null() && r["decision"].is_null());

@@ -31,6 +31,7 @@ fn record(label: &str, probs: [f64; 4], flags: &[&str], summary: &str) -> Record
         version: "1".into(),
         variant: "int8".into(),
         sha256: "47c765a29576".into(),
+        profile: Default::default(),
     };
     let mut r = Record::new("sample", model);
     r.label = Some(label.into());

@@ -149,7 +149,10 @@ impl Kiosk<'_> {
 fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
     loop {
         let res = locate_manifest_in(k.cfg.model.manifest.as_deref(), Search::for_this_process())
-            .and_then(|m| Classifier::load(&m, k.cfg.model.variant.as_deref()));
+            .and_then(|m| {
+                let profile = k.cfg.model.profile(None);
+                Classifier::load_with_profile(&m, k.cfg.model.variant.as_deref(), &profile)
+            });
         match res {
             Ok(c) => return Ok(Some(c)),
             Err(e) if once => return Err(e),

@@ -76,7 +76,9 @@ pub fn run(args: CaptureArgs) -> Result<i32> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
-    let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
+    let profile = crate::model::ProfileChoice::from_setting(args.profile.site_profile.as_deref());
+    let clf =
+        Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
 
     let deadline = Instant::now() + Duration::from_secs_f64(args.timeout);
     let mut steady = Steady::new(args.steady);

@@ -17,7 +17,7 @@ use crate::analysis::{analyse, How, InputMode, Subject};
 use crate::capture::{self, expand_inputs, Input, InputSource, Limits};
 use crate::config::Config;
 use crate::lang::Language;
-use crate::model::{manifest::locate_manifest, Classifier};
+use crate::model::{manifest::locate_manifest, Classifier, ProfileChoice};
 use crate::record::Record;
 
 /// How a batch is classified.
@@ -149,6 +149,18 @@ fn configured_language() -> Language {
     }
 }
 
+/// The calibration to use: `--site-profile`, else the board config's `[model] site_profile`,
+/// else the default profile file when it exists. Unlike the language, a config that cannot be
+/// read is an error here: scoring with another calibration than the board's would be silent.
+fn configured_profile(option: Option<&str>) -> Result<ProfileChoice> {
+    if option.is_some() {
+        return Ok(ProfileChoice::from_setting(option));
+    }
+    let c = Config::find(None)
+        .context("cannot tell which site profile the board uses (or use --site-profile)")?;
+    Ok(c.model.profile(None))
+}
+
 pub fn run(args: ClassifyArgs) -> Result<i32> {
     let inputs = if args.paths.is_empty() {
         let s = capture::sample_inputs();
@@ -165,7 +177,9 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             .with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
     }
     let manifest_path = locate_manifest(args.model.model.as_deref())?;
-    let clf = Classifier::load(&manifest_path, args.model.variant.as_deref())?;
+    let profile = configured_profile(args.profile.site_profile.as_deref())?;
+    let clf =
+        Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
     let limits = Limits {
         memory_budget: args.memory_mb << 20,
         ..Limits::default()

@@ -63,7 +63,12 @@ fn csv_header(labels: &[String]) -> String {
         .map(String::from)
         .to_vec();
     head.extend(labels.iter().map(|l| format!("p_{l}")));
-    head.extend(["flags", "quality", "model", "variant", "error", "notice"].map(String::from));
+    head.extend(
+        [
+            "flags", "quality", "model", "variant", "profile", "error", "notice",
+        ]
+        .map(String::from),
+    );
     head.join(",")
 }
 
@@ -97,6 +102,11 @@ fn csv_row(stored: &StoredRecord, labels: &[String]) -> String {
         quality_codes(r).join(" "),
         r.model.name.clone(),
         r.model.variant.clone(),
+        // The calibration it was scored with: `shipped`, or `name@sha256` of a site profile.
+        match &r.model.profile.sha256 {
+            Some(sha) => format!("{}@{sha}", r.model.profile.name),
+            None => r.model.profile.name.clone(),
+        },
         opt(&r.error),
         r.notice.to_string(),
     ]);

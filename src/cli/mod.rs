@@ -2,6 +2,7 @@
 //! arguments and turns errors into exit codes.
 
 mod bench;
+mod calibrate;
 mod capture;
 mod classify;
 mod devices;
@@ -59,6 +60,10 @@ pub enum Command {
     /// Serve the upload page and JSON API (local only unless a token is configured).
     #[cfg(feature = "serve")]
     Serve(ServeArgs),
+    /// Fit a site profile (temperature and operating points) on the site's own labelled
+    /// `classify --json` output, with patient-level bootstrap 95% intervals; refuses, with
+    /// the reason, when a label has too few films or the results come from another model.
+    Calibrate(calibrate::CalibrateArgs),
     /// Time every stage (decode, film finding, rectification, preprocessing, inference,
     /// heatmap, screen) for each model variant on this machine.
     Bench(BenchArgs),
@@ -105,6 +110,9 @@ pub struct CaptureArgs {
     /// Which model and variant to use.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The calibration to use.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// Options of `cxr-edge bench`.
@@ -141,6 +149,9 @@ pub struct ServeArgs {
     /// Overrides of the config's model and variant.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The calibration to use.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// Options of `cxr-edge history`.
@@ -183,6 +194,20 @@ pub struct RunArgs {
     /// Analyse what is there now, then exit (exit code 1 if any film failed).
     #[arg(long)]
     pub once: bool,
+    /// Override the config's site profile.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+/// `--site-profile`: which calibration `classify`, `capture`, `serve` and `run` use.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProfileArgs {
+    /// Site profile written by `cxr-edge calibrate`: its temperature and operating points
+    /// replace the model's (refused if it was fitted for another model file); or `shipped`.
+    /// Default: `[model] site_profile` in the config, else /etc/cxr-edge/site-profile.toml
+    /// when it exists, else shipped. Every record names the profile it was scored with.
+    #[arg(long, value_name = "FILE|shipped")]
+    pub site_profile: Option<String>,
 }
 
 /// Which model manifest and variant to load.
@@ -229,6 +254,9 @@ pub struct ClassifyArgs {
     /// Which model and variant to use.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The calibration to use.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 fn parse_language(s: &str) -> Result<crate::lang::Language, String> {
@@ -272,6 +300,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::History(args) => history::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Devices => devices::run(),
         Command::Generate { what, dir } => generate::run(what, dir),

@@ -47,9 +47,14 @@ impl TableWriter {
         writeln!(out, "{}", notice_line(self.words))?;
         writeln!(
             out,
-            "{} {} v{} ({}, sha256 {})\n",
+            "{} {} v{} ({}, sha256 {})",
             w.model, m.name, m.version, m.variant, m.sha256
         )?;
+        // Which calibration set the operating points: a site's own, or the model's.
+        match &m.profile.sha256 {
+            Some(sha) => writeln!(out, "site profile {} (sha256 {sha})\n", m.profile.name)?,
+            None => writeln!(out)?,
+        }
         write!(out, "{:<PATH_WIDTH$}  {:<RESULT_WIDTH$}", w.file, w.result)?;
         for l in &self.labels {
             write!(out, " {:>9}", self.words.short_label(l).to_uppercase())?;

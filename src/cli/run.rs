@@ -14,6 +14,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(d) = &args.display {
         cfg.display = crate::config::with_gpio_controller(DisplaySpec::parse(d)?, &cfg.buttons);
     }
+    if let Some(p) = &args.profile.site_profile {
+        cfg.model.site_profile = Some(p.clone());
+    }
     if let Some(dir) = &args.storage {
         cfg.storage.dir = dir.clone();
     }

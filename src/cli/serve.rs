@@ -30,7 +30,8 @@ pub fn run(args: ServeArgs) -> Result<i32> {
         .variant
         .as_deref()
         .or(cfg.model.variant.as_deref());
-    let clf = Classifier::load(&manifest, variant)?;
+    let profile = cfg.model.profile(args.profile.site_profile.as_deref());
+    let clf = Classifier::load_with_profile(&manifest, variant, &profile)?;
     let log = ResultsLog::open(&cfg.storage.dir)?;
     serve(opts, clf, log)?;
     Ok(EXIT_OK)

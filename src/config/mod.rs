@@ -43,6 +43,8 @@
 //! [model]
 //! manifest = "/usr/share/cxr-edge/models/cxr-net.toml"
 //! variant = "int8"
+//! site_profile = "/etc/cxr-edge/site-profile.toml"  # from `cxr-edge calibrate` (the default
+//!                          # when that file exists); "shipped": the manifest's own calibration
 //!
 //! [storage]
 //! dir = "/var/lib/cxr-edge/results"
@@ -206,6 +208,17 @@ pub struct ModelSection {
     pub manifest: Option<PathBuf>,
     /// Variant from the manifest (int8, f32); default: the manifest's choice.
     pub variant: Option<String>,
+    /// Site profile (`cxr-edge calibrate`) whose temperature and operating points replace the
+    /// manifest's, or `shipped`; default: /etc/cxr-edge/site-profile.toml when it exists.
+    pub site_profile: Option<String>,
+}
+
+impl ModelSection {
+    /// The calibration `run`, `serve` and `classify` use (an option given on the command line
+    /// wins over this).
+    pub fn profile(&self, option: Option<&str>) -> crate::model::ProfileChoice {
+        crate::model::ProfileChoice::from_setting(option.or(self.site_profile.as_deref()))
+    }
 }
 
 /// `[storage]`: where results are kept.

@@ -1,8 +1,10 @@
 //! The model: its manifest, the shared preprocessing, inference and the calibrated answer.
 
 mod engine;
+pub mod fit;
 pub mod manifest;
 pub mod preprocess;
+pub mod profile;
 pub mod requant;
 
 use std::path::Path;
@@ -12,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use engine::{Cam, Engine, RawOutput};
 pub use manifest::Manifest;
+pub use profile::{ProfileChoice, ProfileId, SiteProfile};
 
 use crate::lang::Language;
 use crate::pixels::Frame;
@@ -24,6 +27,9 @@ pub struct Classifier {
     pub variant: String,
     /// Full SHA-256 of the variant's model file, lowercase hex.
     pub sha256: String,
+    /// The calibration in use: `shipped`, or the site profile whose temperature and operating
+    /// points replaced the manifest's (see [`Classifier::use_profile`]).
+    pub profile: ProfileId,
     engine: Engine,
 }
 
@@ -38,6 +44,9 @@ pub struct ModelId {
     pub variant: String,
     /// First 12 hex digits of the model file's sha256.
     pub sha256: String,
+    /// The calibration the result was scored with (`shipped` in records older than profiles).
+    #[serde(default)]
+    pub profile: ProfileId,
 }
 
 impl Classifier {
@@ -57,9 +66,40 @@ impl Classifier {
         Ok(Classifier {
             sha256: v.sha256.to_ascii_lowercase(),
             variant: name,
+            profile: ProfileId::shipped(),
             manifest,
             engine,
         })
+    }
+
+    /// Use `choice`'s calibration from now on. A site profile must have been fitted for this
+    /// very model file (its sha256) and labels, else this fails and nothing changes: a profile
+    /// for another model is never silently applied.
+    pub fn use_profile(&mut self, choice: &ProfileChoice) -> Result<()> {
+        let path = match choice {
+            ProfileChoice::Shipped => return Ok(()),
+            ProfileChoice::File(p) => p,
+        };
+        let (p, file_sha) = SiteProfile::load(path)?;
+        p.check_fits(&self.manifest, &self.variant, &self.sha256)
+            .with_context(|| format!("site profile {} is refused", path.display()))?;
+        p.apply(&mut self.manifest);
+        self.profile = ProfileId {
+            name: p.name.clone(),
+            sha256: Some(file_sha[..12].to_string()),
+        };
+        Ok(())
+    }
+
+    /// [`Classifier::load`], then [`Classifier::use_profile`]: what every face calls.
+    pub fn load_with_profile(
+        path: &Path,
+        variant: Option<&str>,
+        profile: &ProfileChoice,
+    ) -> Result<Classifier> {
+        let mut clf = Classifier::load(path, variant)?;
+        clf.use_profile(profile)?;
+        Ok(clf)
     }
 
     /// The identity to record with each result.
@@ -69,6 +109,7 @@ impl Classifier {
             version: self.manifest.version.clone(),
             variant: self.variant.clone(),
             sha256: self.sha256[..12].to_string(),
+            profile: self.profile.clone(),
         }
     }
 

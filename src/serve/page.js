@@ -95,8 +95,11 @@ function render(rec) {
     text(li, "! " + warningWords(w));
     warnings.appendChild(li);
   }
+  // A site profile's name is shown: its operating points, not the model's, set the flags.
+  const site = rec.model && rec.model.profile && rec.model.profile.sha256 ?
+    ` - site profile ${rec.model.profile.name}` : "";
   text($("footer"), rec.model ?
-    `${rec.model.name} v${rec.model.version} ${rec.model.variant} - ${Math.round(rec.elapsed_ms)} ms` : "");
+    `${rec.model.name} v${rec.model.version} ${rec.model.variant}${site} - ${Math.round(rec.elapsed_ms)} ms` : "");
   text($("notice"), W.records ? rec.notice : W.notice);
   const id = (rec.path || "").startsWith("upload:") ? rec.path.slice(7) : null;
   showPicture($("heatmap"), rec.heatmap);

@@ -21,6 +21,7 @@ fn model() -> ModelId {
         version: "0".into(),
         variant: "test".into(),
         sha256: "000000000000".into(),
+        profile: Default::default(),
     }
 }
 

@@ -254,6 +254,7 @@ mod tests {
             version: "1".into(),
             variant: "int8".into(),
             sha256: "0".repeat(12),
+            profile: Default::default(),
         };
         let mut rec = Record::new("x", model);
         rec.error = Some("decode failed".into());
