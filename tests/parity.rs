@@ -203,3 +203,41 @@ fn logits_are_the_mean_of_the_cam() {
         close(&format!("class {c}"), mean, pred.logits[c] as f64, 1e-3);
     }
 }
+
+/// "cxr-eq-v2" (rank equalisation after the area resize), checked against the Python reference
+/// before any shipped model uses it: `models/train/eq_fixture.py` writes the fixture.
+#[test]
+fn equalised_preprocessing_matches_the_python_reference() {
+    use cxr_edge::model::preprocess::{preprocess_with, Preprocess};
+    let text = std::fs::read_to_string(root().join("tests/fixtures/preprocess-eq-v2.json"))
+        .expect("preprocess-eq-v2.json");
+    let p: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(p["preprocess"], "cxr-eq-v2");
+    let (w, h) = (
+        p["width"].as_u64().unwrap() as usize,
+        p["height"].as_u64().unwrap() as usize,
+    );
+    let (mean, std) = (f(&p["mean"]) as f32, f(&p["std"]) as f32);
+    for s in p["samples"].as_array().unwrap() {
+        let file = s["file"].as_str().unwrap();
+        let bytes = std::fs::read(root().join("tests/fixtures").join(file)).unwrap();
+        let frame = decode_image(&bytes, &Limits::default()).unwrap();
+        let t = preprocess_with(Preprocess::EqV2, &frame, w, h, mean, std);
+        let (m, sd, min, max, _) = stats(&t);
+        // ranks are exact; a resized value that differs by an ulp may swap two neighbours, which
+        // moves a value by 1/(n-1) / std, about 1.3e-4 here
+        close(&format!("{file} mean"), m, f(&s["mean"]), 1e-5);
+        close(&format!("{file} std"), sd, f(&s["std"]), 1e-4);
+        close(&format!("{file} min"), min, f(&s["min"]), 1e-6);
+        close(&format!("{file} max"), max, f(&s["max"]), 1e-6);
+        let stride = s["stride"].as_u64().unwrap() as usize;
+        for (k, want) in vecf(&s["values"]).into_iter().enumerate() {
+            close(
+                &format!("{file} eq tensor[{}]", k * stride),
+                t[k * stride] as f64,
+                want,
+                1e-3,
+            );
+        }
+    }
+}

@@ -4,7 +4,7 @@ usage: python models/train/eval_jsonl.py PRED.jsonl [--manifest models/cxr-net.t
        [--data DATA_MANIFEST.csv] [--reps 1000] [--card models/card/results.json]
 Each JSON line: {"path": "...", "probs": {label: p}, "error": null, ...}. The true label of each
 line comes from the data manifest (`--data`, default $CXR_DATA/manifest.csv; your own data: a CSV
-with at least `path,label`, optional `split`, `patient_id`, `source`; paths relative to the CSV's
+with at least `path,label`, optional `split`, `patient` (or `patient_id`), `source`; paths relative to the CSV's
 folder), never from the file's name or folder. A line is matched to a manifest row by
   1. its path, resolved, equal to the row's file (the usual case: classify was run on the files);
   2. else the longest run of trailing path components equal to a row's path (a copy of the data
@@ -46,7 +46,7 @@ def load_data_manifest(path: Path, labels):
             r["y"] = labels.index(r["label"])
             r["abspath"] = os.path.normpath(root / r["path"])
             r.setdefault("split", "")
-            r["patient_id"] = r.get("patient_id") or r["path"]
+            r["patient_id"] = r.get("patient_id") or r.get("patient") or r["path"]
             r["source"] = r.get("source") or "unknown"
             rows.append(r)
     return rows

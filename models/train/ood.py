@@ -87,7 +87,7 @@ def devices(img, rng):
 
 
 STRESS = {
-    "turned 30-90 deg": lambda im, rng: cue_augment(im, rng, p_border=0, p_text=0, p_flip=0, p_turn=1.0),
+    "turned up to 90 deg": lambda im, rng: cue_augment(im, rng, p_border=0, p_text=0, p_flip=0, p_turn=1.0),
     "flipped": lambda im, rng: im[:, ::-1].copy(),
     "burned-in text": lambda im, rng: cue_augment(im, rng, p_border=0, p_text=1.0, p_flip=0, p_turn=0),
     "tubes, wires, device": devices,
@@ -176,7 +176,7 @@ def main():
         for name in sets:
             r = per[name]
             c = f"{100 * r['chest_called_other']:.2f}% of {r['n_chest']}"
-            if r["n_other"] and name in ("val", "test", "test, turned 30-90 deg", "test, flipped"):
+            if r["n_other"] and name in ("val", "test", "test, turned up to 90 deg", "test, flipped"):
                 c += f" / recall {100 * r['other_recall']:.1f}%"
             cells.append(c)
         md_.append(f"| {rn} | " + " | ".join(cells) + " |")

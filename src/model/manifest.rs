@@ -9,7 +9,10 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The only preprocessing this build implements (see [`super::preprocess`]).
+use super::preprocess::Preprocess;
+
+/// The preprocessing of the shipped model (see [`super::preprocess`], which also implements
+/// the others in [`Preprocess::IDS`]).
 pub const PREPROCESS_ID: &str = "cxr-area-v1";
 
 /// A model's manifest, as read from its TOML file and validated.
@@ -56,7 +59,7 @@ pub struct InputSpec {
     pub channels: usize,
     /// Tensor layout; only `NCHW` is supported.
     pub layout: String,
-    /// Preprocessing id; must equal [`PREPROCESS_ID`].
+    /// Preprocessing id; one of [`Preprocess::IDS`].
     pub preprocess: String,
     /// Mean subtracted from pixel values scaled to [0, 1].
     pub mean: f32,
@@ -140,9 +143,10 @@ impl Manifest {
             i.layout
         );
         ensure!(
-            i.preprocess == PREPROCESS_ID,
-            "input.preprocess is `{}`, this build implements `{PREPROCESS_ID}` only",
-            i.preprocess
+            Preprocess::from_id(&i.preprocess).is_some(),
+            "input.preprocess is {:?}, this build implements {} only",
+            i.preprocess,
+            Preprocess::IDS.map(|id| format!("`{id}`")).join(", ")
         );
         ensure!(
             (16..=2048).contains(&i.width) && (16..=2048).contains(&i.height),

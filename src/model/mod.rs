@@ -116,7 +116,10 @@ impl Classifier {
     /// The exact tensor the network sees for this frame.
     pub fn preprocess(&self, frame: &Frame) -> Vec<f32> {
         let i = &self.manifest.input;
-        preprocess::preprocess(frame, i.width, i.height, i.mean, i.std)
+        // validate() accepted only implemented ids, so the fallback is never taken
+        let kind = preprocess::Preprocess::from_id(&i.preprocess)
+            .unwrap_or(preprocess::Preprocess::AreaV1);
+        preprocess::preprocess_with(kind, frame, i.width, i.height, i.mean, i.std)
     }
 
     /// Run the network on an already preprocessed tensor and calibrate its output.

@@ -109,19 +109,24 @@ def preprocess_file(path, size: int, mean: float, std: float) -> np.ndarray:
 def equalise01(resized: np.ndarray) -> np.ndarray:
     """"cxr-eq-v2" step 3: rank-based histogram equalisation of the resized image.
 
-    Each pixel becomes the mean rank of its value among the n pixels, scaled to [0, 1]:
-    (first + last index of the value in the sorted image) / (2 (n - 1)), computed exactly in
-    float64 (integers over an integer) and rounded once to float32. The result depends only on
-    the order of the pixel values, not on a collection's brightness, contrast, gamma or
-    bit depth: every image leaves with the same (uniform) histogram. Ties share one value, so
-    flat borders and saturated areas stay flat. n = 1 gives 0.5."""
-    flat = np.ascontiguousarray(resized, dtype=np.float32).ravel()
-    n = flat.size
+    Each resized value is first put on a grid of 1/16 grey level, q = floor(16 v + 0.5) (exact in
+    float32 up to the rounding of the addition, identical in Rust), so that values that differ
+    only by float rounding of the resize tie exactly; without the grid, a last-bit difference
+    between numpy's and Rust's sums could move a pixel past many near-equal neighbours. Each pixel
+    then becomes the mean rank of its q among the n pixels, scaled to [0, 1]:
+    (first + last index of q in the sorted image) / (2 (n - 1)), computed exactly in float64
+    (integers over an integer) and rounded once to float32. The result depends only on the order
+    of the values, not on a collection's brightness, contrast, gamma or bit depth: every image
+    leaves with the same (uniform) histogram. Ties share one value, so flat borders and
+    saturated areas stay flat. n = 1 gives 0.5."""
+    v = np.ascontiguousarray(resized, dtype=np.float32).ravel()
+    n = v.size
     if n < 2:
         return np.full(resized.shape, 0.5, dtype=np.float32)
-    order = np.sort(flat)
-    lo = np.searchsorted(order, flat, side="left")
-    hi = np.searchsorted(order, flat, side="right") - 1
+    q = np.floor(v * np.float32(16.0) + np.float32(0.5)).astype(np.float32)
+    order = np.sort(q)
+    lo = np.searchsorted(order, q, side="left")
+    hi = np.searchsorted(order, q, side="right") - 1
     r = (lo + hi).astype(np.float64) / float(2 * (n - 1))
     return r.astype(np.float32).reshape(resized.shape)
 
