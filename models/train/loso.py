@@ -2,6 +2,7 @@
 
 usage: python loso.py --recipe v1 --out runs/loso [--folds ieee8023,nih,kermany] [--epochs 14]
                       [--photos DIR] [--reps 1000] [--eval-only]
+       python loso.py --compare v1,v2 --out runs/loso [--card ../card/loso]
 
 For each fold the recipe is trained from scratch without the held-out source - neither in train
 nor in val, so it cannot steer model selection, temperature or thresholds either - and then
@@ -181,6 +182,33 @@ def table(recipe, res):
     return "\n".join(md) + "\n"
 
 
+def compare(root: Path, recipes, card: Path | None):
+    """Side-by-side table of the folds every recipe has (each fold's eval.json); writes
+    CARD/loso.{json,md} when asked."""
+    res = {r: {f: json.loads((root / r / f / "eval.json").read_text())
+               for f in FOLDS if (root / r / f / "eval.json").exists()} for r in recipes}
+    folds = [f for f in FOLDS if all(f in res[r] for r in recipes)]
+    md = ["| held-out source | task | n pos / neg | " + " | ".join(f"AUC {r}" for r in recipes) + " | "
+          + " | ".join(f"normals called covid, {r}" for r in recipes) + " | "
+          + " | ".join(f"chest films called other, {r}" for r in recipes) + " |",
+          "|---|---|---|" + "---|" * (3 * len(recipes))]
+    for f in folds:
+        a = res[recipes[0]][f]
+        md.append(f"| `{f}` | {a['task']} ({a['negatives']}) | {a['n_pos']} / {a['n_neg']} | "
+                  + " | ".join(fmt(res[r][f]["auc"]) for r in recipes) + " | "
+                  + " | ".join(fmt(res[r][f]["normals_called_covid"], True) for r in recipes) + " | "
+                  + " | ".join(fmt(res[r][f]["chest_called_other"], True) for r in recipes) + " |")
+    macro = {r: float(np.mean([res[r][f]["auc"]["value"] for f in folds])) for r in recipes}
+    md += ["", "Unseen-source macro AUC over these folds: "
+           + ", ".join(f"{r} **{macro[r]:.3f}**" for r in recipes)]
+    text = "\n".join(md) + "\n"
+    print(text)
+    if card:
+        card.mkdir(parents=True, exist_ok=True)
+        (card / "loso.json").write_text(json.dumps({"folds": folds, "macro_auc": macro, "results": res}, indent=1))
+        (card / "loso.md").write_text(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default="v1", choices=sorted(RECIPES))
@@ -191,9 +219,15 @@ def main():
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--compare", default=None, metavar="R1,R2",
+                    help="only print (and with --card write) the folds both recipes have, side by side")
+    ap.add_argument("--card", default=None, help="with --compare: write loso.{json,md} here")
     ap.add_argument("--smoke", action="store_true",
                     help="plumbing check: 1 epoch on 300 images, 20 bootstrap reps (figures meaningless)")
     a = ap.parse_args()
+    if a.compare:
+        compare(Path(a.out), a.compare.split(","), Path(a.card) if a.card else None)
+        return
     extra = []
     if a.smoke:
         a.epochs, a.reps, extra = 1, 20, ["--subset", "300", "--val-subset", "200"]
