@@ -85,6 +85,25 @@ def write_manifest(path, size, mean, std, temperature, thr, notes, version="1", 
     assert t["labels"] == LABELS and t["input"]["width"] == size
 
 
+def operating_points(z, y):
+    """Temperature (NLL on z, y) and the per-class operating points with their rules, on the
+    calibrated probabilities: (t, thresholds, the rule written beside each)."""
+    t = fit_temperature(z, y)
+    p = softmax(z, t)
+    thr, notes = {}, {}
+    c = LABELS.index("covid")
+    thr["covid"] = thr_min_sens(p[y == c, c], 0.90)
+    notes["covid"] = "highest threshold with val sensitivity >= 0.90"
+    o = LABELS.index("other")
+    thr["other"] = thr_min_sens(p[y == o, o], 0.99)
+    notes["other"] = "highest threshold with val recall >= 0.99"
+    for l in ("pneumonia", "normal"):
+        k = LABELS.index(l)
+        thr[l] = thr_youden(y == k, p[:, k])
+        notes[l] = "Youden's J maximum on val"
+    return t, thr, notes
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", required=True)
@@ -102,19 +121,9 @@ def main():
     files = {"int8": md / "cxr-net.int8.onnx", "f32": md / "cxr-net.onnx"}
     z = {v: run_logits(session(f), x) for v, f in files.items()}
     zd = z[a.default]
-    t = fit_temperature(zd, y)
+    t, thr, notes = operating_points(zd, y)
     p = softmax(zd, t)
-    thr, notes, res = {}, {}, {}
-    c = LABELS.index("covid")
-    thr["covid"] = thr_min_sens(p[y == c, c], 0.90)
-    notes["covid"] = "highest threshold with val sensitivity >= 0.90"
-    o = LABELS.index("other")
-    thr["other"] = thr_min_sens(p[y == o, o], 0.99)
-    notes["other"] = "highest threshold with val recall >= 0.99"
-    for l in ("pneumonia", "normal"):
-        k = LABELS.index(l)
-        thr[l] = thr_youden(y == k, p[:, k])
-        notes[l] = "Youden's J maximum on val"
+    res = {}
     for l in LABELS:
         k = LABELS.index(l)
         se, sp, ppv = op_metrics(y == k, p[:, k], thr[l])

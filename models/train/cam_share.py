@@ -18,7 +18,6 @@ model compared, so the figure ranks models, it does not certify them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
@@ -32,6 +31,7 @@ from cxr.augment import _random_text  # noqa: E402
 from cxr.data import load_images, load_manifest, split_rows  # noqa: E402
 from cxr.ortrun import session  # noqa: E402
 from cxr.preprocess import tensor_for  # noqa: E402
+from cxr.report import write_card_files  # noqa: E402
 
 SEED = 20261203
 
@@ -122,10 +122,7 @@ def main():
     table = "\n".join(md_) + "\n"
     print(table)
     if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "cam_share.json").write_text(json.dumps(res, indent=1))
-        (out / "cam_share.md").write_text(table)
+        write_card_files(a.out, "cam_share", res, table)
 
 
 if __name__ == "__main__":

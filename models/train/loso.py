@@ -36,8 +36,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cxr import LABELS  # noqa: E402
 from cxr.data import load_images, load_manifest, split_rows  # noqa: E402
-from cxr.metrics import auc, bootstrap_groups, ci, fit_temperature, op_metrics, softmax  # noqa: E402
-from calibrate import thr_min_sens, thr_youden  # noqa: E402
+from cxr.metrics import auc, bootstrap_groups, ci, softmax  # noqa: E402
+from cxr.report import write_card_files  # noqa: E402
+from calibrate import operating_points  # noqa: E402
 
 FOLDS = {
     "ieee8023": dict(task="covid", pos="covid", neg="normal", neg_from="others-test"),
@@ -76,20 +77,6 @@ def model_logits(ckpt, rows, imgs, threads=2):
                                  for im in imgs[i:i + 64]])
             out.append(net(torch.from_numpy(xb))[0].numpy())
     return np.concatenate(out).astype(np.float64), m
-
-
-def operating_points(z_val, y_val):
-    """Temperature and thresholds on the fold's val, with calibrate.py's rules."""
-    t = fit_temperature(z_val, y_val)
-    p = softmax(z_val, t)
-    thr = {}
-    for l, target in (("covid", 0.90), ("other", 0.99)):
-        k = LABELS.index(l)
-        thr[l] = thr_min_sens(p[y_val == k, k], target)
-    for l in ("pneumonia", "normal"):
-        k = LABELS.index(l)
-        thr[l] = thr_youden(y_val == k, p[:, k])
-    return t, thr
 
 
 def boot(groups, reps, seed, fn):
@@ -204,9 +191,7 @@ def compare(root: Path, recipes, card: Path | None):
     text = "\n".join(md) + "\n"
     print(text)
     if card:
-        card.mkdir(parents=True, exist_ok=True)
-        (card / "loso.json").write_text(json.dumps({"folds": folds, "macro_auc": macro, "results": res}, indent=1))
-        (card / "loso.md").write_text(text)
+        write_card_files(card, "loso", {"folds": folds, "macro_auc": macro, "results": res}, text)
 
 
 def main():
@@ -250,7 +235,7 @@ def main():
         ev = [r for r in rows if r["source"] == fold or
               (r["split"] == "test" and FOLDS[fold]["neg_from"] == "others-test" and r["label"] == FOLDS[fold]["neg"])]
         z_val, meta = model_logits(d / "best.pt", val, load_images(val), a.threads)
-        t, thr = operating_points(z_val, np.array([r["y"] for r in val]))
+        t, thr, _ = operating_points(z_val, np.array([r["y"] for r in val]))
         z_ev, _ = model_logits(d / "best.pt", ev, load_images(ev), a.threads)
         r = score_fold(fold, z_ev, ev, t, thr, a.reps)
         r["train_s_this_call"] = round(train_s, 1)

@@ -19,7 +19,6 @@ Targets (issue 20): chest films called other <= 0.3%, `other` recall >= 99%.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
@@ -33,6 +32,7 @@ from cxr.augment import cue_augment  # noqa: E402
 from cxr.data import load_images, load_manifest, split_rows, subset_rows  # noqa: E402
 from cxr.metrics import softmax  # noqa: E402
 from cxr.preprocess import tensor_for  # noqa: E402
+from cxr.report import write_card_files  # noqa: E402
 
 SEED = 20261203
 
@@ -184,10 +184,7 @@ def main():
              "cuts chosen on val (chest films called other <= 0.3%):\n\n" + "\n".join(md_) + "\n")
     print(table)
     if a.out:
-        out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ood.json").write_text(json.dumps(res, indent=1))
-        (out / "ood.md").write_text(table)
+        write_card_files(a.out, "ood", res, table)
 
 
 if __name__ == "__main__":

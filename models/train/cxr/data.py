@@ -9,7 +9,7 @@ import numpy as np
 
 from . import LABELS
 from .augment import camera_augment, cue_augment, light_augment
-from .preprocess import area_resize, decode, finish
+from .preprocess import decode, finish, tensor_for
 
 DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
 
@@ -102,7 +102,7 @@ class TrainSet:
             img = light_augment(img, rng, self.size)
         else:
             img = camera_augment(img, rng, out_side=self.size)
-        x = finish(self.preprocess, area_resize(img, self.size, self.size), self.mean, self.std)[None]
+        x = tensor_for(self.preprocess, img, self.size, self.mean, self.std)[0]
         return x, self.rows[i]["y"], i
 
 
@@ -147,5 +147,4 @@ class BalancedSampler:
 
 
 def clean_tensors(rows, imgs, size, mean, std, preprocess="cxr-area-v1"):
-    return np.concatenate([finish(preprocess, area_resize(im.astype(np.float32), size, size), mean, std)[None, None]
-                           for im in imgs], 0)
+    return np.concatenate([tensor_for(preprocess, im.astype(np.float32), size, mean, std) for im in imgs], 0)

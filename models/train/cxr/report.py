@@ -106,3 +106,13 @@ def md_per_source(ps):
 def ece_pair(logits, y, t):
     from .metrics import softmax
     return dict(ece_before=ece(softmax(logits, 1.0), y), ece_after=ece(softmax(logits, t), y))
+
+
+def write_card_files(out, stem, res, table):
+    """OUT/STEM.json (the figures) and OUT/STEM.md (the table) for the model card."""
+    import json
+    from pathlib import Path
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
+    (out / f"{stem}.md").write_text(table)
