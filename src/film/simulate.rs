@@ -24,7 +24,13 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator whose whole sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Rng::from_state(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    /// A generator started from the raw splitmix64 state (no seed mixing), for callers whose
+    /// sequences were defined that way (`model::fit`'s bootstrap).
+    pub fn from_state(state: u64) -> Self {
+        Rng(state)
     }
 
     /// The next 64 random bits.

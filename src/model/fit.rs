@@ -168,22 +168,19 @@ pub fn auc(scored: &mut [(f64, bool)]) -> Option<f64> {
     Some(u / (npos as f64 * nneg as f64))
 }
 
-/// SplitMix64: small, seeded, the same on every platform.
-pub struct Rng(u64);
+/// SplitMix64 (the photo simulator's generator, started from the raw seed): small, seeded, the
+/// same on every platform.
+pub struct Rng(crate::film::simulate::Rng);
 
 impl Rng {
     /// A generator started from `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(crate::film::simulate::Rng::from_state(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0; the modulo bias is below 2^-40 for any n here).
