@@ -432,6 +432,64 @@ fn heatmaps_are_written_one_png_per_input() {
 }
 
 #[test]
+fn classify_store_records_every_film_and_history_reads_them_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("results");
+    let dir = store.to_str().unwrap();
+    let first = run(&["classify", "--json", "--store", dir]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let printed = json_lines(&first);
+    // What is printed still names the films given; the log names them by hash only.
+    assert!(printed
+        .iter()
+        .all(|r| r["path"].as_str().unwrap().starts_with("sample:")));
+    let n = printed.len();
+    // A second batch adds to the same log.
+    let film = root().join("tests/fixtures/samples/nih-normal-1.png");
+    let second = run(&["classify", "--json", "--store", dir, film.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(0));
+
+    let stored = cxr_edge::store::read_all(&store).unwrap();
+    assert_eq!(stored.len(), n + 1);
+    for (name, r) in &stored {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.source, cxr_edge::store::Origin::Classify);
+        assert_eq!(r.record.path, format!("classify:{name}"));
+        assert_eq!(r.input_sha256.as_deref().map(str::len), Some(64));
+        let pic = r.image.as_deref().expect("the heatmap picture is kept");
+        assert!(store.join(pic).is_file(), "{pic}");
+        let text = serde_json::to_string(r).unwrap();
+        assert!(
+            !text.contains("nih-normal-1"),
+            "a file name in the log: {text}"
+        );
+    }
+    // The same results as printed (in the order the analyses finished, which with several
+    // jobs need not be the input order).
+    let mut a: Vec<String> = printed.iter().map(|r| r["label"].to_string()).collect();
+    let mut b: Vec<String> = stored[..n]
+        .iter()
+        .map(|(_, r)| format!("{:?}", r.as_ref().unwrap().record.label.as_deref().unwrap()))
+        .collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    let csv = run(&["history", "--storage", dir, "--csv", "-"]);
+    assert_eq!(csv.status.code(), Some(0));
+    let text = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        n + 2,
+        "a header and one line per record:\n{text}"
+    );
+}
+
+#[test]
 fn a_missing_model_is_a_clear_fatal_error() {
     let out = run(&["classify", "--model", "/nonexistent/model.toml"]);
     assert_eq!(out.status.code(), Some(2));

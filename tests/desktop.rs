@@ -141,13 +141,8 @@ fn write_frames(dir: &Path) {
 }
 
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                .count()
-        })
-        .unwrap_or(0)
+    // Before the service has opened the folder there is nothing to read.
+    cxr_edge::store::read_all(dir).map_or(0, |r| r.len())
 }
 
 /// Wait until `f` holds on two screenshots in a row that are the same (the screen has settled:

@@ -116,13 +116,13 @@ fn inbox_films_are_analysed_recorded_and_filed_away() {
     let reason = std::fs::read_to_string(inbox.join("failed").join(reason)).unwrap();
     assert!(!reason.trim().is_empty());
 
-    // Two records, whole JSON, no file names, the notice on each; one picture for the good film.
+    // Two records, whole, no file names, the notice on each; one picture for the good film.
     let results = d.path().join("results");
     let names = files(&results);
-    let records: Vec<Value> = names
-        .iter()
-        .filter(|n| n.ends_with(".json"))
-        .map(|n| serde_json::from_slice(&std::fs::read(results.join(n)).unwrap()).unwrap())
+    let records: Vec<Value> = cxr_edge::store::read_all(&results)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
         .collect();
     assert_eq!(records.len(), 2, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.ends_with(".png")).count(), 1);
@@ -294,11 +294,8 @@ fn scripted_camera_run_writes_each_screen_and_records_the_film() {
         ],
         "{names:?}"
     );
-    let records: Vec<String> = files(&d.path().join("results"))
-        .into_iter()
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
+    let records = cxr_edge::store::read_all(&d.path().join("results")).unwrap();
+    assert_eq!(records.len(), 1);
 
     // A script needs a camera-like source.
     let out = command()
@@ -788,7 +785,7 @@ fn killed_at_random_points_every_film_is_filed_once_and_recorded_at_most_once() 
     // Every record parses; no film has two; a film in done/ has exactly one.
     let mut recorded: std::collections::HashMap<String, usize> = Default::default();
     for (p, r) in cxr_edge::store::read_all(&results).unwrap() {
-        let r = r.unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        let r = r.unwrap_or_else(|e| panic!("{p}: {e:#}"));
         *recorded.entry(r.input_sha256.unwrap()).or_default() += 1;
     }
     assert!(

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::lang::Language;
 use crate::model::{manifest::locate_manifest, Classifier, ProfileChoice};
 use crate::record::Record;
+use crate::store::{Origin, ResultsLog};
 
 /// How a batch is classified.
 pub struct BatchOptions {
@@ -30,6 +31,8 @@ pub struct BatchOptions {
     pub heatmap_dir: Option<PathBuf>,
     /// Images analysed at once.
     pub jobs: usize,
+    /// Also record each result (with its heatmap picture) in this results log.
+    pub store: Option<ResultsLog>,
 }
 
 /// One input of the batch: analysed, its heatmap written where asked.
@@ -42,11 +45,21 @@ fn classify_one(
     let how = How {
         mode: opts.input,
         limits: opts.limits,
-        heatmap: heatmap.is_some(),
+        heatmap: heatmap.is_some() || opts.store.is_some(),
     };
     let mut a = analyse(Subject::Input(input), &how, clf);
     if let Some(path) = heatmap {
         a.save_heatmap(path);
+    }
+    if let Some(log) = &opts.store {
+        // The log names the input by its hash (file names may carry the patient's); the table
+        // and --json keep naming the file the user gave. A record that cannot be stored says
+        // so in its `error`, and the batch goes on.
+        let given = a.record.path.clone();
+        if let Err(e) = log.record(&mut a, Origin::Classify, true) {
+            tracing::error!("{e:#}");
+        }
+        a.record.path = given;
     }
     a.record
 }
@@ -196,11 +209,16 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             args.memory_mb
         );
     }
+    let store = match &args.store {
+        Some(dir) => Some(ResultsLog::open(dir)?),
+        None => None,
+    };
     let opts = BatchOptions {
         input: args.input.into(),
         limits,
         heatmap_dir: args.heatmap.clone(),
         jobs,
+        store,
     };
 
     let progress = if inputs.len() > 1 {

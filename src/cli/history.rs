@@ -36,7 +36,7 @@ fn csv(field: &str) -> String {
 }
 
 /// The label names of the log's records, in manifest order (from the first with a result).
-fn label_names(records: &[(PathBuf, Result<StoredRecord>)]) -> Vec<String> {
+fn label_names(records: &[(String, Result<StoredRecord>)]) -> Vec<String> {
     records
         .iter()
         .find_map(|(_, r)| {

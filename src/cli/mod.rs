@@ -233,6 +233,11 @@ pub struct ClassifyArgs {
     /// Write each film with its class-activation heatmap as a PNG into this directory.
     #[arg(long, value_name = "DIR")]
     pub heatmap: Option<PathBuf>,
+    /// Also record every result in the results log in DIR (its `results.sqlite` and heatmap
+    /// pictures, as `run` and `serve` keep them; `cxr-edge history --storage DIR` lists them).
+    /// Records name inputs by their SHA-256, never by file name.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     /// Images analysed in parallel (default: the number of CPUs). Capped so that this many
     /// analyses at their memory budget fit in the memory available now.
     #[arg(long, short = 'j')]

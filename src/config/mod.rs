@@ -225,7 +225,8 @@ impl ModelSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
-    /// Results log: one JSON file per analysed film.
+    /// Results log: the folder of `results.sqlite` (one record per analysed film) and the kept
+    /// pictures.
     #[serde(default = "default_storage")]
     pub dir: PathBuf,
     /// Keep the heatmap picture of each film next to its record.
