@@ -300,7 +300,7 @@ impl<'a> LiveKiosk<'a> {
         self.busy = false;
         match self.log.record(&mut done, Origin::Camera, self.keep_images) {
             Ok(_) if self.quiet => {}
-            Ok(r) => tracing::info!("{} (record {})", done.record.summary_line(), r.name),
+            Ok(_) => tracing::info!("{}", done.record.summary_line()),
             Err(e) => tracing::error!("{e:#}"),
         }
         let rec = done.record;

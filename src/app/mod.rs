@@ -125,7 +125,7 @@ impl Kiosk<'_> {
             .log
             .record(&mut a, origin, self.cfg.storage.keep_images)
         {
-            Ok(r) => tracing::info!("{} (record {})", a.record.summary_line(), r.name),
+            Ok(_) => tracing::info!("{}", a.record.summary_line()),
             Err(e) => tracing::error!("{e:#}"),
         }
         let rec = &a.record;
