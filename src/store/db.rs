@@ -163,6 +163,17 @@ pub fn insert(db: &Connection, base: &str, r: &NewRecord) -> Result<String> {
     bail!("10,000 records already carry the name {base}")
 }
 
+/// `base`, or `base-2`, `base-3`... : the first name no record carries yet.
+pub fn free_name(db: &Connection, base: &str) -> Result<String> {
+    let mut name = base.to_string();
+    let mut n = 1;
+    while has_name(db, &name)? {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    Ok(name)
+}
+
 /// Whether a record of this name exists.
 pub fn has_name(db: &Connection, name: &str) -> Result<bool> {
     Ok(db

@@ -130,15 +130,7 @@ impl ResultsLog {
     /// A fresh name for the next record: `<UTC time>-<first 12 hex of the input hash>`, with
     /// `-2`, `-3`... if that name is already taken.
     pub fn next_name(&self, now: SystemTime, sha: Option<&str>) -> Result<String> {
-        let base = base_name(now, sha);
-        let db = self.db();
-        let mut name = base.clone();
-        let mut n = 1;
-        while db::has_name(&db, &name)? {
-            n += 1;
-            name = format!("{base}-{n}");
-        }
-        Ok(name)
+        db::free_name(&self.db(), &base_name(now, sha))
     }
 
     /// The one way a film gets into the log. Names the record (`<origin>:<name>` becomes its
@@ -163,13 +155,7 @@ impl ResultsLog {
         // process never race for a name; another process can still take it in between, and
         // then the row gets the next free name while `image` keeps naming the real file.
         let db = self.db();
-        let base = base_name(now, a.input_sha256.as_deref());
-        let mut name = base.clone();
-        let mut n = 1;
-        while db::has_name(&db, &name)? {
-            n += 1;
-            name = format!("{base}-{n}");
-        }
+        let name = db::free_name(&db, &base_name(now, a.input_sha256.as_deref()))?;
         a.record.path = format!("{}:{name}", origin.as_str());
         let image = a.heatmap.as_ref().filter(|_| keep_images).and_then(|pic| {
             let file = format!("{name}.png");
