@@ -1,188 +1,35 @@
-//! `cxr-edge sync` and the sync thread of `run` against a real MQTT broker: Debian's
-//! `mosquitto`, started here on loopback with a throwaway config and port (scripts/setup
-//! --tests installs it), and a subscriber that reads what arrives.
+//! `cxr-edge sync` and the sync thread of `run` against real servers from Debian's packages,
+//! started here on loopback with a throwaway config and port each (scripts/setup --tests
+//! installs them): the MQTT broker `mosquitto`, with a subscriber that reads what arrives, and
+//! the DICOM archive `orthanc` with its DICOMweb plugin (`orthanc-dicomweb`), read back with
+//! QIDO-RS and WADO-RS.
 //!
 //! What is checked: records made while the broker is down all arrive once it is up, each id
 //! once, in the order they were made; a broker restarted mid-drain and a `run` killed with
 //! SIGKILL mid-drain lose nothing (and resend at most the one record in flight each time);
-//! TLS with a test CA, a wrong client certificate refused. Set CXR_EDGE_MOSQUITTO to use
-//! another broker binary.
+//! TLS with a test CA, a wrong client certificate refused; the archive stores each record's
+//! report and picture as one study, once, even when a record is sent again. Set
+//! CXR_EDGE_MOSQUITTO or CXR_EDGE_ORTHANC to use other binaries.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cxr_edge::analysis::Analysis;
 use cxr_edge::store::{Origin, ResultsLog};
 
+#[path = "common/client.rs"]
+#[allow(dead_code)]
+mod client;
+#[path = "common/servers.rs"]
+mod servers;
+use servers::{free_port, issue, Broker, Orthanc, Subscriber, ARCHIVE_USER};
 #[allow(dead_code)] // root(): not needed here
 mod common;
 
 fn cxr_edge() -> Command {
     common::command(&PathBuf::from(env!("CARGO_BIN_EXE_cxr-edge")))
-}
-
-fn mosquitto_bin() -> PathBuf {
-    if let Ok(b) = std::env::var("CXR_EDGE_MOSQUITTO") {
-        return b.into();
-    }
-    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
-        if Path::new(p).is_file() {
-            return p.into();
-        }
-    }
-    panic!("no mosquitto found: install Debian's `mosquitto` package (scripts/setup --tests does), or set CXR_EDGE_MOSQUITTO");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A mosquitto on loopback; killed when dropped. `extra` goes into its listener section.
-struct Broker {
-    dir: PathBuf,
-    port: u16,
-    extra: String,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(dir: &Path, port: u16, extra: &str) -> Broker {
-        let mut b = Broker {
-            dir: dir.to_path_buf(),
-            port,
-            extra: extra.to_string(),
-            child: None,
-        };
-        b.restart();
-        b
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        std::fs::create_dir_all(&self.dir).unwrap();
-        let conf = self.dir.join("mosquitto.conf");
-        // Persistence on, so a subscriber's session and its queued messages survive a restart
-        // of the broker, as they would on a study's server.
-        let mut text = format!(
-            "per_listener_settings false\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nautosave_interval 1\nlog_dest file {}/broker.log\n\
-             listener {} 127.0.0.1\n{}\n",
-            self.dir.display(),
-            self.dir.display(),
-            self.port,
-            self.extra
-        );
-        // As root mosquitto would switch to its own user, who cannot read this folder.
-        if unsafe { libc::geteuid() } == 0 {
-            text.push_str("user root\n");
-        }
-        std::fs::write(&conf, text).unwrap();
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < until,
-                "mosquitto did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM: mosquitto saves its persistence file, as a server being restarted does.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A subscriber with a persistent session (QoS 1): every payload that reaches it, in order,
-/// across broker restarts.
-struct Subscriber {
-    got: Arc<Mutex<Vec<String>>>,
-}
-
-impl Subscriber {
-    fn start(port: u16, topic: &str, id: &str) -> Subscriber {
-        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut conn) = Client::new(o, 64);
-        client.subscribe(topic, QoS::AtLeastOnce).unwrap();
-        let sink = got.clone();
-        let topic = topic.to_string();
-        std::thread::spawn(move || {
-            for ev in conn.iter() {
-                match ev {
-                    Ok(Event::Incoming(Packet::Publish(p))) => sink
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&p.payload).into_owned()),
-                    Ok(Event::Incoming(Packet::ConnAck(a))) if !a.session_present => {
-                        // A new session (first connection): subscribe again.
-                        let _ = client.try_subscribe(&topic, QoS::AtLeastOnce);
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                }
-            }
-        });
-        Subscriber { got }
-    }
-
-    fn count(&self) -> usize {
-        self.got.lock().unwrap().len()
-    }
-
-    fn messages(&self) -> Vec<serde_json::Value> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| serde_json::from_str(s).unwrap())
-            .collect()
-    }
-
-    fn wait_for(&self, n: usize, secs: u64) {
-        let until = Instant::now() + Duration::from_secs(secs);
-        while self.count() < n {
-            assert!(
-                Instant::now() < until,
-                "only {} of {n} messages arrived",
-                self.count()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 fn model() -> cxr_edge::model::ModelId {
@@ -261,14 +108,20 @@ fn records_made_offline_arrive_once_each_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let storage = tmp.path().join("results");
     let names = make_records(&storage, 500);
-    let port = free_port();
+    let (port, archive_port) = (free_port(), free_port());
+    std::fs::write(tmp.path().join("pw"), ARCHIVE_USER.1).unwrap();
     let cfg = config(
         tmp.path(),
         &storage,
-        &format!("mqtt = \"mqtt://127.0.0.1:{port}\""),
+        &format!(
+            "mqtt = \"mqtt://127.0.0.1:{port}\"\ndicomweb = \"http://127.0.0.1:{archive_port}/dicom-web\"\n\
+             dicomweb_user = \"{}\"\ndicomweb_password_file = \"{}\"",
+            ARCHIVE_USER.0,
+            tmp.path().join("pw").display()
+        ),
     );
 
-    // The broker is down: nothing is lost, everything waits, exit 1 says so.
+    // The broker and the archive are down: nothing is lost, everything waits, exit 1 says so.
     let (code, text) = sync_once(&cfg);
     assert_eq!(code, 1, "{text}");
     assert!(
@@ -276,8 +129,13 @@ fn records_made_offline_arrive_once_each_in_order() {
         "{text}"
     );
     assert!(text.contains("cannot connect to the MQTT broker"), "{text}");
+    assert!(
+        text.contains("dicomweb: 0 sent, 0 refused, 500 waiting"),
+        "{text}"
+    );
 
     let _broker = Broker::start(&tmp.path().join("broker"), port, "");
+    let orthanc = Orthanc::start(&tmp.path().join("orthanc"), archive_port);
     let sub = Subscriber::start(port, "cxr-edge/v1/+/+/result", "study-archive");
     std::thread::sleep(Duration::from_millis(300));
     let (code, text) = sync_once(&cfg);
@@ -286,6 +144,13 @@ fn records_made_offline_arrive_once_each_in_order() {
         text.contains("mqtt: 500 sent, 0 refused, 0 waiting"),
         "{text}"
     );
+    assert!(
+        text.contains("dicomweb: 500 sent, 0 refused, 0 waiting"),
+        "{text}"
+    );
+    // QIDO-RS: one study per record.
+    let studies = orthanc.json("/dicom-web/studies?limit=1000");
+    assert_eq!(studies.as_array().unwrap().len(), 500);
     sub.wait_for(500, 30);
     let msgs = sub.messages();
     let (order, again) = ids(&msgs);
@@ -328,7 +193,12 @@ fn records_made_offline_arrive_once_each_in_order() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("500 sent, 0 waiting, 0 refused"), "{text}");
+    assert!(text.contains("mqtt (mqtt://127.0.0.1"), "{text}");
+    assert_eq!(
+        text.matches("500 sent, 0 waiting, 0 refused").count(),
+        2,
+        "{text}"
+    );
 }
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -411,77 +281,6 @@ fn a_broker_restart_and_a_killed_run_mid_drain_lose_nothing() {
     );
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (scripts/setup --tests installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `name`, and a certificate `cert` signed by it with the subject alternative names `san`.
-fn issue(dir: &Path, ca: &str, cert: &str, san: &str) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    if !dir.join(format!("{ca}.pem")).exists() {
-        let (k, c, s) = (
-            format!("{ca}.key"),
-            format!("{ca}.pem"),
-            format!("/CN={ca}"),
-        );
-        let mut a = vec![
-            "req", "-x509", "-days", "2", "-subj", &s, "-keyout", &k, "-out", &c,
-        ];
-        a.extend(ec);
-        openssl(dir, &a);
-    }
-    let (k, r, s) = (
-        format!("{cert}.key"),
-        format!("{cert}.csr"),
-        format!("/CN={cert}"),
-    );
-    let mut a = vec!["req", "-subj", &s, "-keyout", &k, "-out", &r];
-    a.extend(ec);
-    openssl(dir, &a);
-    let ext = dir.join(format!("{cert}.ext"));
-    std::fs::write(&ext, format!("subjectAltName={san}\n")).unwrap();
-    let (c, cak, cac) = (
-        format!("{cert}.pem"),
-        format!("{ca}.key"),
-        format!("{ca}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "2",
-            "-in",
-            &r,
-            "-CA",
-            &cac,
-            "-CAkey",
-            &cak,
-            "-CAcreateserial",
-            "-out",
-            &c,
-            "-extfile",
-            ext.to_str().unwrap(),
-        ],
-    );
-}
-
 #[test]
 fn tls_with_a_study_ca_and_client_certificates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -539,4 +338,131 @@ fn tls_with_a_study_ca_and_client_certificates() {
         text.contains("mqtt: 3 sent, 0 refused, 0 waiting"),
         "{text}"
     );
+}
+
+/// The DICOM JSON value of `tag` (e.g. "0020000D") in a QIDO/WADO answer object.
+fn tag(o: &serde_json::Value, t: &str) -> String {
+    o[t]["Value"][0].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_archive_gets_each_record_once_as_a_study_with_report_and_picture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = tmp.path().join("results");
+    let mut names = make_records(&storage, 60);
+    // One record with its kept picture, as the kiosk keeps them.
+    {
+        let log = ResultsLog::open(&storage).unwrap();
+        let mut a = Analysis::failed("x", model(), "no film");
+        a.input_sha256 = Some("ff".repeat(32));
+        a.heatmap = Some(image::RgbImage::from_pixel(
+            64,
+            48,
+            image::Rgb([200, 40, 40]),
+        ));
+        names.push(log.record(&mut a, Origin::Camera, true).unwrap().name);
+    }
+    let port = free_port();
+    std::fs::write(
+        tmp.path().join("archive-password"),
+        format!("{}\n", ARCHIVE_USER.1),
+    )
+    .unwrap();
+    let cfg = config(
+        tmp.path(),
+        &storage,
+        &format!(
+            "dicomweb = \"http://127.0.0.1:{port}/dicom-web\"\ndicomweb_user = \"{}\"\ndicomweb_password_file = \"{}\"",
+            ARCHIVE_USER.0,
+            tmp.path().join("archive-password").display()
+        ),
+    );
+    // The archive is down: everything waits.
+    let (code, text) = sync_once(&cfg);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("dicomweb: 0 sent, 0 refused, 61 waiting"),
+        "{text}"
+    );
+
+    let orthanc = Orthanc::start(&tmp.path().join("orthanc"), port);
+    let (code, text) = sync_once(&cfg);
+    assert_eq!(code, 0, "{text}\n{}", orthanc.log());
+    assert!(
+        text.contains("dicomweb: 61 sent, 0 refused, 0 waiting"),
+        "{text}"
+    );
+
+    // QIDO-RS: one study per record, a report in each, the picture in the last one.
+    let studies = orthanc.json("/dicom-web/studies?limit=1000");
+    assert_eq!(studies.as_array().unwrap().len(), 61);
+    let instances = orthanc.json("/dicom-web/instances?limit=1000");
+    assert_eq!(
+        instances.as_array().unwrap().len(),
+        62,
+        "60 reports, and a report and a picture"
+    );
+
+    // A record sent again (the power cut between the archive's answer and the commit): the
+    // same UIDs, so the archive still holds one copy.
+    let db = rusqlite::Connection::open(storage.join("results.sqlite")).unwrap();
+    let undone = db
+        .execute(
+            "DELETE FROM deliveries WHERE destination = 'dicomweb' AND record_id % 20 = 0",
+            [],
+        )
+        .unwrap();
+    assert!(undone >= 3);
+    drop(db);
+    let (code, text) = sync_once(&cfg);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("dicomweb: {undone} sent")), "{text}");
+    let again = orthanc.json("/dicom-web/instances?limit=1000");
+    assert_eq!(
+        again.as_array().unwrap().len(),
+        62,
+        "a resend adds no instance"
+    );
+
+    // WADO-RS: the last record's study, its picture's pixels and its report's words.
+    let pic = instances
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| tag(i, "00080016") == "1.2.840.10008.5.1.4.1.1.7")
+        .expect("the picture");
+    let (study, series, sop) = (
+        tag(pic, "0020000D"),
+        tag(pic, "0020000E"),
+        tag(pic, "00080018"),
+    );
+    let meta = orthanc.json(&format!(
+        "/dicom-web/studies/{study}/series/{series}/instances/{sop}/metadata"
+    ));
+    assert_eq!(meta[0]["00280010"]["Value"][0], 48, "rows");
+    assert_eq!(meta[0]["00280011"]["Value"][0], 64, "columns");
+    let series_in_study = orthanc.json(&format!("/dicom-web/studies/{study}/series"));
+    assert_eq!(
+        series_in_study.as_array().unwrap().len(),
+        2,
+        "the picture and the report"
+    );
+    let sr = orthanc.json(&format!("/dicom-web/studies/{study}/instances?00080060=SR"));
+    let sr = &sr[0];
+    let meta = orthanc.json(&format!(
+        "/dicom-web/studies/{study}/series/{}/instances/{}/metadata",
+        tag(sr, "0020000E"),
+        tag(sr, "00080018")
+    ));
+    let content = meta[0]["0040A730"]["Value"].as_array().unwrap();
+    let texts: Vec<String> = content.iter().map(|i| tag(i, "0040A160")).collect();
+    assert_eq!(texts[0], cxr_edge::NOTICE);
+    assert!(
+        texts.contains(&format!("site-a/unit-1/{}", names.last().unwrap())),
+        "{texts:?}"
+    );
+    // The patient is a pseudonym; nothing of the file or the input's hash.
+    let patient = tag(&meta[0], "00100020");
+    assert!(patient.starts_with("CXR-"), "{patient}");
+    assert!(!meta.to_string().contains(&"ff".repeat(20)));
 }

@@ -13,7 +13,7 @@ use clap::Args;
 use super::{EXIT_OK, EXIT_SOME_FAILED};
 use crate::config::Config;
 use crate::store::outbox::Outbox;
-use crate::sync::{Settings, MQTT};
+use crate::sync::{Settings, DICOMWEB, MQTT};
 
 /// Options of `cxr-edge sync`.
 #[derive(Args, Debug)]
@@ -48,8 +48,10 @@ pub fn run(args: SyncArgs) -> Result<i32> {
     if args.status || args.retry_parked {
         let out = Outbox::open(&cfg.storage.dir)?;
         if args.retry_parked {
-            let n = out.unpark(MQTT)?;
-            println!("{MQTT}: {n} refused record(s) back in the queue");
+            for d in destinations(&settings) {
+                let n = out.unpark(d)?;
+                println!("{d}: {n} refused record(s) back in the queue");
+            }
             return Ok(EXIT_OK);
         }
         return status(&settings, &out);
@@ -86,17 +88,35 @@ pub fn run(args: SyncArgs) -> Result<i32> {
     Ok(EXIT_OK)
 }
 
+fn destinations(s: &Settings) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if s.mqtt.is_some() {
+        v.push(MQTT);
+    }
+    if s.archive.is_some() {
+        v.push(DICOMWEB);
+    }
+    v
+}
+
 fn status(s: &Settings, out: &Outbox) -> Result<i32> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "site {}, device {}", s.sender.site, s.sender.device)?;
-    if let Some(b) = &s.mqtt {
-        let t = out.tally(MQTT)?;
+    for d in destinations(s) {
+        let t = out.tally(d)?;
+        let place = match (d, &s.mqtt, &s.archive) {
+            (MQTT, Some(b), _) => format!(
+                "{}://{}:{}",
+                if b.url.tls { "mqtts" } else { "mqtt" },
+                b.url.host,
+                b.url.port
+            ),
+            (_, _, Some(a)) => a.describe(),
+            _ => String::new(),
+        };
         writeln!(
             o,
-            "{MQTT} ({}://{}:{}): {} sent, {} waiting, {} refused; last sent {}",
-            if b.url.tls { "mqtts" } else { "mqtt" },
-            b.url.host,
-            b.url.port,
+            "{d} ({place}): {} sent, {} waiting, {} refused; last sent {}",
             t.sent,
             t.waiting,
             t.parked.len(),

@@ -73,7 +73,7 @@ pub use crate::display::DisplaySpec;
 use crate::input::evdev::KeyMap;
 
 mod sync;
-pub use sync::{check_topic_level, BrokerUrl, SyncSection};
+pub use sync::{check_topic_level, ArchiveUrl, BrokerUrl, SyncSection};
 
 /// The board service's configuration file (installed by the package).
 pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";

@@ -10,6 +10,11 @@
 //! client_key = "/etc/cxr-edge/unit-7.key"
 //! username = "unit-7"           # ... or a user name and a password file (readable by the
 //! password_file = "/etc/cxr-edge/mqtt-password"   # service only)
+//! dicomweb = "https://pacs.study.org/dicom-web"   # STOW-RS; or http://HOST:PORT/PATH
+//! dicomweb_ca = "/etc/cxr-edge/study-ca.pem"      # https: default, the system's CAs
+//! dicomweb_token_file = "/etc/cxr-edge/archive-token"  # a bearer token, or
+//! dicomweb_user = "unit-7"      # basic authentication with
+//! dicomweb_password_file = "/etc/cxr-edge/archive-password"
 //! interval_s = 30               # how often an idle unit looks for new records
 //! ```
 
@@ -47,6 +52,21 @@ pub struct SyncSection {
     /// A file holding the MQTT password (kept out of the config, which more people read).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// The DICOMweb base of a DICOM archive, `http(s)://HOST[:PORT]/PATH`; empty: none.
+    #[serde(default)]
+    pub dicomweb: String,
+    /// PEM file of the CA of the archive's certificate (https); default: the system's CAs.
+    #[serde(default)]
+    pub dicomweb_ca: Option<PathBuf>,
+    /// A file holding a bearer token for the archive.
+    #[serde(default)]
+    pub dicomweb_token_file: Option<PathBuf>,
+    /// User name for the archive's basic authentication.
+    #[serde(default)]
+    pub dicomweb_user: String,
+    /// A file holding that user's password.
+    #[serde(default)]
+    pub dicomweb_password_file: Option<PathBuf>,
     /// Seconds between looks for new records while everything is delivered (1 ..= 3600).
     #[serde(default = "default_interval")]
     pub interval_s: u64,
@@ -113,6 +133,71 @@ impl BrokerUrl {
     }
 }
 
+/// A DICOMweb base address, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchiveUrl {
+    /// `https://`.
+    pub tls: bool,
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 80, or 443 with TLS).
+    pub port: u16,
+    /// The path of the DICOMweb root, without a trailing `/` (may be empty).
+    pub path: String,
+}
+
+impl ArchiveUrl {
+    /// `http(s)://HOST[:PORT][/PATH]`.
+    pub fn parse(s: &str) -> Result<ArchiveUrl> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            bail!(
+                "dicomweb = \"{}\": use http://HOST[:PORT]/PATH or https://...",
+                s.escape_debug()
+            );
+        };
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if authority.contains('@') {
+            bail!("dicomweb: put credentials in dicomweb_user/_password_file or _token_file, not the address");
+        }
+        let path = path.trim_end_matches('/');
+        if !path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/%".contains(c))
+        {
+            bail!("dicomweb: bad path '{}'", path.escape_debug());
+        }
+        // The host and port as an MQTT broker's are checked.
+        let b = BrokerUrl::parse(&format!(
+            "{}://{authority}",
+            if tls { "mqtts" } else { "mqtt" }
+        ))
+        .map_err(|e| anyhow::anyhow!("dicomweb: {}", e.to_string().trim_start_matches("mqtt: ")))?;
+        let explicit_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| !h.ends_with(':') && !authority.ends_with(']'));
+        Ok(ArchiveUrl {
+            tls,
+            host: b.host,
+            port: if explicit_port {
+                b.port
+            } else if tls {
+                443
+            } else {
+                80
+            },
+            path: if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{path}")
+            },
+        })
+    }
+}
+
 /// One level of an MQTT topic we build: no `/`, `+`, `#`, spaces or control characters, so a
 /// site or device name can never widen a subscription or reach another unit's topics.
 pub fn check_topic_level(what: &str, s: &str) -> Result<()> {
@@ -133,7 +218,7 @@ pub fn check_topic_level(what: &str, s: &str) -> Result<()> {
 impl SyncSection {
     /// Whether any destination is configured.
     pub fn enabled(&self) -> bool {
-        !self.mqtt.is_empty()
+        !self.mqtt.is_empty() || !self.dicomweb.is_empty()
     }
 
     /// Check what can be checked without the network: the address, the names, the files
@@ -152,15 +237,29 @@ impl SyncSection {
         if !self.device.is_empty() {
             check_topic_level("device", &self.device)?;
         }
-        let url = BrokerUrl::parse(&self.mqtt)?;
-        if self.client_cert.is_some() != self.client_key.is_some() {
-            bail!("[sync] client_cert and client_key go together");
+        if !self.mqtt.is_empty() {
+            let url = BrokerUrl::parse(&self.mqtt)?;
+            if self.client_cert.is_some() != self.client_key.is_some() {
+                bail!("[sync] client_cert and client_key go together");
+            }
+            if !url.tls && (self.ca.is_some() || self.client_cert.is_some()) {
+                bail!("[sync] ca, client_cert and client_key need an mqtts:// broker");
+            }
+            if self.password_file.is_some() && self.username.is_empty() {
+                bail!("[sync] password_file needs a username");
+            }
         }
-        if !url.tls && (self.ca.is_some() || self.client_cert.is_some()) {
-            bail!("[sync] ca, client_cert and client_key need an mqtts:// broker");
-        }
-        if self.password_file.is_some() && self.username.is_empty() {
-            bail!("[sync] password_file needs a username");
+        if !self.dicomweb.is_empty() {
+            let url = ArchiveUrl::parse(&self.dicomweb)?;
+            if !url.tls && self.dicomweb_ca.is_some() {
+                bail!("[sync] dicomweb_ca needs an https:// archive");
+            }
+            if self.dicomweb_password_file.is_some() && self.dicomweb_user.is_empty() {
+                bail!("[sync] dicomweb_password_file needs a dicomweb_user");
+            }
+            if self.dicomweb_token_file.is_some() && !self.dicomweb_user.is_empty() {
+                bail!("[sync] give the archive a token or a user, not both");
+            }
         }
         Ok(())
     }
@@ -190,6 +289,27 @@ mod tests {
             "mqtt://h/#",
         ] {
             assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn archive_addresses_parse_or_are_refused() {
+        let u = ArchiveUrl::parse("http://127.0.0.1:8042/dicom-web/").unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "127.0.0.1", 8042, "/dicom-web")
+        );
+        let u = ArchiveUrl::parse("https://pacs.org").unwrap();
+        assert_eq!((u.tls, u.port, u.path.as_str()), (true, 443, ""));
+        assert_eq!(ArchiveUrl::parse("http://h/x").unwrap().port, 80);
+        for bad in [
+            "ftp://h",
+            "http://",
+            "http://u:p@h/x",
+            "http://h/a b",
+            "http://h:99999/",
+        ] {
+            assert!(ArchiveUrl::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -7,10 +7,16 @@
 //! message carries the record's network-wide id ([`message::Sender::record_id`]), the same on
 //! a resend, so "at least once" is safe for the receiver.
 //!
+//! Destinations: an MQTT broker ([`mqtt`]: one JSON message per record) and a DICOM archive
+//! ([`dicomweb`]: STOW-RS of the record's [`instances`]); each has its own queue, so one that is
+//! down never holds the other back.
+//!
 //! Two ways to run it: [`run_once`] (`cxr-edge sync --once`: drain and stop) and
 //! [`spawn`] (a thread beside `cxr-edge run` and `serve`: drain, keep the connection, look
 //! again every `interval_s`, reconnect with backoff).
 
+pub mod dicomweb;
+pub mod instances;
 pub mod message;
 pub mod mqtt;
 
@@ -22,13 +28,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::config::{check_topic_level, BrokerUrl, SyncSection};
+use crate::config::{check_topic_level, ArchiveUrl, BrokerUrl, SyncSection};
+use crate::store::db::Waiting;
 use crate::store::outbox::Outbox;
+use dicomweb::{Archive, Stow};
 use message::Sender;
 use mqtt::{Broker, Mqtt, Topics};
 
 /// The destination name the database keeps MQTT deliveries under.
 pub const MQTT: &str = "mqtt";
+/// The destination name of the DICOM archive.
+pub const DICOMWEB: &str = "dicomweb";
 
 /// Records read from the database at a time while draining.
 const BATCH: u32 = 64;
@@ -40,6 +50,8 @@ pub struct Settings {
     pub sender: Sender,
     /// The broker, when MQTT is configured.
     pub mqtt: Option<Broker>,
+    /// The DICOM archive, when DICOMweb is configured.
+    pub archive: Option<Arc<Archive>>,
     /// Seconds between looks while idle.
     pub interval: Duration,
     /// The storage folder whose records are sent.
@@ -68,30 +80,64 @@ impl Settings {
                 })
                 .transpose()
         };
-        let password = read(&s.password_file, "password file")?.map(|b| {
-            String::from_utf8_lossy(&b)
-                .trim_end_matches(['\r', '\n'])
-                .to_string()
-        });
-        let broker = Broker {
-            url: BrokerUrl::parse(&s.mqtt)?,
-            ca: read(&s.ca, "CA file")?,
-            client_auth: match (
+        let mqtt = if s.mqtt.is_empty() {
+            None
+        } else {
+            let password = read(&s.password_file, "password file")?.map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string()
+            });
+            let client_auth = match (
                 read(&s.client_cert, "client certificate")?,
                 read(&s.client_key, "client key")?,
             ) {
                 (Some(c), Some(k)) => Some((c, k)),
                 _ => None,
-            },
-            login: (!s.username.is_empty())
-                .then(|| (s.username.clone(), password.unwrap_or_default())),
+            };
+            Some(Broker {
+                url: BrokerUrl::parse(&s.mqtt)?,
+                ca: read(&s.ca, "CA file")?,
+                client_auth,
+                login: (!s.username.is_empty())
+                    .then(|| (s.username.clone(), password.unwrap_or_default())),
+            })
+        };
+        let archive = if s.dicomweb.is_empty() {
+            None
+        } else {
+            let secret = |p: &Option<PathBuf>, what: &str| -> Result<Option<String>> {
+                Ok(read(p, what)?.map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string()
+                }))
+            };
+            let authorization = match secret(&s.dicomweb_token_file, "archive token file")? {
+                Some(token) => Some(format!("Bearer {token}")),
+                None if !s.dicomweb_user.is_empty() => {
+                    let pw = secret(&s.dicomweb_password_file, "archive password file")?
+                        .unwrap_or_default();
+                    Some(format!(
+                        "Basic {}",
+                        base64(format!("{}:{pw}", s.dicomweb_user).as_bytes())
+                    ))
+                }
+                None => None,
+            };
+            Some(Arc::new(Archive::new(
+                ArchiveUrl::parse(&s.dicomweb)?,
+                read(&s.dicomweb_ca, "archive CA file")?,
+                authorization,
+            )?))
         };
         Ok(Some(Settings {
             sender: Sender {
                 site: s.site.clone(),
                 device,
             },
-            mqtt: Some(broker),
+            mqtt,
+            archive,
             interval: Duration::from_secs(s.interval_s),
             storage: storage.to_path_buf(),
         }))
@@ -104,6 +150,25 @@ impl Settings {
     fn client_id(&self) -> String {
         format!("cxr-edge-{}-{}", self.sender.site, self.sender.device)
     }
+}
+
+/// RFC 4648 base64, for a basic-authentication header.
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= c.len() {
+                A[(n >> shift & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 fn host_name() -> Result<String> {
@@ -211,6 +276,69 @@ async fn drain_mqtt(
     m.publish(&topic, status, true).await
 }
 
+/// The instances of one waiting record: its picture (when one was kept and is still there) and
+/// its report, built from the same cleaned message that MQTT gets.
+fn instances_of(s: &Settings, out: &Outbox, w: &Waiting) -> Result<Vec<Vec<u8>>> {
+    let id = s.sender.record_id(&w.name);
+    let msg = message::result_message(&s.sender, &w.name, &w.body)?;
+    let mut v = Vec::new();
+    if let Some(image) = &w.image {
+        let path = out.dir().join(image);
+        match image::open(&path) {
+            Ok(pic) => v.push(instances::picture(
+                &id,
+                &s.sender.site,
+                &msg,
+                &pic.to_rgb8(),
+            )?),
+            // Removed by hand, or a record imported from another unit: the report still goes.
+            Err(e) => tracing::warn!("sync: record {} is sent without its picture: {e}", w.name),
+        }
+    }
+    v.push(instances::report(&id, &s.sender.site, &msg)?);
+    Ok(v)
+}
+
+async fn drain_dicomweb(
+    s: &Settings,
+    archive: &Archive,
+    out: &Outbox,
+    stop: &AtomicBool,
+    sum: &mut Summary,
+) -> Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let batch = out.waiting(DICOMWEB, BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for w in batch {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let parts = match instances_of(s, out, &w) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.parked(DICOMWEB, w.id, &format!("{e:#}"))?;
+                    sum.parked += 1;
+                    continue;
+                }
+            };
+            match archive.store(&parts).await? {
+                Stow::Stored => {
+                    out.sent(DICOMWEB, w.id)?;
+                    sum.sent += 1;
+                }
+                Stow::Refused(why) => {
+                    tracing::warn!("sync: the archive refused record {}: {why}", w.name);
+                    out.parked(DICOMWEB, w.id, &why)?;
+                    sum.parked += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,6 +369,16 @@ pub fn run_once(s: &Settings) -> Result<Vec<Summary>> {
         sum.waiting = out.tally(MQTT)?.waiting;
         sums.push(sum);
     }
+    if let Some(archive) = &s.archive {
+        let mut sum = Summary {
+            destination: DICOMWEB,
+            ..Summary::default()
+        };
+        let r = rt.block_on(drain_dicomweb(s, archive, &out, &stop, &mut sum));
+        sum.error = r.err().map(|e| format!("{e:#}"));
+        sum.waiting = out.tally(DICOMWEB)?.waiting;
+        sums.push(sum);
+    }
     Ok(sums)
 }
 
@@ -252,13 +390,53 @@ pub fn spawn(s: Settings, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHand
     std::thread::Builder::new()
         .name("cxr-sync".into())
         .spawn(move || match runtime() {
-            Ok(rt) => rt.block_on(keep_synced(&s, &out, &stop)),
+            Ok(rt) => rt.block_on(async {
+                tokio::join!(keep_mqtt(&s, &out, &stop), keep_archive(&s, &out, &stop));
+            }),
             Err(e) => tracing::error!("sync stopped: {e:#}"),
         })
         .context("cannot start the sync thread")
 }
 
-async fn keep_synced(s: &Settings, out: &Outbox, stop: &AtomicBool) {
+/// Sleep `d` unless `stop` is set first.
+async fn pause(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn keep_archive(s: &Settings, out: &Outbox, stop: &AtomicBool) {
+    let Some(archive) = &s.archive else { return };
+    let mut backoff = Duration::from_secs(2);
+    while !stop.load(Ordering::Relaxed) {
+        let mut sum = Summary::default();
+        match drain_dicomweb(s, archive, out, stop, &mut sum).await {
+            Ok(()) => {
+                if sum.sent + sum.parked > 0 {
+                    tracing::info!(
+                        "sync: {} record(s) stored in the archive, {} refused",
+                        sum.sent,
+                        sum.parked
+                    );
+                }
+                backoff = Duration::from_secs(2);
+                pause(s.interval, stop).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "sync: archive {}: {e:#}; trying again in {} s",
+                    archive.describe(),
+                    backoff.as_secs()
+                );
+                pause(backoff, stop).await;
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+            }
+        }
+    }
+}
+
+async fn keep_mqtt(s: &Settings, out: &Outbox, stop: &AtomicBool) {
     let Some(broker) = &s.mqtt else { return };
     let mut backoff = Duration::from_secs(2);
     while !stop.load(Ordering::Relaxed) {
@@ -298,10 +476,7 @@ async fn keep_synced(s: &Settings, out: &Outbox, stop: &AtomicBool) {
         .await;
         if let Err(e) = r {
             tracing::warn!("sync: {e:#}; trying again in {} s", backoff.as_secs());
-            let until = Instant::now() + backoff;
-            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            pause(backoff, stop).await;
             backoff = (backoff * 2).min(Duration::from_secs(300));
         }
     }
