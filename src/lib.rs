@@ -23,6 +23,8 @@
 //!   [`display::Display`] trait; the operator's buttons (GPIO lines, keyboard);
 //! * [`store`]: the results log, written only through [`store::ResultsLog::record`];
 //! * [`config`]: the configuration file of `run` and `serve`;
+//! * [`sync`]: the results log forwarded to a study's MQTT broker, store-and-forward from the
+//!   results database (feature `sync`);
 //! * [`app`], [`serve`]: the faces: the unattended loop of a board service (`cxr-edge run`:
 //!   watch folder, samples, camera kiosk), the local upload page and JSON API (`cxr-edge serve`,
 //!   feature `serve`);
@@ -53,6 +55,8 @@ pub mod record;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod store;
+#[cfg(feature = "sync")]
+pub mod sync;
 pub mod ui;
 
 /// Shown with every result, on every output: the device must never look like a diagnosis.

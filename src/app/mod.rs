@@ -263,6 +263,10 @@ impl Buttons for AllButtons {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
+    // Forwarding runs beside the loop from the start, so records of earlier runs leave even
+    // while the model loads; stopped (and given a moment to say goodbye) when `run` returns.
+    #[cfg(feature = "sync")]
+    let _sync = crate::sync::Background::start(&cfg.sync, &cfg.storage.dir);
     let out = Output::new(cfg.display.clone(), cfg.screen_size)
         .numbered(opts.script.is_some())
         .keys(cfg.buttons.keys.clone())

@@ -12,6 +12,8 @@ mod output;
 mod run;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "sync")]
+mod sync;
 
 use std::path::PathBuf;
 
@@ -60,6 +62,10 @@ pub enum Command {
     /// Serve the upload page and JSON API (local only unless a token is configured).
     #[cfg(feature = "serve")]
     Serve(ServeArgs),
+    /// Forward the results log to the `[sync]` destinations (an MQTT broker): everything
+    /// waiting now (`--once`), or until stopped; `--status` says where each stands.
+    #[cfg(feature = "sync")]
+    Sync(sync::SyncArgs),
     /// Fit a site profile (temperature and operating points) on the site's own labelled
     /// `classify --json` output, with patient-level bootstrap 95% intervals; refuses, with
     /// the reason, when a label has too few films or the results come from another model.
@@ -311,6 +317,8 @@ pub fn main() -> i32 {
         Command::Generate { what, dir } => generate::run(what, dir),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "sync")]
+        Command::Sync(args) => sync::run(args),
     };
     match result {
         Ok(code) => code,

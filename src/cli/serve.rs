@@ -33,6 +33,8 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     let profile = cfg.model.profile(args.profile.site_profile.as_deref());
     let clf = Classifier::load_with_profile(&manifest, variant, &profile)?;
     let log = ResultsLog::open(&cfg.storage.dir)?;
+    #[cfg(feature = "sync")]
+    let _sync = crate::sync::Background::start(&cfg.sync, &cfg.storage.dir);
     serve(opts, clf, log)?;
     Ok(EXIT_OK)
 }

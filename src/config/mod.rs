@@ -57,6 +57,10 @@
 //! max_megapixels = 36
 //! queue = 4                # uploads waiting for the model; more get 503 + Retry-After
 //! client_timeout_s = 30    # a client silent this long is dropped
+//!
+//! [sync]                   # forwarding the results log (see `config/sync.rs`)
+//! site = "clinic-a"
+//! mqtt = "mqtt://broker.lan:1883"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,6 +71,9 @@ use serde::Deserialize;
 use crate::capture::controls::{CameraControls, Exposure, Focus, MainsHz};
 pub use crate::display::DisplaySpec;
 use crate::input::evdev::KeyMap;
+
+mod sync;
+pub use sync::{check_topic_level, ArchiveUrl, BrokerUrl, SyncSection};
 
 /// The board service's configuration file (installed by the package).
 pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
@@ -413,6 +420,8 @@ struct RawConfig {
     buttons: ButtonsSection,
     #[serde(default)]
     serve: ServeSection,
+    #[serde(default)]
+    sync: SyncSection,
 }
 
 /// The whole configuration file, checked and with defaults filled in.
@@ -449,6 +458,8 @@ pub struct Config {
     pub buttons: ButtonsSection,
     /// The `[serve]` table.
     pub serve: ServeSection,
+    /// The `[sync]` table: where records are forwarded, if anywhere.
+    pub sync: SyncSection,
 }
 
 /// A TOML error by line and column, without the line itself: the config holds the serve token,
@@ -500,6 +511,10 @@ impl Config {
             serve: {
                 raw.serve.check()?;
                 raw.serve
+            },
+            sync: {
+                raw.sync.check()?;
+                raw.sync
             },
         })
     }

@@ -18,7 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub const FILE: &str = "results.sqlite";
 
 /// The schema this build writes. Version 1: the records, in the order they were made.
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2: what each sync destination has taken (`deliveries`).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE records (
@@ -32,6 +33,21 @@ CREATE TABLE records (
     body          TEXT NOT NULL         -- the whole record as JSON (what history prints)
 );
 CREATE INDEX records_by_input ON records (input_sha256, time);
+";
+
+// A record is in a destination's outbox until it has a row here: `sent` when the destination
+// acknowledged it (an MQTT PUBACK, a STOW-RS 200), `parked` when it refused it for good (the
+// reason kept, the queue going on without it). Committed right after the acknowledgement, so a
+// power cut in between sends that record again, which the ids make harmless.
+const SCHEMA_V2: &str = "
+CREATE TABLE deliveries (
+    record_id    INTEGER NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    destination  TEXT NOT NULL,         -- mqtt, dicomweb
+    state        TEXT NOT NULL CHECK (state IN ('sent', 'parked')),
+    time         TEXT NOT NULL,         -- when it was sent or parked, RFC 3339, UTC
+    reason       TEXT,                  -- why the destination refused it
+    PRIMARY KEY (record_id, destination)
+) WITHOUT ROWID;
 ";
 
 /// Open (creating if needed) the database in `dir` for writing, with the settings above.
@@ -111,6 +127,9 @@ fn migrate(db: &mut Connection) -> Result<()> {
     }
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -203,4 +222,110 @@ pub fn all(db: &Connection) -> Result<Vec<(String, String)>> {
     let mut stmt = db.prepare("SELECT name, body FROM records ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A record waiting for a destination.
+#[derive(Debug)]
+pub struct Waiting {
+    /// Its place in the order records were made.
+    pub id: i64,
+    /// Its name in the log.
+    pub name: String,
+    /// The kept picture, relative to the storage folder.
+    pub image: Option<String>,
+    /// The whole record as JSON.
+    pub body: String,
+}
+
+/// The oldest `limit` records `destination` has neither taken nor refused, oldest first.
+pub fn waiting(db: &Connection, destination: &str, limit: u32) -> Result<Vec<Waiting>> {
+    let mut stmt = db.prepare_cached(
+        "SELECT r.id, r.name, r.image, r.body FROM records r
+         WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.record_id = r.id AND d.destination = ?1)
+         ORDER BY r.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![destination, limit], |r| {
+        Ok(Waiting {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            image: r.get(2)?,
+            body: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Note that `destination` took (`reason` None) or refused the record `id`. One statement, so
+/// committed when this returns.
+pub fn deliver(
+    db: &Connection,
+    destination: &str,
+    id: i64,
+    time: &str,
+    refused: Option<&str>,
+) -> Result<()> {
+    db.prepare_cached(
+        "INSERT OR REPLACE INTO deliveries (record_id, destination, state, time, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(rusqlite::params![
+        id,
+        destination,
+        if refused.is_some() { "parked" } else { "sent" },
+        time,
+        refused
+    ])?;
+    Ok(())
+}
+
+/// Where one destination stands.
+#[derive(Debug, Default, PartialEq)]
+pub struct Tally {
+    /// Records it took.
+    pub sent: u64,
+    /// Records it refused: (name, when, why), oldest first.
+    pub parked: Vec<(String, String, String)>,
+    /// Records not yet offered, or offered and not acknowledged.
+    pub waiting: u64,
+    /// When it last took one.
+    pub last_sent: Option<String>,
+}
+
+/// Counts for `cxr-edge sync --status`.
+pub fn tally(db: &Connection, destination: &str) -> Result<Tally> {
+    let (sent, last_sent): (u64, Option<String>) = db.query_row(
+        "SELECT COUNT(*), MAX(time) FROM deliveries WHERE destination = ?1 AND state = 'sent'",
+        [destination],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let waiting: u64 = db.query_row(
+        "SELECT COUNT(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+         WHERE d.record_id = r.id AND d.destination = ?1)",
+        [destination],
+        |r| r.get(0),
+    )?;
+    let mut stmt = db.prepare(
+        "SELECT r.name, d.time, COALESCE(d.reason, '') FROM deliveries d
+         JOIN records r ON r.id = d.record_id
+         WHERE d.destination = ?1 AND d.state = 'parked' ORDER BY r.id",
+    )?;
+    let parked = stmt
+        .query_map([destination], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Tally {
+        sent,
+        parked,
+        waiting,
+        last_sent,
+    })
+}
+
+/// Put the records `destination` refused back in its outbox (`sync --retry-parked`, after the
+/// cause was fixed at the destination). Returns how many.
+pub fn unpark(db: &Connection, destination: &str) -> Result<usize> {
+    Ok(db.execute(
+        "DELETE FROM deliveries WHERE destination = ?1 AND state = 'parked'",
+        [destination],
+    )?)
 }

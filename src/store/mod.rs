@@ -12,6 +12,7 @@
 //! and moves them to `imported/`, so nothing is lost and nothing is counted twice.
 
 pub mod db;
+pub mod outbox;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
