@@ -7,11 +7,13 @@
 //! never ends on a bad file, a missing folder or a model that will not load: it says so on the
 //! screen and in the journal and tries again, while telling systemd it is alive ([`notify`]).
 //! SIGTERM and Ctrl-C end it cleanly ([`stop`]): the film in hand is finished, and the display
-//! is dropped (the screen given back to the console) before the process exits.
+//! is dropped (the screen given back to the console) before the process exits. Beside the
+//! loop run the sync thread (`[sync]`, [`crate::sync`]) and the retention rules ([`retention`]).
 
 pub mod inbox;
 pub mod live;
 pub mod notify;
+pub mod retention;
 pub mod stop;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -267,6 +269,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     // while the model loads; stopped (and given a moment to say goodbye) when `run` returns.
     #[cfg(feature = "sync")]
     let _sync = crate::sync::Background::start(&cfg.sync, &cfg.storage.dir);
+    let _retention = retention::Retention::start(cfg);
     let out = Output::new(cfg.display.clone(), cfg.screen_size)
         .numbered(opts.script.is_some())
         .keys(cfg.buttons.keys.clone())

@@ -6,6 +6,8 @@ mod calibrate;
 mod capture;
 mod classify;
 mod devices;
+#[cfg(feature = "sync")]
+mod fleet;
 mod generate;
 mod history;
 mod output;
@@ -66,6 +68,10 @@ pub enum Command {
     /// waiting now (`--once`), or until stopped; `--status` says where each stands.
     #[cfg(feature = "sync")]
     Sync(sync::SyncArgs),
+    /// List the study's units as the MQTT broker knows them (version, model, last seen,
+    /// outbox, free disk), marking those silent for more than a day.
+    #[cfg(feature = "sync")]
+    Fleet(fleet::FleetArgs),
     /// Fit a site profile (temperature and operating points) on the site's own labelled
     /// `classify --json` output, with patient-level bootstrap 95% intervals; refuses, with
     /// the reason, when a label has too few films or the results come from another model.
@@ -319,6 +325,8 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::run(args),
         #[cfg(feature = "sync")]
         Command::Sync(args) => sync::run(args),
+        #[cfg(feature = "sync")]
+        Command::Fleet(args) => fleet::run(args),
     };
     match result {
         Ok(code) => code,

@@ -49,6 +49,8 @@
 //! [storage]
 //! dir = "/var/lib/cxr-edge/results"
 //! keep_images = true
+//! keep_days = 0            # remove records (once sent) and done/ originals older than this
+//! max_disk_mb = 0          # keep results + done/ under this; oldest first, unsent last
 //!
 //! [serve]                  # `cxr-edge serve`, the upload page
 //! listen = "127.0.0.1:8080"  # another address needs `token`
@@ -239,6 +241,14 @@ pub struct StorageSection {
     /// Keep the heatmap picture of each film next to its record.
     #[serde(default = "yes")]
     pub keep_images: bool,
+    /// Records (once every sync destination has them) and the watch folder's `done/`
+    /// originals older than this many days are removed; 0 keeps them (README "Retention").
+    #[serde(default)]
+    pub keep_days: u32,
+    /// The storage folder and `done/` together stay under this many MiB, oldest removed
+    /// first, records not yet sent last; 0: no limit.
+    #[serde(default)]
+    pub max_disk_mb: u64,
 }
 
 impl Default for StorageSection {
@@ -246,6 +256,8 @@ impl Default for StorageSection {
         StorageSection {
             dir: default_storage(),
             keep_images: true,
+            keep_days: 0,
+            max_disk_mb: 0,
         }
     }
 }

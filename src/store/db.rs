@@ -217,6 +217,17 @@ pub fn newest_for_input(
         .optional()?)
 }
 
+/// The newest record's body.
+pub fn newest_body(db: &Connection) -> Result<Option<String>> {
+    Ok(db
+        .query_row(
+            "SELECT body FROM records ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Every record, oldest first: (name, body).
 pub fn all(db: &Connection) -> Result<Vec<(String, String)>> {
     let mut stmt = db.prepare("SELECT name, body FROM records ORDER BY id")?;

@@ -4,7 +4,8 @@
 //!
 //! No patient identifiers: a record names its input only by the SHA-256 of the file's bytes
 //! (file names from a reader's export often carry the patient's name). Each record says where
-//! its film came from ([`Origin`]: `inbox`, `samples`, `camera`, `upload` or `classify`). Every face writes
+//! its film came from ([`Origin`]: `inbox`, `samples`, `camera`, `upload` or `classify`; `retention` for the
+//! note that records were removed before they were sent, [`retention`]). Every face writes
 //! through [`ResultsLog::record`]; `cxr-edge history` reads them back with [`read_all`].
 //!
 //! Earlier versions kept one JSON file per record in the same folder. [`ResultsLog::open`]
@@ -13,6 +14,7 @@
 
 pub mod db;
 pub mod outbox;
+pub mod retention;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -40,6 +42,8 @@ pub enum Origin {
     Upload,
     /// `cxr-edge classify --store`.
     Classify,
+    /// A note of the retention rules (records removed before they were sent).
+    Retention,
 }
 
 impl Origin {
@@ -52,6 +56,7 @@ impl Origin {
             Origin::Camera => "camera",
             Origin::Upload => "upload",
             Origin::Classify => "classify",
+            Origin::Retention => "retention",
         }
     }
 }
@@ -115,6 +120,16 @@ impl ResultsLog {
         };
         log.import_json_records()?;
         Ok(log)
+    }
+
+    /// A second handle on a log another part of this process has opened (retention, beside
+    /// the service's loop): the database only, none of [`ResultsLog::open`]'s clean-up, which
+    /// could remove a picture the loop is writing at that moment.
+    pub fn attach(dir: &Path) -> Result<ResultsLog> {
+        Ok(ResultsLog {
+            dir: dir.to_path_buf(),
+            db: Mutex::new(db::open(dir)?),
+        })
     }
 
     /// The log folder.
@@ -356,6 +371,49 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// The time written by [`rfc3339`] (`YYYY-MM-DDTHH:MM:SSZ`, after 1970), or `None` for any
+/// other text (read from the network: checked, never trusted).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
+        return None;
+    }
+    // Civil date to days (H. Hinnant's algorithm), the inverse of the one in `rfc3339`.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +425,19 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_796_083_199), "2026-11-30T23:59:59Z");
+        for secs in [0, 951_782_400, 1_796_083_199, 4_102_444_800] {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        for bad in [
+            "",
+            "2026-11-30 23:59:59Z",
+            "2026-13-01T00:00:00Z",
+            "+026-11-30T23:59:59Z",
+            "2026-11-30T23:59:59+01",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     fn model() -> crate::model::ModelId {

@@ -1,7 +1,8 @@
 //! The DICOM instances a record becomes in the study's archive (written with dicom-rs):
 //!
 //! * a Secondary Capture image of the kept picture (the film as the model saw it, with the
-//!   heatmap over it), when the record has one;
+//!   heatmap over it and the research-use notice and the result burned in: Burned In
+//!   Annotation is YES), when the record has one;
 //! * a Basic Text Structured Report with the result, each probability, the decision, the
 //!   quality warnings, the model and its SHA-256, the site profile and the research-use notice.
 //!
@@ -140,9 +141,9 @@ pub fn picture(id: &str, site: &str, record: &Value, rgb: &image::RgbImage) -> R
         s(
             tags::DERIVATION_DESCRIPTION,
             VR::ST,
-            "the film as the model saw it, with the class-activation heatmap of the result over it",
+            "the film as the model saw it, with the class-activation heatmap of the result over it and the research-use notice and the result burned in",
         ),
-        s(tags::BURNED_IN_ANNOTATION, VR::CS, "NO"),
+        s(tags::BURNED_IN_ANNOTATION, VR::CS, "YES"),
         s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB"),
         u(tags::SAMPLES_PER_PIXEL, 3),
         u(tags::PLANAR_CONFIGURATION, 0),

@@ -16,6 +16,7 @@
 //! again every `interval_s`, reconnect with backoff).
 
 pub mod dicomweb;
+pub mod fleet;
 pub mod instances;
 pub mod message;
 pub mod mqtt;
@@ -72,36 +73,11 @@ impl Settings {
             s.device.clone()
         };
         check_topic_level("device (the host name)", &device)?;
-        let read = |p: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
-            p.as_ref()
-                .map(|p| {
-                    std::fs::read(p)
-                        .with_context(|| format!("[sync] cannot read the {what} {}", p.display()))
-                })
-                .transpose()
-        };
+        let read = read_file;
         let mqtt = if s.mqtt.is_empty() {
             None
         } else {
-            let password = read(&s.password_file, "password file")?.map(|b| {
-                String::from_utf8_lossy(&b)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string()
-            });
-            let client_auth = match (
-                read(&s.client_cert, "client certificate")?,
-                read(&s.client_key, "client key")?,
-            ) {
-                (Some(c), Some(k)) => Some((c, k)),
-                _ => None,
-            };
-            Some(Broker {
-                url: BrokerUrl::parse(&s.mqtt)?,
-                ca: read(&s.ca, "CA file")?,
-                client_auth,
-                login: (!s.username.is_empty())
-                    .then(|| (s.username.clone(), password.unwrap_or_default())),
-            })
+            Some(broker(s, &s.mqtt)?)
         };
         let archive = if s.dicomweb.is_empty() {
             None
@@ -150,6 +126,37 @@ impl Settings {
     fn client_id(&self) -> String {
         format!("cxr-edge-{}-{}", self.sender.site, self.sender.device)
     }
+}
+
+fn read_file(p: &Option<PathBuf>, what: &str) -> Result<Option<Vec<u8>>> {
+    p.as_ref()
+        .map(|p| {
+            std::fs::read(p)
+                .with_context(|| format!("[sync] cannot read the {what} {}", p.display()))
+        })
+        .transpose()
+}
+
+/// The broker at `url` with the credentials `[sync]` names (read from their files now).
+pub fn broker(s: &SyncSection, url: &str) -> Result<Broker> {
+    let password = read_file(&s.password_file, "password file")?.map(|b| {
+        String::from_utf8_lossy(&b)
+            .trim_end_matches(['\r', '\n'])
+            .to_string()
+    });
+    let client_auth = match (
+        read_file(&s.client_cert, "client certificate")?,
+        read_file(&s.client_key, "client key")?,
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => None,
+    };
+    Ok(Broker {
+        url: BrokerUrl::parse(url)?,
+        ca: read_file(&s.ca, "CA file")?,
+        client_auth,
+        login: (!s.username.is_empty()).then(|| (s.username.clone(), password.unwrap_or_default())),
+    })
 }
 
 /// RFC 4648 base64, for a basic-authentication header.
@@ -224,17 +231,23 @@ pub fn disk_free_mb(dir: &Path) -> Option<u64> {
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64) >> 20)
 }
 
+/// How often a connected, idle unit says it is still there.
+const HEARTBEAT: Duration = Duration::from_secs(15 * 60);
+
+/// Publish the unit's status and the time it was last seen (both retained).
+async fn publish_status(s: &Settings, m: &mut Mqtt, out: &Outbox, state: &str) -> Result<()> {
+    let status = status_message(s, out, state);
+    let (status_topic, seen_topic) = (m.topics.status.clone(), m.topics.seen.clone());
+    m.publish(&status_topic, status, true).await?;
+    let seen = json!({ "time": crate::store::rfc3339(std::time::SystemTime::now()) });
+    m.publish(&seen_topic, seen.to_string().into_bytes(), true)
+        .await
+}
+
 async fn connect_mqtt(s: &Settings, broker: &Broker, out: &Outbox) -> Result<Mqtt> {
-    let mut m = Mqtt::connect(
-        broker,
-        &s.client_id(),
-        s.topics(),
-        status_message(s, out, "offline"),
-    )
-    .await?;
-    let status = status_message(s, out, "online");
-    let topic = m.topics.status.clone();
-    m.publish(&topic, status, true).await?;
+    let will = status_message(s, out, "offline");
+    let mut m = Mqtt::connect(broker, &s.client_id(), s.topics(), Some(will)).await?;
+    publish_status(s, &mut m, out, "online").await?;
     Ok(m)
 }
 
@@ -271,9 +284,7 @@ async fn drain_mqtt(
             sum.sent += 1;
         }
     }
-    let status = status_message(s, out, "online");
-    let topic = m.topics.status.clone();
-    m.publish(&topic, status, true).await
+    Ok(())
 }
 
 /// The instances of one waiting record: its picture (when one was kept and is still there) and
@@ -359,11 +370,10 @@ pub fn run_once(s: &Settings) -> Result<Vec<Summary>> {
         };
         let r = rt.block_on(async {
             let mut m = connect_mqtt(s, broker, &out).await?;
-            let r = drain_mqtt(s, &mut m, &out, &stop, &mut sum).await;
-            if r.is_ok() {
-                m.disconnect().await;
-            }
-            r
+            drain_mqtt(s, &mut m, &out, &stop, &mut sum).await?;
+            publish_status(s, &mut m, &out, "online").await?;
+            m.disconnect().await;
+            Ok::<_, anyhow::Error>(())
         });
         sum.error = r.err().map(|e| format!("{e:#}"));
         sum.waiting = out.tally(MQTT)?.waiting;
@@ -449,8 +459,14 @@ async fn keep_mqtt(s: &Settings, out: &Outbox, stop: &AtomicBool) {
                 broker.url.port
             );
             backoff = Duration::from_secs(2);
+            let mut said = Instant::now();
             loop {
                 drain_mqtt(s, &mut m, out, stop, &mut sum).await?;
+                // The status after records went out (the outbox shrank), else every 15 min.
+                if sum.sent + sum.parked > 0 || said.elapsed() >= HEARTBEAT {
+                    publish_status(s, &mut m, out, "online").await?;
+                    said = Instant::now();
+                }
                 if sum.sent + sum.parked > 0 {
                     tracing::info!(
                         "sync: {} record(s) sent, {} refused by the broker",
@@ -463,9 +479,7 @@ async fn keep_mqtt(s: &Settings, out: &Outbox, stop: &AtomicBool) {
                 let until = Instant::now() + s.interval;
                 while Instant::now() < until {
                     if stop.load(Ordering::Relaxed) {
-                        let bye = status_message(s, out, "offline");
-                        let topic = m.topics.status.clone();
-                        let _ = m.publish(&topic, bye, true).await;
+                        let _ = publish_status(s, &mut m, out, "offline").await;
                         m.disconnect().await;
                         return Ok(());
                     }

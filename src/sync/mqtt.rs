@@ -45,8 +45,12 @@ pub struct Broker {
 pub struct Topics {
     /// `cxr-edge/v1/<site>/<device>/result`
     pub result: String,
-    /// `cxr-edge/v1/<site>/<device>/status` (retained)
+    /// `cxr-edge/v1/<site>/<device>/status` (retained; the last will goes here)
     pub status: String,
+    /// `cxr-edge/v1/<site>/<device>/seen` (retained): when the unit last spoke. Apart from
+    /// the status because the broker replaces the status with the will, which was written at
+    /// connection time and cannot say when the unit fell silent.
+    pub seen: String,
 }
 
 impl Topics {
@@ -56,6 +60,7 @@ impl Topics {
         Topics {
             result: format!("{base}/result"),
             status: format!("{base}/status"),
+            seen: format!("{base}/seen"),
         }
     }
 }
@@ -78,20 +83,17 @@ impl Mqtt {
         broker: &Broker,
         client_id: &str,
         topics: Topics,
-        offline: Vec<u8>,
+        offline: Option<Vec<u8>>,
     ) -> Result<Mqtt> {
         let url = &broker.url;
         let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
         o.set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
             .set_max_packet_size(MAX_MESSAGE, MAX_MESSAGE)
-            .set_inflight(1)
-            .set_last_will(LastWill::new(
-                &topics.status,
-                offline,
-                QoS::AtLeastOnce,
-                true,
-            ));
+            .set_inflight(1);
+        if let Some(will) = offline {
+            o.set_last_will(LastWill::new(&topics.status, will, QoS::AtLeastOnce, true));
+        }
         if let Some((user, password)) = &broker.login {
             o.set_credentials(user.clone(), password.clone());
         }
@@ -162,6 +164,36 @@ impl Mqtt {
             .await
             .map_err(|_| anyhow!("no PUBACK within {} s", ANSWER.as_secs()))?
             .map_err(|e: rumqttc::ConnectionError| anyhow!("MQTT connection lost: {e}"))
+    }
+
+    /// Subscribe to `filter` and collect the retained messages the broker hands out: until
+    /// `quiet` passes without one after the subscription is acknowledged (10 s at most).
+    pub async fn retained(
+        &mut self,
+        filter: &str,
+        quiet: Duration,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .context("the MQTT client stopped")?;
+        let mut got = Vec::new();
+        let mut acked = false;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let wait = if acked { quiet } else { ANSWER };
+            let until = (tokio::time::Instant::now() + wait).min(deadline);
+            match tokio::time::timeout_at(until, self.events.poll()).await {
+                Err(_) if acked => return Ok(got),
+                Err(_) => bail!("no SUBACK within {} s", ANSWER.as_secs()),
+                Ok(Err(e)) => bail!("MQTT connection lost: {e}"),
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => acked = true,
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.retain => {
+                    got.push((p.topic.clone(), p.payload.to_vec()))
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
     }
 
     /// Keep the connection alive (pings) for `d`; an error means it was lost.

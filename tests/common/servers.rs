@@ -52,10 +52,13 @@ impl Broker {
         std::fs::create_dir_all(&self.dir).unwrap();
         let conf = self.dir.join("mosquitto.conf");
         // Persistence on, so a subscriber's session and its queued messages survive a restart
-        // of the broker, as they would on a study's server.
+        // of the broker, as they would on a study's server. One QoS 1 message in flight to each
+        // client: after a restart the broker sends again what the subscriber had not yet
+        // acknowledged (at least once, on that leg too), and with one in flight that is at most
+        // one message, so the test can tell the unit's resends from the broker's.
         let mut text = format!(
             "per_listener_settings false\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nautosave_interval 1\nlog_dest file {}/broker.log\n\
+             persistence_location {}/\nautosave_interval 1\nmax_inflight_messages 1\nlog_dest file {}/broker.log\n\
              listener {} 127.0.0.1\n{}\n",
             self.dir.display(),
             self.dir.display(),
@@ -354,4 +357,27 @@ pub fn base64(s: &str) -> String {
         }
     }
     out
+}
+
+/// Publish `messages` (topic, payload) retained at QoS 1, as another unit would have.
+pub fn publish_retained(port: u16, messages: &[(&str, &str)]) {
+    use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
+    let (client, mut conn) = Client::new(MqttOptions::new("other-unit", "127.0.0.1", port), 16);
+    for (t, p) in messages {
+        client
+            .publish(*t, QoS::AtLeastOnce, true, p.as_bytes().to_vec())
+            .unwrap();
+    }
+    let (mut acked, mut bye) = (0, false);
+    for ev in conn.iter() {
+        match ev.expect("the broker answers") {
+            Event::Incoming(Packet::PubAck(_)) => acked += 1,
+            Event::Outgoing(Outgoing::Disconnect) => break,
+            _ => {}
+        }
+        if acked == messages.len() && !bye {
+            client.disconnect().unwrap();
+            bye = true;
+        }
+    }
 }
