@@ -73,7 +73,6 @@ impl Settings {
             s.device.clone()
         };
         check_topic_level("device (the host name)", &device)?;
-        let read = read_file;
         let mqtt = if s.mqtt.is_empty() {
             None
         } else {
@@ -82,17 +81,10 @@ impl Settings {
         let archive = if s.dicomweb.is_empty() {
             None
         } else {
-            let secret = |p: &Option<PathBuf>, what: &str| -> Result<Option<String>> {
-                Ok(read(p, what)?.map(|b| {
-                    String::from_utf8_lossy(&b)
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string()
-                }))
-            };
-            let authorization = match secret(&s.dicomweb_token_file, "archive token file")? {
+            let authorization = match read_secret(&s.dicomweb_token_file, "archive token file")? {
                 Some(token) => Some(format!("Bearer {token}")),
                 None if !s.dicomweb_user.is_empty() => {
-                    let pw = secret(&s.dicomweb_password_file, "archive password file")?
+                    let pw = read_secret(&s.dicomweb_password_file, "archive password file")?
                         .unwrap_or_default();
                     Some(format!(
                         "Basic {}",
@@ -103,7 +95,7 @@ impl Settings {
             };
             Some(Arc::new(Archive::new(
                 ArchiveUrl::parse(&s.dicomweb)?,
-                read(&s.dicomweb_ca, "archive CA file")?,
+                read_file(&s.dicomweb_ca, "archive CA file")?,
                 authorization,
             )?))
         };
@@ -137,13 +129,18 @@ fn read_file(p: &Option<PathBuf>, what: &str) -> Result<Option<Vec<u8>>> {
         .transpose()
 }
 
-/// The broker at `url` with the credentials `[sync]` names (read from their files now).
-pub fn broker(s: &SyncSection, url: &str) -> Result<Broker> {
-    let password = read_file(&s.password_file, "password file")?.map(|b| {
+/// A password or token file's text, without the line end an editor leaves.
+fn read_secret(p: &Option<PathBuf>, what: &str) -> Result<Option<String>> {
+    Ok(read_file(p, what)?.map(|b| {
         String::from_utf8_lossy(&b)
             .trim_end_matches(['\r', '\n'])
             .to_string()
-    });
+    }))
+}
+
+/// The broker at `url` with the credentials `[sync]` names (read from their files now).
+pub fn broker(s: &SyncSection, url: &str) -> Result<Broker> {
+    let password = read_secret(&s.password_file, "password file")?;
     let client_auth = match (
         read_file(&s.client_cert, "client certificate")?,
         read_file(&s.client_key, "client key")?,
