@@ -57,6 +57,7 @@ pub mod serve;
 pub mod store;
 #[cfg(feature = "sync")]
 pub mod sync;
+pub mod time;
 pub mod ui;
 
 /// Shown with every result, on every output: the device must never look like a diagnosis.

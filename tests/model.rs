@@ -70,3 +70,20 @@ fn a_broken_manifest_names_the_problem() {
     );
     assert!(msg.contains("temperature"), "{msg}");
 }
+
+/// A signed model bundle carries what each variant answered on the sample films on the
+/// coordinator's machine (an x86 PC), and a unit refuses the bundle when its own answers differ
+/// by more than the tolerance (`model::bundle::check`). This runs that check for the shipped
+/// model against answers measured on x86 (`tests/fixtures/bundle-expected.json`, the
+/// `expected.json` of `cxr-edge model sign`), so under qemu (scripts/test-arm) it shows that both
+/// ARM kernel families and armv7 stay inside the tolerance, and a bundle signed on a PC installs
+/// on a Pi. After retraining, rewrite the fixture: sign a bundle and take its `expected.json`.
+#[test]
+fn the_samples_answer_within_a_bundles_tolerance_of_the_x86_answers() {
+    use cxr_edge::model::bundle::check::{verify, Expected};
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle-expected.json");
+    let expected: Expected = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let compared = verify(&manifest_path(), &expected).unwrap();
+    assert_eq!(compared, expected.answers.len());
+}

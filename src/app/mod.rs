@@ -15,6 +15,7 @@ pub mod live;
 pub mod notify;
 pub mod retention;
 pub mod stop;
+mod updates;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -23,10 +24,11 @@ use anyhow::{Context, Result};
 
 use crate::analysis::{analyse, Analysis, How, Subject};
 use crate::capture::{self, Input};
+use crate::config::locate_model;
 use crate::config::{Config, SourceSpec};
 use crate::display::Output;
 use crate::input::{Button, Buttons};
-use crate::model::manifest::{locate_manifest_in, Search};
+use crate::model::manifest::Search;
 use crate::model::Classifier;
 use crate::record::Record;
 use crate::store::{Origin, ResultsLog};
@@ -147,14 +149,31 @@ impl Kiosk<'_> {
 }
 
 /// Load the model, retrying (with the reason on screen) until it works; `None` when a stop was
-/// asked for meanwhile. In `once` mode the first failure is returned.
+/// asked for meanwhile. In `once` mode the first failure is returned. A model bundle that does
+/// not load (it loaded when it was checked at install: memory, a damaged card) is rolled back
+/// at once, so the unit goes back to the model it ran before instead of showing an error.
 fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
     loop {
-        let res = locate_manifest_in(k.cfg.model.manifest.as_deref(), Search::for_this_process())
-            .and_then(|m| {
-                let profile = k.cfg.model.profile(None);
-                Classifier::load_with_profile(&m, k.cfg.model.variant.as_deref(), &profile)
-            });
+        let res = locate_model(
+            k.cfg.model.manifest.as_deref(),
+            &k.cfg.updates,
+            Search::for_this_process(),
+        )
+        .and_then(|m| {
+            let variant = k.cfg.model.variant.as_deref();
+            let clf = match Classifier::load(&m, variant) {
+                Err(e) if from_bundle(k.cfg, &m) => {
+                    let why = format!("does not load: {e:#}");
+                    tracing::error!("model bundle {}; rolling back", why);
+                    k.cfg.updates.store().rollback(&why)?;
+                    return Err(e.context("the model bundle was rolled back"));
+                }
+                r => r?,
+            };
+            let mut clf = clf;
+            clf.use_profile(&k.cfg.model.profile(None))?;
+            Ok(clf)
+        });
         match res {
             Ok(c) => return Ok(Some(c)),
             Err(e) if once => return Err(e),
@@ -163,12 +182,18 @@ fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
                 tracing::error!("model failed to load: {msg}; retrying in {MODEL_RETRY:?}");
                 k.show_problem(Problem::ModelFailed, &msg);
                 sleep_alive(&k.notifier, MODEL_RETRY);
-                if stop::requested() {
+                if stop::signalled() {
                     return Ok(None);
                 }
+                stop::take_reload();
             }
         }
     }
+}
+
+/// Whether `manifest` is the installed bundle's.
+fn from_bundle(cfg: &Config, manifest: &std::path::Path) -> bool {
+    manifest.starts_with(cfg.updates.store().root().join("bundles"))
 }
 
 /// Sleep, but keep feeding the systemd watchdog; a stop ([`stop::requested`]) ends it early.
@@ -284,34 +309,49 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     // Ready before the model: a model that will not load is shown on the screen and retried,
     // which is "running" to systemd, not a start-up that never finishes.
     k.notifier.ready("loading the model");
-    let Some(clf) = load_model(&mut k, opts.once)? else {
-        k.notifier.stopping();
-        return Ok(k.totals);
-    };
+    // Not for one pass or a script: they end before an update could matter, and a script's
+    // screens must not depend on what the store holds.
+    let _updates = (!opts.once && opts.script.is_none()).then(|| updates::Updates::start(cfg));
+    // Once per model: a new bundle made current (module `updates`) ends the source's loop as a
+    // stop would, and the model is loaded again.
+    loop {
+        let Some(clf) = load_model(&mut k, opts.once)? else {
+            break;
+        };
+        announce(&k, &clf);
+        match cfg.source.clone().resolve() {
+            source @ (SourceSpec::Camera(_) | SourceSpec::Frames(_)) => {
+                run_camera(&mut k, &clf, &source, opts)?
+            }
+            SourceSpec::Samples => run_samples(&mut k, &clf, opts.once),
+            SourceSpec::Inbox(dir) => inbox::run_inbox(&mut k, &clf, &dir, opts.once)?,
+            SourceSpec::Auto => unreachable!("resolve() leaves no auto"),
+        }
+        if !stop::take_reload() || stop::signalled() || opts.once {
+            break;
+        }
+    }
+    k.notifier.stopping();
+    // The screen is given back here, when `k` and its display are dropped.
+    Ok(k.totals)
+}
+
+/// Say which model runs: systemd's status line and the log.
+fn announce(k: &Kiosk, clf: &Classifier) {
     let id = clf.id();
     k.notifier.status(&format!(
         "model {} {} ({}) loaded",
         id.name, id.version, id.variant
     ));
     tracing::info!(
-        "model {} {} ({}), results in {}. {}",
+        "model {} {} ({}, {}), results in {}. {}",
         id.name,
         id.version,
         id.variant,
-        cfg.storage.dir.display(),
+        id.sha256,
+        k.cfg.storage.dir.display(),
         crate::NOTICE
     );
-    match cfg.source.clone().resolve() {
-        source @ (SourceSpec::Camera(_) | SourceSpec::Frames(_)) => {
-            run_camera(&mut k, &clf, &source, opts)?
-        }
-        SourceSpec::Samples => run_samples(&mut k, &clf, opts.once),
-        SourceSpec::Inbox(dir) => inbox::run_inbox(&mut k, &clf, &dir, opts.once)?,
-        SourceSpec::Auto => unreachable!("resolve() leaves no auto"),
-    }
-    k.notifier.stopping();
-    // The screen is given back here, when `k` and its display are dropped.
-    Ok(k.totals)
 }
 
 /// The camera kiosk: preview, capture, result, until the source ends or the script is done.

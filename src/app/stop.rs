@@ -9,10 +9,13 @@
 //! everything is dropped, [`exit_by_signal`] ends the process by the same signal, so systemd
 //! and shells see the exit they saw before (a stop, not a failure with the run's exit code).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The signal caught, 0 for none.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// A new model is current: the loops end as for a stop, and `run` loads it and goes on.
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // An atomic store is async-signal-safe; nothing else is done here.
@@ -40,9 +43,24 @@ pub fn install() {
     }
 }
 
-/// A stop was asked for: finish what is in hand, then return.
+/// A stop (or a model reload) was asked for: finish what is in hand, then return.
 pub fn requested() -> bool {
+    CAUGHT.load(Ordering::SeqCst) != 0 || RELOAD.load(Ordering::SeqCst)
+}
+
+/// A signal asked for a stop (not a reload).
+pub fn signalled() -> bool {
     CAUGHT.load(Ordering::SeqCst) != 0
+}
+
+/// Ask the kiosk's loops to return so that `run` reloads the model.
+pub fn ask_reload() {
+    RELOAD.store(true, Ordering::SeqCst);
+}
+
+/// Whether a reload was asked for since the last call (and forget it).
+pub fn take_reload() -> bool {
+    RELOAD.swap(false, Ordering::SeqCst)
 }
 
 /// If a signal stopped the run, end the process by that signal now (its default action);

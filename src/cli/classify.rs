@@ -17,7 +17,7 @@ use crate::analysis::{analyse, How, InputMode, Subject};
 use crate::capture::{self, expand_inputs, Input, InputSource, Limits};
 use crate::config::Config;
 use crate::lang::Language;
-use crate::model::{manifest::locate_manifest, Classifier, ProfileChoice};
+use crate::model::{Classifier, ProfileChoice};
 use crate::record::Record;
 use crate::store::{Origin, ResultsLog};
 
@@ -189,7 +189,11 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
     }
-    let manifest_path = locate_manifest(args.model.model.as_deref())?;
+    let manifest_path = crate::config::locate_model(
+        args.model.model.as_deref(),
+        &Config::find(None).map(|c| c.updates).unwrap_or_default(),
+        crate::model::manifest::Search::Anywhere,
+    )?;
     let profile = configured_profile(args.profile.site_profile.as_deref())?;
     let clf =
         Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;

@@ -10,6 +10,7 @@ mod devices;
 mod fleet;
 mod generate;
 mod history;
+mod model;
 mod output;
 mod run;
 #[cfg(feature = "serve")]
@@ -76,6 +77,10 @@ pub enum Command {
     /// `classify --json` output, with patient-level bootstrap 95% intervals; refuses, with
     /// the reason, when a label has too few films or the results come from another model.
     Calibrate(calibrate::CalibrateArgs),
+    /// Signed model bundles: what this unit runs (`status`), `install` one (verified against
+    /// the study's key, checked on the sample films, switched atomically), `rollback`; and for
+    /// the study coordinator, `keygen` and `sign`.
+    Model(model::BundleArgs),
     /// Time every stage (decode, film finding, rectification, preprocessing, inference,
     /// heatmap, screen) for each model variant on this machine.
     Bench(BenchArgs),
@@ -318,6 +323,7 @@ pub fn main() -> i32 {
         Command::History(args) => history::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Model(args) => model::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Devices => devices::run(),
         Command::Generate { what, dir } => generate::run(what, dir),

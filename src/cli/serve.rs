@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{ServeArgs, EXIT_OK};
 use crate::config::Config;
-use crate::model::manifest::{locate_manifest_in, Search};
+use crate::model::manifest::Search;
 use crate::model::Classifier;
 use crate::serve::{run as serve, ServeOptions};
 use crate::store::ResultsLog;
@@ -18,11 +18,12 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     let mut opts =
         ServeOptions::from_config(&cfg.serve, args.listen.as_deref(), cfg.storage.keep_images)?;
     opts.memory_budget = cfg.limits().memory_budget;
-    let manifest = locate_manifest_in(
+    let manifest = crate::config::locate_model(
         args.model
             .model
             .as_deref()
             .or(cfg.model.manifest.as_deref()),
+        &cfg.updates,
         Search::for_this_process(),
     )?;
     let variant = args

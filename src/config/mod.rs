@@ -63,6 +63,9 @@
 //! [sync]                   # forwarding the results log (see `config/sync.rs`)
 //! site = "clinic-a"
 //! mqtt = "mqtt://broker.lan:1883"
+//!
+//! [updates]                # signed model bundles (see `config/updates.rs`)
+//! folder = "/var/lib/cxr-edge/updates"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -75,7 +78,9 @@ pub use crate::display::DisplaySpec;
 use crate::input::evdev::KeyMap;
 
 mod sync;
+mod updates;
 pub use sync::{check_topic_level, ArchiveUrl, BrokerUrl, SyncSection};
+pub use updates::{locate_model, UpdatesSection};
 
 /// The board service's configuration file (installed by the package).
 pub const SYSTEM_CONFIG: &str = "/etc/cxr-edge/config.toml";
@@ -434,6 +439,8 @@ struct RawConfig {
     serve: ServeSection,
     #[serde(default)]
     sync: SyncSection,
+    #[serde(default)]
+    updates: UpdatesSection,
 }
 
 /// The whole configuration file, checked and with defaults filled in.
@@ -472,6 +479,8 @@ pub struct Config {
     pub serve: ServeSection,
     /// The `[sync]` table: where records are forwarded, if anywhere.
     pub sync: SyncSection,
+    /// The `[updates]` table: signed model bundles.
+    pub updates: UpdatesSection,
 }
 
 /// A TOML error by line and column, without the line itself: the config holds the serve token,
@@ -523,6 +532,10 @@ impl Config {
             serve: {
                 raw.serve.check()?;
                 raw.serve
+            },
+            updates: {
+                raw.updates.check(&raw.sync)?;
+                raw.updates
             },
             sync: {
                 raw.sync.check()?;

@@ -1,5 +1,6 @@
 //! The model: its manifest, the shared preprocessing, inference and the calibrated answer.
 
+pub mod bundle;
 mod engine;
 pub mod fit;
 pub mod manifest;

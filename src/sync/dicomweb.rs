@@ -57,23 +57,7 @@ impl Archive {
         authorization: Option<String>,
     ) -> Result<Archive> {
         let tls = if url.tls {
-            let pem = match ca {
-                Some(p) => p,
-                None => std::fs::read(SYSTEM_CAS).with_context(|| {
-                    format!("no [sync] dicomweb_ca given and cannot read {SYSTEM_CAS}")
-                })?,
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pemfile::certs(&mut &pem[..]) {
-                roots.add(cert.context("bad certificate in the archive's CA file")?)?;
-            }
-            if roots.is_empty() {
-                bail!("no certificate in the archive's CA file");
-            }
-            let cfg = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+            Some(tls_connector(ca, "the archive's")?)
         } else {
             None
         };
@@ -115,24 +99,60 @@ impl Archive {
             req = req.header(hyper::header::AUTHORIZATION, a);
         }
         let req = req.body(Full::new(Bytes::from(body)))?;
-        let addr = (self.url.host.as_str(), self.url.port);
-        let tcp = tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(addr))
+        let (status, _, text) = request_with_headers(&self.url, self.tls.as_ref(), req, MAX_ANSWER)
             .await
-            .map_err(|_| anyhow!("no connection within {} s", CONNECT.as_secs()))?
-            .with_context(|| format!("cannot connect to the archive {}", self.describe()))?;
-        let (status, text) = match &self.tls {
-            Some(tls) => {
-                let name = rustls::pki_types::ServerName::try_from(self.url.host.clone())
-                    .context("the archive's host is not a valid TLS name")?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .with_context(|| format!("TLS with the archive {} failed", self.describe()))?;
-                exchange(stream, req).await?
-            }
-            None => exchange(tcp, req).await?,
-        };
+            .with_context(|| format!("the archive {}", self.describe()))?;
+        let text = String::from_utf8_lossy(&text).into_owned();
         judge(status, &text)
+    }
+}
+
+/// A TLS client trusting the CAs in `ca` (PEM; default the system's bundle). `whose` names
+/// the server in messages.
+pub(crate) fn tls_connector(
+    ca: Option<Vec<u8>>,
+    whose: &str,
+) -> Result<tokio_rustls::TlsConnector> {
+    let pem = match ca {
+        Some(p) => p,
+        None => std::fs::read(SYSTEM_CAS).with_context(|| {
+            format!("no CA file given for {whose} server and cannot read {SYSTEM_CAS}")
+        })?,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(cert.with_context(|| format!("bad certificate in {whose} CA file"))?)?;
+    }
+    if roots.is_empty() {
+        bail!("no certificate in {whose} CA file");
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+}
+
+/// Connect to `url`'s host (through `tls` for https), send `req`, read at most `limit` bytes
+/// of the answer: its status, ETag (if any) and body.
+pub(crate) async fn request_with_headers(
+    url: &ArchiveUrl,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    req: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<(StatusCode, Option<String>, Vec<u8>)> {
+    let addr = (url.host.as_str(), url.port);
+    let tcp = tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("no connection within {} s", CONNECT.as_secs()))?
+        .context("cannot connect")?;
+    match tls {
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+                .context("the host is not a valid TLS name")?;
+            let stream = tls.connect(name, tcp).await.context("TLS failed")?;
+            exchange(stream, req, limit).await
+        }
+        None => exchange(tcp, req, limit).await,
     }
 }
 
@@ -153,29 +173,39 @@ fn judge(status: StatusCode, text: &str) -> Result<Stow> {
     }
 }
 
-async fn exchange<S>(io: S, req: hyper::Request<Full<Bytes>>) -> Result<(StatusCode, String)>
+async fn exchange<S>(
+    io: S,
+    req: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<(StatusCode, Option<String>, Vec<u8>)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .context("HTTP with the archive failed")?;
+        .context("HTTP failed")?;
     let driver = tokio::spawn(conn);
     let answer = async {
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        let etag = resp
+            .headers()
+            .get(hyper::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 256)
+            .map(String::from);
+        let body = Limited::new(resp.into_body(), limit)
             .collect()
             .await
             .map_err(|e| anyhow!("{e}"))?
             .to_bytes();
-        Ok::<_, anyhow::Error>((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok::<_, anyhow::Error>((status, etag, body.to_vec()))
     };
     let r = tokio::time::timeout(ANSWER, answer)
         .await
-        .map_err(|_| anyhow!("no answer from the archive within {} s", ANSWER.as_secs()))?;
+        .map_err(|_| anyhow!("no answer within {} s", ANSWER.as_secs()))?;
     driver.abort();
-    r.context("the archive's answer was cut off")
+    r.context("the answer was cut off")
 }
 
 /// The multipart/related body of `parts` and its boundary: a hash of the parts, so it cannot

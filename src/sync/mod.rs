@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod instances;
 pub mod message;
 pub mod mqtt;
+pub mod updates;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -85,11 +85,23 @@ impl Mqtt {
         topics: Topics,
         offline: Option<Vec<u8>>,
     ) -> Result<Mqtt> {
+        Mqtt::connect_taking(broker, client_id, topics, offline, MAX_MESSAGE).await
+    }
+
+    /// [`Mqtt::connect`], taking messages of up to `max_incoming` bytes (a model bundle is
+    /// megabytes; everything else a few KiB).
+    pub async fn connect_taking(
+        broker: &Broker,
+        client_id: &str,
+        topics: Topics,
+        offline: Option<Vec<u8>>,
+        max_incoming: usize,
+    ) -> Result<Mqtt> {
         let url = &broker.url;
         let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
         o.set_keep_alive(Duration::from_secs(30))
             .set_clean_session(true)
-            .set_max_packet_size(MAX_MESSAGE, MAX_MESSAGE)
+            .set_max_packet_size(max_incoming, MAX_MESSAGE)
             .set_inflight(1);
         if let Some(will) = offline {
             o.set_last_will(LastWill::new(&topics.status, will, QoS::AtLeastOnce, true));
