@@ -40,6 +40,7 @@
 pub mod analysis;
 pub mod app;
 pub mod capture;
+pub mod case;
 pub mod cli;
 pub mod config;
 pub mod display;

@@ -54,6 +54,9 @@ pub struct Record {
     pub heatmap: Option<String>,
     /// Why there is no result, for a person.
     pub error: Option<String>,
+    /// The study's case code for this film ([`crate::case`]), when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_code: Option<String>,
     /// Always [`crate::NOTICE`] on a new record.
     pub notice: Cow<'static, str>,
     /// Time taken by the analysis, in milliseconds.
@@ -76,6 +79,7 @@ impl Record {
             model,
             heatmap: None,
             error: None,
+            case_code: None,
             notice: Cow::Borrowed(crate::NOTICE),
             elapsed_ms: 0.0,
         }

@@ -20,6 +20,8 @@ use cxr_edge::model::bundle::EXPECTED;
 mod client;
 #[allow(dead_code)]
 mod common;
+#[path = "common/served.rs"]
+mod served;
 #[path = "common/servers.rs"]
 #[allow(dead_code)]
 mod servers;
@@ -579,4 +581,49 @@ fn publish_retained(port: u16, topic: &str, payload: Vec<u8>) {
         ev.unwrap();
     }
     client.disconnect().ok();
+}
+
+#[test]
+fn the_upload_page_switches_to_an_installed_bundle_between_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = Study::new(tmp.path());
+    let store = tmp.path().join("store");
+    let bundle = study.sign(&model_copy(tmp.path(), "f32"), 1);
+    let s = served::serve(
+        &format!(
+            "\n[updates]\ndir = \"{}\"\npublic_key = \"{}\"",
+            store.display(),
+            study.public().display()
+        ),
+        &[],
+    );
+    let film =
+        std::fs::read(common::root().join("tests/fixtures/samples/kermany-normal-1.png")).unwrap();
+    let upload = || {
+        let r = client::post_file(s.addr, None, &film, None, Duration::from_secs(120)).unwrap();
+        r.json()["model"]["sha256"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        upload(),
+        sha12(&common::root().join("models/cxr-net.int8.onnx"))
+    );
+    let (code, text) = study.model(&store, &["install", bundle.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let f32_sha = sha12(&common::root().join("models/cxr-net.onnx"));
+    let end = Instant::now() + Duration::from_secs(90);
+    while upload() != f32_sha {
+        assert!(Instant::now() < end, "the server kept its old model");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let health = client::request(
+        s.addr,
+        "GET",
+        "/api/health",
+        None,
+        None,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .json();
+    assert_eq!(health["model"]["sha256"], f32_sha.as_str());
 }

@@ -42,7 +42,7 @@ fn check_schema(r: &Value) {
     let mut keys: Vec<&str> = obj
         .keys()
         .map(String::as_str)
-        .filter(|k| !["heatmap", "film_corners", "logits"].contains(k))
+        .filter(|k| !["heatmap", "film_corners", "logits", "case_code"].contains(k))
         .collect();
     keys.sort();
     assert_eq!(
@@ -498,4 +498,28 @@ fn a_missing_model_is_a_clear_fatal_error() {
         stderr.contains("cannot read model manifest /nonexistent/model.toml"),
         "{stderr}"
     );
+}
+
+/// `--case-code`: one film; checked against the pattern (the message does not repeat it); kept
+/// in the record.
+#[test]
+fn a_case_code_goes_into_the_record_of_one_film() {
+    let film = "tests/fixtures/samples/kermany-normal-1.png";
+    let out = run(&["classify", "--json", "--case-code", "S01-0042", film]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["case_code"], "S01-0042");
+    // without a code, no field at all
+    let out = run(&["classify", "--json", film]);
+    assert!(json_lines(&out)[0].get("case_code").is_none());
+    let out = run(&["classify", "--json", "--case-code", "S01-0042", film, film]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["classify", "--json", "--case-code", "DOE^JANE 1970", film]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("case code") && !err.contains("DOE"), "{err}");
 }

@@ -15,6 +15,7 @@ use cxr_edge::film::simulate::{simulate, Placement, SimOptions};
 use cxr_edge::input::{Button, Buttons};
 use cxr_edge::model::Classifier;
 use cxr_edge::pixels::Frame;
+use cxr_edge::store::unit::{Camera, UnitState};
 use cxr_edge::store::ResultsLog;
 use cxr_edge::ui::Problem;
 
@@ -116,12 +117,17 @@ fn auto_capture_result_camera_loss_recovery_and_a_second_film() {
     let log = ResultsLog::open(&tmp.path().join("results")).unwrap();
     let shots = tmp.path().join("screens");
     let mut out = Output::new(DisplaySpec::Png(shots.clone()), (320, 240)).numbered(true);
-    let mut k = LiveKiosk::new(&clf, &log, &mut out, true, true, 3);
+    // The camera's state, as the sync thread puts it into the unit's retained status.
+    let unit = UnitState::new(Camera::None);
+    let camera = || unit.snapshot().0;
+    let mut k = LiveKiosk::new(&clf, &log, &mut out, true, true, 3).reporting_to(unit.clone());
+    assert_eq!(camera(), Camera::Starting);
 
     let a = photo("nih-normal-1.png", 1);
     let b = photo("kermany-pneumonia-1.png", 40);
     k.on_frame(empty_box());
     assert_eq!(k.state(), &State::Live);
+    assert_eq!(camera(), Camera::Streaming);
     for _ in 0..3 {
         k.on_frame(a.clone());
     }
@@ -143,9 +149,11 @@ fn auto_capture_result_camera_loss_recovery_and_a_second_film() {
     assert_eq!(k.state(), &State::Live);
     k.on_source_error(&lost());
     assert!(matches!(k.state(), State::CameraLost(r) if r.contains("unplugged")));
+    assert_eq!(camera(), Camera::Lost);
     // Back: the same film is in view, which was analysed, so no new analysis.
     k.on_frame(a.clone());
     assert_eq!(k.state(), &State::Live);
+    assert_eq!(camera(), Camera::Streaming);
     for _ in 0..3 {
         k.on_frame(a.clone());
     }

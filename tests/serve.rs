@@ -229,3 +229,40 @@ fn cross_site_and_rebinding_requests_are_refused() {
     assert_eq!(pic.header("cache-control"), Some("no-store"));
     assert_eq!(records(&s.results).len(), 1);
 }
+
+/// With `case_code = "required"`: an upload without a code, or with one of another form, is
+/// refused before the model sees it (the message never repeats the code); a valid code goes
+/// into the answer and the results log; the page learns the rule from /api/health.
+#[test]
+fn case_codes_are_required_checked_and_recorded() {
+    let s = served::serve_with(
+        "case_code = \"required\"\ncase_code_pattern = 'S\\d{2}-\\d{4}'",
+        "",
+        &[],
+    );
+    let health = request(s.addr, "GET", "/api/health", None, None, T).unwrap();
+    assert_eq!(health.json()["case_code"], "required");
+    let film = sample("kermany-normal-1.png");
+    let post = |code: Option<&str>| {
+        let mut fields: Vec<client::Field> = Vec::new();
+        if let Some(c) = code {
+            fields.push(("case_code", None, c.as_bytes()));
+        }
+        fields.push(("file", Some("f.png"), &film));
+        let body = client::multipart_body(&fields);
+        request(s.addr, "POST", "/api/classify", None, Some(&body), T).unwrap()
+    };
+    let r = post(None);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("required"), "{}", r.text());
+    let r = post(Some("DOE^JANE"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(!r.text().contains("DOE"), "{}", r.text());
+    assert!(records(&s.results).is_empty());
+    let r = post(Some(" S01-0042 "));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["case_code"], "S01-0042");
+    let kept = records(&s.results);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["case_code"], "S01-0042");
+}

@@ -25,7 +25,7 @@ mod client;
 #[path = "common/servers.rs"]
 mod servers;
 use servers::{free_port, issue, Broker, Orthanc, Subscriber, ARCHIVE_USER};
-#[allow(dead_code)] // root(): not needed here
+#[allow(dead_code)]
 mod common;
 
 fn cxr_edge() -> Command {
@@ -305,6 +305,17 @@ fn a_broker_restart_and_a_killed_run_mid_drain_lose_nothing() {
     let status = Subscriber::start(broker.port, "cxr-edge/v1/site-a/unit-1/status", "fleet");
     wait_until("the unit's status", 10, || {
         status.messages().iter().any(|m| m["state"] == "online")
+    });
+    // Said again once the model is loaded: the one the service runs, and no camera (a watch
+    // folder).
+    let shipped =
+        cxr_edge::model::Manifest::load(&common::root().join("models/cxr-net.toml")).unwrap();
+    let sha = shipped.variant(None).unwrap().1.sha256[..12].to_string();
+    wait_until("the status with the model", 60, || {
+        status
+            .messages()
+            .iter()
+            .any(|m| m["state"] == "online" && m["camera"] == "none" && m["model"]["sha256"] == sha)
     });
     run.kill().unwrap(); // SIGKILL
     run.wait().unwrap();

@@ -8,7 +8,7 @@
 //! scripted frames, camera failures and presses.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use image::RgbImage;
 
@@ -22,6 +22,7 @@ use crate::input::Button;
 use crate::model::Classifier;
 use crate::pixels::Frame;
 use crate::record::Record;
+use crate::store::unit::{Camera, UnitState};
 use crate::store::{Origin, ResultsLog};
 use crate::ui::{PreviewView, Problem, ResultView, Screen};
 
@@ -76,6 +77,8 @@ pub struct LiveKiosk<'a> {
     quiet: bool,
     /// Films analysed and failed so far.
     pub totals: Totals,
+    /// Where the camera's state is told (the sync thread's status message).
+    unit: Option<Arc<UnitState>>,
 }
 
 /// A grey frame as a small RGB picture, and the factor its coordinates were scaled by.
@@ -123,6 +126,20 @@ impl<'a> LiveKiosk<'a> {
             busy: false,
             quiet: false,
             totals: Totals::default(),
+            unit: None,
+        }
+    }
+
+    /// Tell `unit` whether frames arrive or the camera is lost.
+    pub fn reporting_to(mut self, unit: Arc<UnitState>) -> Self {
+        unit.set_camera(Camera::Starting);
+        self.unit = Some(unit);
+        self
+    }
+
+    fn camera_is(&self, c: Camera) {
+        if let Some(u) = &self.unit {
+            u.set_camera(c);
         }
     }
 
@@ -166,6 +183,7 @@ impl<'a> LiveKiosk<'a> {
     /// and auto-capture is on.
     pub fn on_frame(&mut self, frame: Frame) {
         self.timeouts = 0;
+        self.camera_is(Camera::Streaming);
         self.poll(false);
         if self.busy {
             // The preview goes on while the worker analyses; nothing else changes meanwhile.
@@ -213,6 +231,7 @@ impl<'a> LiveKiosk<'a> {
             SourceError::BadFrame { .. } | SourceError::Finished { .. } => None,
         };
         if let Some(reason) = lost {
+            self.camera_is(Camera::Lost);
             self.steady.reset();
             self.last = None;
             // A result on screen stays: losing the camera does not make it less true.

@@ -18,6 +18,7 @@ pub mod stop;
 mod updates;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,6 +32,7 @@ use crate::input::{Button, Buttons};
 use crate::model::manifest::Search;
 use crate::model::Classifier;
 use crate::record::Record;
+use crate::store::unit::{Camera, RunningModel, UnitState};
 use crate::store::{Origin, ResultsLog};
 use crate::ui::{Problem, ResultView, Screen};
 use notify::Notifier;
@@ -65,6 +67,8 @@ struct Kiosk<'a> {
     log: ResultsLog,
     notifier: Notifier,
     totals: Totals,
+    /// The camera and the model, for the sync thread's status message.
+    unit: Arc<UnitState>,
 }
 
 impl Kiosk<'_> {
@@ -290,10 +294,15 @@ impl Buttons for AllButtons {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
+    let camera = match cfg.source.clone().resolve() {
+        SourceSpec::Camera(_) | SourceSpec::Frames(_) => Camera::Starting,
+        _ => Camera::None,
+    };
+    let unit = UnitState::new(camera);
     // Forwarding runs beside the loop from the start, so records of earlier runs leave even
     // while the model loads; stopped (and given a moment to say goodbye) when `run` returns.
     #[cfg(feature = "sync")]
-    let _sync = crate::sync::Background::start(&cfg.sync, &cfg.storage.dir);
+    let _sync = crate::sync::Background::start(&cfg.sync, &cfg.storage.dir, unit.clone());
     let _retention = retention::Retention::start(cfg);
     let out = Output::new(cfg.display.clone(), cfg.screen_size)
         .numbered(opts.script.is_some())
@@ -305,6 +314,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
         log,
         notifier: Notifier::from_env(),
         totals: Totals::default(),
+        unit,
     };
     // Ready before the model: a model that will not load is shown on the screen and retried,
     // which is "running" to systemd, not a start-up that never finishes.
@@ -336,9 +346,15 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     Ok(k.totals)
 }
 
-/// Say which model runs: systemd's status line and the log.
+/// Say which model runs: systemd's status line, the log and the sync thread's status.
 fn announce(k: &Kiosk, clf: &Classifier) {
     let id = clf.id();
+    k.unit.set_model(RunningModel {
+        name: id.name.clone(),
+        version: id.version.clone(),
+        variant: id.variant.clone(),
+        sha256: id.sha256.clone(),
+    });
     k.notifier.status(&format!(
         "model {} {} ({}) loaded",
         id.name, id.version, id.variant
@@ -366,6 +382,7 @@ fn run_camera(
     k.notifier.status(&format!("watching {}", frames.name()));
     let cfg = k.cfg;
     let (log, out, notifier) = (&k.log, &mut k.out, &k.notifier);
+    let unit = k.unit.clone();
     let totals = std::thread::scope(|scope| {
         let mut kiosk = live::LiveKiosk::new(
             clf,
@@ -374,7 +391,8 @@ fn run_camera(
             cfg.storage.keep_images,
             cfg.auto_capture,
             cfg.steady_frames,
-        );
+        )
+        .reporting_to(unit);
         // A script must give the same screens every time, so it analyses in step.
         if opts.script.is_none() {
             kiosk = kiosk.with_worker(live::Worker::spawn(scope, clf));

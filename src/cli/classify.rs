@@ -33,6 +33,8 @@ pub struct BatchOptions {
     pub jobs: usize,
     /// Also record each result (with its heatmap picture) in this results log.
     pub store: Option<ResultsLog>,
+    /// The study's case code, already checked (a batch of one film).
+    pub case_code: Option<String>,
 }
 
 /// One input of the batch: analysed, its heatmap written where asked.
@@ -48,6 +50,7 @@ fn classify_one(
         heatmap: heatmap.is_some() || opts.store.is_some(),
     };
     let mut a = analyse(Subject::Input(input), &how, clf);
+    a.record.case_code = opts.case_code.clone();
     if let Some(path) = heatmap {
         a.save_heatmap(path);
     }
@@ -174,6 +177,25 @@ fn configured_profile(option: Option<&str>) -> Result<ProfileChoice> {
     Ok(c.model.profile(None))
 }
 
+/// `--case-code`, checked against the board's config: one film only; the config's pattern; a
+/// code given by hand is taken even where the config has codes off (a person asked for it),
+/// and one is needed for a film stored while the config requires codes.
+fn case_code(args: &ClassifyArgs, inputs: usize) -> Result<Option<String>> {
+    use crate::case::{Mode, Policy};
+    if args.case_code.is_some() && inputs != 1 {
+        anyhow::bail!("--case-code names one film; give exactly one file");
+    }
+    let policy = Config::find(None).map(|c| c.case).unwrap_or_default();
+    let mode = match (policy.mode, args.store.is_some()) {
+        (Mode::Required, true) => Mode::Required,
+        _ => Mode::Optional,
+    };
+    let policy = Policy::new(mode, &policy.pattern_text)?;
+    policy
+        .check(args.case_code.as_deref())
+        .map_err(|e| anyhow::anyhow!("--case-code: {e}"))
+}
+
 pub fn run(args: ClassifyArgs) -> Result<i32> {
     let inputs = if args.paths.is_empty() {
         let s = capture::sample_inputs();
@@ -213,6 +235,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             args.memory_mb
         );
     }
+    let case_code = case_code(&args, inputs.len())?;
     let store = match &args.store {
         Some(dir) => Some(ResultsLog::open(dir)?),
         None => None,
@@ -223,6 +246,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         heatmap_dir: args.heatmap.clone(),
         jobs,
         store,
+        case_code,
     };
 
     let progress = if inputs.len() > 1 {

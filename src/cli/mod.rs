@@ -255,6 +255,11 @@ pub struct ClassifyArgs {
     /// Records name inputs by their SHA-256, never by file name.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// The study's case code for the film (one input only): checked against the config's
+    /// `case_code_pattern`, kept in its record (`--store`, `--json`), never logged. Required
+    /// with `--store` when the config says `case_code = "required"`.
+    #[arg(long, value_name = "CODE")]
+    pub case_code: Option<String>,
     /// Images analysed in parallel (default: the number of CPUs). Capped so that this many
     /// analyses at their memory budget fit in the memory available now.
     #[arg(long, short = 'j')]

@@ -194,8 +194,8 @@ pub fn read_bundle(file: &Path) -> Result<Vec<u8>> {
 
 fn restart_hint() {
     println!(
-        "the kiosk (`cxr-edge run`) switches to it within a minute; `cxr-edge serve` at its next \
-         start (systemctl restart cxr-edge-serve)"
+        "the kiosk (`cxr-edge run`) and the upload page (`cxr-edge serve`) switch to it within \
+         seconds, after the film in hand"
     );
 }
 

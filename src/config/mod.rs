@@ -27,6 +27,9 @@
 //! memory_mb = 256          # peak memory of one analysis; bigger pictures are refused
 //! language = "en"          # the screens' and `classify`'s words: "en", "fr", "es" or "pt"
 //!                          # (records stay English; the upload page follows the browser)
+//! case_code = "off"        # the study's code per film: "off", "optional" or "required"
+//! case_code_pattern = "[A-Za-z0-9][A-Za-z0-9_-]{2,31}"   # what a valid code looks like (the
+//!                          # whole code must match); never written to the service's log
 //!
 //! [buttons]
 //! lines = "capture=GPIO17,next=GPIO27,back=GPIO22"   # line names, found on any GPIO chip;
@@ -212,6 +215,10 @@ pub fn with_gpio_controller(display: DisplaySpec, buttons: &ButtonsSection) -> D
             other
         }
     }
+}
+
+fn default_case_pattern() -> String {
+    crate::case::DEFAULT_PATTERN.to_string()
 }
 
 /// `[model]`: which model `run` and `serve` load.
@@ -430,6 +437,10 @@ struct RawConfig {
     #[serde(default)]
     language: crate::lang::Language,
     #[serde(default)]
+    case_code: crate::case::Mode,
+    #[serde(default = "default_case_pattern")]
+    case_code_pattern: String,
+    #[serde(default)]
     model: ModelSection,
     #[serde(default)]
     storage: StorageSection,
@@ -469,6 +480,8 @@ pub struct Config {
     pub memory_mb: u64,
     /// The language of the screens and of `classify`'s words (records stay English).
     pub language: crate::lang::Language,
+    /// Case codes (`case_code`, `case_code_pattern`): off, optional or required, and their form.
+    pub case: crate::case::Policy,
     /// The `[model]` table.
     pub model: ModelSection,
     /// The `[storage]` table.
@@ -526,6 +539,7 @@ impl Config {
                 n => bail!("memory_mb = {n} is outside 32 ..= 4096"),
             },
             language: raw.language,
+            case: crate::case::Policy::new(raw.case_code, &raw.case_code_pattern)?,
             model: raw.model,
             storage: raw.storage,
             buttons: raw.buttons,

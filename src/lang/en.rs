@@ -95,6 +95,7 @@ pub static TEXTS: Texts = Texts {
         image_kind: "Image is",
         kinds: ["decided per image", "a digital film", "a photo of a film"],
         token: "Access token",
+        case_code: "Case code",
         analyse: "Analyse",
         film: "Film as analysed",
         heatmap: "Heatmap: where the model looked",

@@ -94,6 +94,7 @@ pub static TEXTS: Texts = Texts {
         image_kind: "Tipo de imagen",
         kinds: ["decidido para cada imagen", "una radiografía digital", "una foto de una placa"],
         token: "Token de acceso",
+        case_code: "Código de caso",
         analyse: "Analizar",
         film: "Placa tal como se analizó",
         heatmap: "Mapa de calor: dónde miró el modelo",

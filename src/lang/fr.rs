@@ -95,6 +95,7 @@ pub static TEXTS: Texts = Texts {
         image_kind: "Type d'image",
         kinds: ["choisi pour chaque image", "une radiographie numérique", "une photo d'un film"],
         token: "Jeton d'accès",
+        case_code: "Code du cas",
         analyse: "Analyser",
         film: "Film tel qu'analysé",
         heatmap: "Carte de chaleur : où le modèle a regardé",

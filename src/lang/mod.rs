@@ -312,6 +312,8 @@ pub struct PageWords {
     pub kinds: [&'static str; 3],
     /// Label of the token field.
     pub token: &'static str,
+    /// Label of the case-code field (shown when the unit takes case codes).
+    pub case_code: &'static str,
     /// The upload button.
     pub analyse: &'static str,
     /// Caption of the analysed film.

@@ -95,6 +95,7 @@ pub static TEXTS: Texts = Texts {
         image_kind: "Tipo de imagem",
         kinds: ["decidido para cada imagem", "uma radiografia digital", "uma foto de um filme"],
         token: "Token de acesso",
+        case_code: "Código do caso",
         analyse: "Analisar",
         film: "Filme como foi analisado",
         heatmap: "Mapa de calor: onde o modelo olhou",

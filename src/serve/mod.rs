@@ -47,6 +47,7 @@ use crate::store::ResultsLog;
 pub use net::{is_loopback, token_matches};
 #[cfg(test)]
 use worker::Analyse;
+pub use worker::Reload;
 use worker::{Analyser, Job, Pictures, Queue, Refused};
 
 const PAGE: &str = include_str!("page.html");
@@ -77,6 +78,8 @@ pub struct ServeOptions {
     pub keep_images: bool,
     /// Names (besides IP addresses and `localhost`) that clients may use for this server.
     pub hosts: Vec<String>,
+    /// The config's case-code rule (`case_code`, `case_code_pattern`).
+    pub case: crate::case::Policy,
 }
 
 impl ServeOptions {
@@ -103,6 +106,7 @@ impl ServeOptions {
             client_timeout: Duration::from_secs(s.client_timeout_s),
             keep_images,
             hosts: s.hosts.clone(),
+            case: crate::case::Policy::default(),
         })
     }
 }
@@ -113,12 +117,14 @@ struct AppState {
     receiving: Arc<tokio::sync::Semaphore>,
     pictures: Arc<Mutex<Pictures>>,
     token: Option<String>,
-    model: crate::model::ModelId,
+    model: Arc<Mutex<crate::model::ModelId>>,
     body_timeout: Duration,
     /// Names the server answers to besides IP addresses and `localhost` (see [`origin`]).
     names: Vec<String>,
     /// An analysis running longer than this makes `/api/health` say the model is stuck.
     stuck_after: Duration,
+    /// Whether uploads carry the study's case code, and its form.
+    case: crate::case::Policy,
 }
 
 type Shared = Arc<AppState>;
@@ -199,9 +205,14 @@ async fn health(State(st): State<Shared>) -> Response {
     };
     let body = json!({
         "status": status,
-        "model": st.model,
+        "model": worker::lock(&st.model).clone(),
         "queue": { "waiting": st.queue.waiting(), "capacity": st.queue.capacity },
         "token_required": st.token.is_some(),
+        "case_code": match st.case.mode {
+            crate::case::Mode::Off => "off",
+            crate::case::Mode::Optional => "optional",
+            crate::case::Mode::Required => "required",
+        },
         "notice": crate::NOTICE,
     });
     (code, Json(body)).into_response()
@@ -216,21 +227,30 @@ async fn classify(State(st): State<Shared>, headers: HeaderMap, form: Multipart)
     let Ok(receiving) = st.receiving.clone().try_acquire_owned() else {
         return busy(&st);
     };
-    let upload::Upload { bytes, mode } =
-        match tokio::time::timeout(st.body_timeout, upload::read_upload(form)).await {
-            Ok(Ok(u)) => u,
-            Ok(Err(r)) => return error(r.status, r.message),
-            Err(_) => {
-                return error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the upload took too long; nothing was analysed",
-                )
-            }
-        };
+    let upload::Upload {
+        bytes,
+        mode,
+        case_code,
+    } = match tokio::time::timeout(st.body_timeout, upload::read_upload(form)).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(r)) => return error(r.status, r.message),
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the upload took too long; nothing was analysed",
+            )
+        }
+    };
+    // The message says what is wrong with the code, never the code itself.
+    let case_code = match st.case.check(case_code.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<worker::Answer>();
     let job = Job {
         bytes,
         mode,
+        case_code,
         reply: tx,
     };
     let submitted = st.queue.try_submit(job);
@@ -382,7 +402,13 @@ fn router(state: Shared, max_upload_bytes: u64) -> Router {
 }
 
 /// Run the server until SIGINT or SIGTERM; accepted uploads are finished and recorded first.
-pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
+/// `reload` is asked between uploads for a new model (see [`Reload`]).
+pub fn run(
+    opts: ServeOptions,
+    clf: Classifier,
+    log: ResultsLog,
+    reload: Option<Reload>,
+) -> Result<()> {
     let clf = Arc::new(clf);
     let limits = Limits {
         max_file_bytes: opts.max_upload_bytes,
@@ -401,13 +427,15 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
         let local = listener.local_addr()?;
         let pictures = Arc::new(Mutex::new(Pictures::default()));
-        let model = clf.id();
+        let model = Arc::new(Mutex::new(clf.id()));
         let analyser = Analyser {
             clf,
             log,
             keep_images: opts.keep_images,
             limits,
             pictures: pictures.clone(),
+            model: model.clone(),
+            reload: reload.map(|r| (r, std::time::Instant::now())),
         };
         let state = Arc::new(AppState {
             model,
@@ -418,6 +446,7 @@ pub fn run(opts: ServeOptions, clf: Classifier, log: ResultsLog) -> Result<()> {
             body_timeout: opts.client_timeout * 2,
             names: origin::names(&opts.hosts, local),
             stuck_after: STUCK_AFTER,
+            case: opts.case.clone(),
         });
         let app = router(state.clone(), opts.max_upload_bytes);
         // Tests and scripts read this line to learn the port when listening on port 0.

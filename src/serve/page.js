@@ -44,6 +44,10 @@ async function health() {
       $("tokenrow").style.display = "inline";
       $("token").value = sessionStorage.getItem("cxr-token") || "";
     }
+    if (h.case_code && h.case_code !== "off") {
+      $("caserow").style.display = "inline";
+      $("case_code").required = h.case_code === "required";
+    }
     if (h.status !== "ok") $("status").textContent = W.model_down + " " + h.status;
   } catch (e) {
     $("status").textContent = W.no_answer + " " + e;
@@ -112,6 +116,8 @@ async function upload(ev) {
   if (!file) { text($("status"), W.pick_first); return; }
   const form = new FormData();
   form.append("input", $("input").value);
+  const code = $("case_code").value.trim();
+  if (code) form.append("case_code", code);
   form.append("file", file);
   text($("status"), W.analysing);
   $("go").disabled = true;
@@ -122,6 +128,7 @@ async function upload(ev) {
     const body = await r.json().catch(() => ({ error: `the device answered ${r.status}` }));
     if (r.status === 200 || r.status === 422) {
       render(body);
+      $("case_code").value = "";
       text($("status"), r.status === 200 ? W.done : W.not_analysed);
     } else {
       const wait = r.headers.get("Retry-After");

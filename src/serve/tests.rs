@@ -26,7 +26,7 @@ fn model() -> ModelId {
 }
 
 impl Analyse for Gate {
-    fn analyse(&mut self, bytes: &[u8], _mode: InputMode) -> Record {
+    fn analyse(&mut self, bytes: &[u8], _mode: InputMode, _case: Option<&str>) -> Record {
         let _ = self.open.recv();
         // An upload of these bytes stands for a film that makes the analysis panic.
         if bytes == b"panic" {
@@ -73,10 +73,11 @@ fn start(capacity: usize, token: Option<&str>) -> (Server, Sender<()>, Arc<Atomi
         receiving: Arc::new(tokio::sync::Semaphore::new(capacity + 2)),
         pictures: Arc::new(Mutex::new(Pictures::default())),
         token: token.map(str::to_string),
-        model: model(),
+        model: Arc::new(Mutex::new(model())),
         body_timeout: Duration::from_secs(5),
         names: Vec::new(),
         stuck_after: Duration::from_millis(100),
+        case: crate::case::Policy::default(),
     });
     let app = router(state.clone(), 1 << 20);
     let listener = net::TimedListener::new(listener, Duration::from_secs(1));

@@ -1,5 +1,6 @@
-//! The body of `POST /api/classify`: a multipart form whose `file` field holds the film and whose
-//! optional `input` field says how to read it. Its own file so that the parser the server runs
+//! The body of `POST /api/classify`: a multipart form whose `file` field holds the film, whose
+//! optional `input` field says how to read it and whose optional `case_code` field carries the
+//! study's code for the film. Its own file so that the parser the server runs
 //! can be driven without a server: [`parse_upload`] builds the same axum extractor from a body
 //! and its content type and reads it with the same [`read_upload`] as the handler (the fuzz
 //! target `upload` and `tests/fuzz_corpus.rs` use it).
@@ -17,6 +18,8 @@ pub struct Upload {
     pub bytes: Vec<u8>,
     /// The `input` field (digital, film-photo or auto; auto when absent or empty).
     pub mode: InputMode,
+    /// The `case_code` field as sent (checked against the unit's rule by the handler).
+    pub case_code: Option<String>,
 }
 
 /// Why an upload was refused: the HTTP status and the message the client is shown.
@@ -59,6 +62,7 @@ pub async fn read_upload(mut form: Multipart) -> Result<Upload, UploadRefused> {
     };
     let mut file = None;
     let mut mode = InputMode::Auto;
+    let mut case_code = None;
     while let Some(field) = form.next_field().await.map_err(bad)? {
         match field.name() {
             Some("file") => file = Some(field.bytes().await.map_err(bad)?.to_vec()),
@@ -76,13 +80,23 @@ pub async fn read_upload(mut form: Multipart) -> Result<Upload, UploadRefused> {
                     }
                 };
             }
+            Some("case_code") => {
+                let bytes = field.bytes().await.map_err(bad)?;
+                // Longer than any code: refused by the rule, without keeping it all.
+                let keep = &bytes[..bytes.len().min(crate::case::MAX_LEN + 1)];
+                case_code = Some(String::from_utf8_lossy(keep).into_owned());
+            }
             _ => {
                 let _ = field.bytes().await;
             }
         }
     }
     match file {
-        Some(bytes) if !bytes.is_empty() => Ok(Upload { bytes, mode }),
+        Some(bytes) if !bytes.is_empty() => Ok(Upload {
+            bytes,
+            mode,
+            case_code,
+        }),
         Some(_) => Err(refused(
             StatusCode::BAD_REQUEST,
             "the uploaded file is empty",

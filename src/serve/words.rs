@@ -22,7 +22,7 @@ pub fn page(template: &str, language: Language) -> String {
     let t = language.texts();
     let p = &t.page;
     let notice = t.notice;
-    let pairs: [(&str, String); 13] = [
+    let pairs: [(&str, String); 14] = [
         ("lang", language.code().to_string()),
         ("notice", notice.to_string()),
         ("banner", notice.to_uppercase()),
@@ -33,6 +33,7 @@ pub fn page(template: &str, language: Language) -> String {
         ("kind_digital", p.kinds[1].into()),
         ("kind_photo", p.kinds[2].into()),
         ("token", p.token.into()),
+        ("case_code", p.case_code.into()),
         ("analyse", p.analyse.into()),
         ("film", p.film.into()),
         ("heatmap", p.heatmap.into()),

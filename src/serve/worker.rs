@@ -31,6 +31,8 @@ const FILM_SIDE: u32 = 1024;
 pub struct Job {
     pub bytes: Vec<u8>,
     pub mode: InputMode,
+    /// Already checked against the unit's case-code rule.
+    pub case_code: Option<String>,
     pub reply: oneshot::Sender<Answer>,
 }
 
@@ -61,7 +63,7 @@ impl Pictures {
 /// What the model thread does with one upload: analyse it and record it. The real one is
 /// [`Analyser`]; tests put a gate here to fill the queue deterministically.
 pub trait Analyse: Send + 'static {
-    fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record;
+    fn analyse(&mut self, bytes: &[u8], mode: InputMode, case_code: Option<&str>) -> Record;
     /// The record sent (and written to the results log) when `analyse` panicked.
     fn failed(&mut self) -> Record;
 }
@@ -118,7 +120,7 @@ impl Queue {
                     busy2.store(epoch.elapsed().as_millis().max(1) as u64, Ordering::SeqCst);
                     // A panic in one analysis must not take the server's model away.
                     let answer = match catch_unwind(AssertUnwindSafe(|| {
-                        analyser.analyse(&job.bytes, job.mode)
+                        analyser.analyse(&job.bytes, job.mode, job.case_code.as_deref())
                     })) {
                         Ok(record) => Answer {
                             record,
@@ -196,6 +198,13 @@ impl Queue {
     }
 }
 
+/// Asked between uploads whether another model should be used (a signed bundle was made
+/// current); returns the new model, already loaded, or `None` to go on with this one.
+pub type Reload = Box<dyn FnMut() -> Option<Classifier> + Send>;
+
+/// How often [`Reload`] is asked.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The real analysis: the model, the results log and the pictures kept for the page.
 pub struct Analyser {
     pub clf: Arc<Classifier>,
@@ -203,6 +212,35 @@ pub struct Analyser {
     pub keep_images: bool,
     pub limits: Limits,
     pub pictures: Arc<Mutex<Pictures>>,
+    /// The model named by `/api/health`, updated on a reload.
+    pub model: Arc<Mutex<crate::model::ModelId>>,
+    /// See [`Reload`]; with the time it was last asked.
+    pub reload: Option<(Reload, std::time::Instant)>,
+}
+
+impl Analyser {
+    /// Take a new model if one was made current since the last look.
+    fn maybe_reload(&mut self) {
+        let Some((reload, last)) = &mut self.reload else {
+            return;
+        };
+        if last.elapsed() < RELOAD_EVERY {
+            return;
+        }
+        *last = std::time::Instant::now();
+        if let Some(clf) = reload() {
+            let id = clf.id();
+            tracing::info!(
+                "model {} {} ({}, {}) loaded",
+                id.name,
+                id.version,
+                id.variant,
+                id.sha256
+            );
+            *lock(&self.model) = id;
+            self.clf = Arc::new(clf);
+        }
+    }
 }
 
 fn png<P>(img: &image::ImageBuffer<P, Vec<u8>>) -> Vec<u8>
@@ -248,13 +286,15 @@ impl Analyse for Analyser {
         a.record
     }
 
-    fn analyse(&mut self, bytes: &[u8], mode: InputMode) -> Record {
+    fn analyse(&mut self, bytes: &[u8], mode: InputMode, case_code: Option<&str>) -> Record {
+        self.maybe_reload();
         let how = How {
             mode,
             limits: self.limits,
             heatmap: true,
         };
         let mut a = analyse(Subject::Bytes(bytes), &how, &self.clf);
+        a.record.case_code = case_code.map(String::from);
         let recorded = self.log.record(&mut a, Origin::Upload, self.keep_images);
         match &recorded {
             Ok(_) => tracing::info!("{}", a.record.summary_line()),

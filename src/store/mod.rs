@@ -15,6 +15,7 @@
 pub mod db;
 pub mod outbox;
 pub mod retention;
+pub mod unit;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

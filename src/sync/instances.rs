@@ -35,6 +35,21 @@ pub fn uid(id: &str, what: &str) -> String {
     format!("2.25.{}", u128::from_be_bytes(b))
 }
 
+/// A case code as a DICOM LO/PN value: at most 64 characters, and none of the characters that
+/// separate values (`\\`) or name components (`^`, `=`) there.
+fn dicom_text(code: &str) -> String {
+    code.chars()
+        .take(64)
+        .map(|c| {
+            if matches!(c, '\\' | '^' | '=') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// What every instance of a record shares: patient, study, equipment.
 struct Study<'a> {
     id: &'a str,
@@ -53,8 +68,16 @@ impl<'a> Study<'a> {
         let (d, tm) = t.split_once('T').unwrap_or(("", ""));
         Study {
             id,
-            patient_id: format!("CXR-{}", &uid(id, "patient")[5..21]),
-            patient_name: format!("Research^{site}"),
+            // The study's case code when the film has one (so the archive groups a case's
+            // films), else a pseudonym of the record; the unit never knows the patient.
+            patient_id: match record["case_code"].as_str() {
+                Some(code) => dicom_text(code),
+                None => format!("CXR-{}", &uid(id, "patient")[5..21]),
+            },
+            patient_name: match record["case_code"].as_str() {
+                Some(code) => format!("Case^{}", dicom_text(code)),
+                None => format!("Research^{site}"),
+            },
             date: digits(d),
             time: digits(tm.trim_end_matches('Z')),
             study_uid: uid(id, "study"),
@@ -365,5 +388,24 @@ mod tests {
             report("s/d/r", "site-a", &rec).unwrap(),
             report("s/d/r", "site-a", &rec).unwrap()
         );
+        assert!(text(&sr, tags::PATIENT_ID).starts_with("CXR-"));
+    }
+
+    #[test]
+    fn the_case_code_is_the_patient_of_both_instances() {
+        let rec = serde_json::json!({
+            "time": "2026-12-03T10:20:30Z", "label": "normal", "notice": crate::NOTICE,
+            "model": {"name": "cxr-net"}, "case_code": "S01-0042",
+        });
+        let rgb = image::RgbImage::from_pixel(4, 3, image::Rgb([10, 20, 30]));
+        for bytes in [
+            picture("s/d/r", "site-a", &rec, &rgb).unwrap(),
+            report("s/d/r", "site-a", &rec).unwrap(),
+        ] {
+            let o = read(&bytes);
+            assert_eq!(text(&o, tags::PATIENT_ID), "S01-0042");
+            assert_eq!(text(&o, tags::PATIENT_NAME), "Case^S01-0042");
+        }
+        assert_eq!(dicom_text("a\\b^c=d"), "a_b_c_d");
     }
 }

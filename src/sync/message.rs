@@ -2,7 +2,8 @@
 //! only what a study needs and nothing that could name a patient or a file.
 //!
 //! Kept: the result, probabilities, logits, decision, quality warnings, the model (with the
-//! site profile), the notice, when and how the film was taken. Dropped: the record's `path` and
+//! site profile), the study's case code if the film has one, the notice, when and how the film
+//! was taken. Dropped: the record's `path` and
 //! `heatmap` (names on this unit), the input's SHA-256 (a fingerprint of a file that may carry a
 //! patient's name) and the kept picture's name. Error texts lose any word with a `/` in it (a
 //! path the decoder quoted).
@@ -42,6 +43,7 @@ const KEPT: &[&str] = &[
     "decision",
     "quality",
     "model",
+    "case_code",
     "notice",
     "elapsed_ms",
 ];
@@ -88,7 +90,7 @@ mod tests {
             "input_sha256": "ab".repeat(32), "image": "x.png",
             "path": "inbox:20261203T100000Z-abababababab", "heatmap": "/var/lib/x.png",
             "label": "normal", "probs": {"normal": 0.9}, "quality": [],
-            "model": {"sha256": "00"}, "notice": crate::NOTICE,
+            "model": {"sha256": "00"}, "notice": crate::NOTICE, "case_code": "S01-0042",
             "error": "cannot decode /var/lib/cxr-edge/inbox/DOE^JOHN.dcm: truncated",
         })
         .to_string();
@@ -102,6 +104,7 @@ mod tests {
         assert_eq!(m["label"], "normal");
         assert_eq!(m["notice"], crate::NOTICE);
         assert_eq!(m["error"], "cannot decode <path> truncated");
+        assert_eq!(m["case_code"], "S01-0042");
         let text = m.to_string();
         for gone in [
             "input_sha256",

@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::config::{check_topic_level, ArchiveUrl, BrokerUrl, SyncSection};
 use crate::store::db::Waiting;
 use crate::store::outbox::Outbox;
+use crate::store::unit::UnitState;
 use dicomweb::{Archive, Stow};
 use message::Sender;
 use mqtt::{Broker, Mqtt, Topics};
@@ -58,6 +59,8 @@ pub struct Settings {
     pub interval: Duration,
     /// The storage folder whose records are sent.
     pub storage: PathBuf,
+    /// The running service's camera and model, for the status (none for `cxr-edge sync`).
+    pub unit: Option<Arc<UnitState>>,
 }
 
 impl Settings {
@@ -109,6 +112,7 @@ impl Settings {
             archive,
             interval: Duration::from_secs(s.interval_s),
             storage: storage.to_path_buf(),
+            unit: None,
         }))
     }
 
@@ -201,6 +205,18 @@ pub struct Summary {
 fn status_message(s: &Settings, out: &Outbox, state: &str) -> Vec<u8> {
     let newest = out.newest().ok().flatten();
     let waiting = out.tally(MQTT).map(|t| t.waiting).ok();
+    // The model the service runs now; without a service (`cxr-edge sync`), the newest record's.
+    let (camera, running) = match &s.unit {
+        Some(u) => {
+            let (c, m, _) = u.snapshot();
+            (Some(c), m)
+        }
+        None => (None, None),
+    };
+    let model_sha = running
+        .as_ref()
+        .map(|m| m.sha256.clone())
+        .or_else(|| newest.as_ref().map(|n| n.1.clone()));
     json!({
         "schema": "cxr-edge/status/v1",
         "site": s.sender.site,
@@ -208,7 +224,9 @@ fn status_message(s: &Settings, out: &Outbox, state: &str) -> Vec<u8> {
         "state": state,
         "time": crate::store::rfc3339(std::time::SystemTime::now()),
         "version": env!("CARGO_PKG_VERSION"),
-        "model_sha256": newest.as_ref().map(|n| n.1.clone()),
+        "model_sha256": model_sha,
+        "model": running,
+        "camera": camera,
         "last_result": newest.map(|n| n.0),
         "outbox": waiting,
         "disk_free_mb": disk_free_mb(out.dir()),
@@ -458,10 +476,17 @@ async fn keep_mqtt(s: &Settings, out: &Outbox, stop: &AtomicBool) {
             );
             backoff = Duration::from_secs(2);
             let mut said = Instant::now();
+            let changes = || s.unit.as_ref().map_or(0, |u| u.changes());
+            let mut said_changes = changes();
             loop {
                 drain_mqtt(s, &mut m, out, stop, &mut sum).await?;
-                // The status after records went out (the outbox shrank), else every 15 min.
-                if sum.sent + sum.parked > 0 || said.elapsed() >= HEARTBEAT {
+                // The status after records went out (the outbox shrank), when the camera or
+                // the model changed, else every 15 min.
+                if sum.sent + sum.parked > 0
+                    || said.elapsed() >= HEARTBEAT
+                    || changes() != said_changes
+                {
+                    said_changes = changes();
                     publish_status(s, &mut m, out, "online").await?;
                     said = Instant::now();
                 }
@@ -475,7 +500,7 @@ async fn keep_mqtt(s: &Settings, out: &Outbox, stop: &AtomicBool) {
                 }
                 // Idle, a second at a time so a stop is seen promptly.
                 let until = Instant::now() + s.interval;
-                while Instant::now() < until {
+                while Instant::now() < until && changes() == said_changes {
                     if stop.load(Ordering::Relaxed) {
                         let _ = publish_status(s, &mut m, out, "offline").await;
                         m.disconnect().await;
@@ -505,9 +530,10 @@ impl Background {
     /// Start forwarding the records of `storage` when `[sync]` names a destination. A sync
     /// that cannot start (an unreadable CA file) is logged as an error and the service goes
     /// on without it: the records wait in the database.
-    pub fn start(cfg: &SyncSection, storage: &Path) -> Option<Background> {
+    pub fn start(cfg: &SyncSection, storage: &Path, unit: Arc<UnitState>) -> Option<Background> {
         let started = Settings::from_config(cfg, storage).and_then(|s| {
-            let Some(s) = s else { return Ok(None) };
+            let Some(mut s) = s else { return Ok(None) };
+            s.unit = Some(unit);
             let stop = Arc::new(AtomicBool::new(false));
             let handle = spawn(s, stop.clone())?;
             Ok(Some(Background {

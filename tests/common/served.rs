@@ -24,13 +24,18 @@ impl Drop for Served {
 
 /// Start `serve` with `extra` lines in its [serve] section and `args` after `serve`.
 pub fn serve(extra: &str, args: &[&str]) -> Served {
+    serve_with("", extra, args)
+}
+
+/// [`serve`] with `top` lines at the top of the config (keys outside any table).
+pub fn serve_with(top: &str, extra: &str, args: &[&str]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndir = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
+            "{top}\n[storage]\ndir = \"{}\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             results.display()
         ),
     )
