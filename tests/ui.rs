@@ -199,6 +199,7 @@ fn screens_in(lang: Language) -> Vec<(&'static str, DrawScreen)> {
                         outline: Some(OUTLINE),
                         hint: &(t.hints.steadying)(3, 5),
                         steady: true,
+                        case: None,
                     }),
                     w,
                     h,

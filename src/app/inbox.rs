@@ -230,6 +230,22 @@ fn recorded_leftover(path: &Path, log: &ResultsLog) -> Option<Record> {
 }
 
 /// Watch `dir` until stopped (`once`: take what is there now, then return).
+/// The case code a watch-folder file carries as its name (`S01-0042.png`): with codes off, or
+/// optional and a name that is no code, none; with codes required, a name that is no valid
+/// code is the reason the film is not analysed (the message does not repeat the name).
+fn code_from_name(policy: &crate::case::Policy, path: &Path) -> Result<Option<String>, String> {
+    use crate::case::Mode;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    match (policy.mode, policy.check(stem.as_deref())) {
+        (Mode::Off, _) => Ok(None),
+        (_, Ok(code)) => Ok(code),
+        (Mode::Optional, Err(_)) => Ok(None),
+        (Mode::Required, Err(e)) => Err(format!(
+            "{e}: the watch folder takes it from the file's name (the code, then .png, .jpg or .dcm)"
+        )),
+    }
+}
+
 pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool) -> Result<()> {
     let poll = Duration::from_millis(k.cfg.poll_ms);
     let mut inbox = Inbox::new(dir.to_path_buf());
@@ -268,7 +284,8 @@ pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool)
                         display: f.display().to_string(),
                         source: InputSource::File(taken.clone()),
                     };
-                    let rec = k.analyse(clf, &input, Origin::Inbox);
+                    let code = code_from_name(&k.cfg.case, &f);
+                    let rec = k.analyse_coded(clf, &input, Origin::Inbox, code);
                     inbox.file_away(&taken, &rec);
                     waiting_shown = false;
                 }

@@ -88,6 +88,26 @@ impl Kiosk<'_> {
     /// error record, and systemd's watchdog is fed while it runs, for at most
     /// [`inbox::ANALYSIS_BUDGET`]; an analysis that takes longer is left to the watchdog.
     fn analyse(&mut self, clf: &Classifier, input: &Input, origin: Origin) -> Record {
+        self.analyse_coded(clf, input, origin, Ok(None))
+    }
+
+    /// [`Kiosk::analyse`] for a film with the study's case code (already checked), or, for
+    /// `Err`, the reason it has none where one is required: then the film is not analysed and
+    /// its record says why.
+    fn analyse_coded(
+        &mut self,
+        clf: &Classifier,
+        input: &Input,
+        origin: Origin,
+        case_code: Result<Option<String>, String>,
+    ) -> Record {
+        let case_code = match case_code {
+            Ok(code) => code,
+            Err(why) => {
+                let mut a = Analysis::failed(&input.display, clf.id(), &why);
+                return self.finish(&mut a, origin);
+            }
+        };
         let how = How {
             mode: self.cfg.input,
             limits: self.cfg.limits(),
@@ -129,10 +149,13 @@ impl Kiosk<'_> {
                 "the analysis failed unexpectedly (a bug in cxr-edge); the file was not analysed",
             )
         });
-        match self
-            .log
-            .record(&mut a, origin, self.cfg.storage.keep_images)
-        {
+        a.record.case_code = case_code;
+        self.finish(&mut a, origin)
+    }
+
+    /// Record an analysis, show it and return its record.
+    fn finish(&mut self, a: &mut Analysis, origin: Origin) -> Record {
+        match self.log.record(a, origin, self.cfg.storage.keep_images) {
             Ok(_) => tracing::info!("{}", a.record.summary_line()),
             Err(e) => tracing::error!("{e:#}"),
         }
@@ -148,7 +171,7 @@ impl Kiosk<'_> {
                 picture: a.heatmap.as_ref(),
             }));
         }
-        a.record
+        a.record.clone()
     }
 }
 
@@ -267,8 +290,10 @@ fn open_buttons(cfg: &Config, script: bool) -> Vec<Box<dyn Buttons>> {
     // A desktop window gets the keyboard's keys itself; reading the same keyboard through
     // /dev/input too (the desktop's user is often in group input) would press every button twice.
     if cfg.buttons.evdev && !script && !cfg.display.is_desktop_window() {
+        // With case codes on, letter and digit keys type the code (module `input::evdev::keys`).
+        let typing = cfg.case.mode != crate::case::Mode::Off;
         all.push(Box::new(crate::input::evdev::Evdev::open(
-            cfg.buttons.keys.clone(),
+            cfg.buttons.keys.clone().typing(typing),
         )));
     }
     if cfg.buttons.keyboard && !script {
@@ -306,7 +331,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     let _retention = retention::Retention::start(cfg);
     let out = Output::new(cfg.display.clone(), cfg.screen_size)
         .numbered(opts.script.is_some())
-        .keys(cfg.buttons.keys.clone())
+        // A desktop window's keys type case codes too (see `input::evdev::keys`).
+        .keys(
+            cfg.buttons
+                .keys
+                .clone()
+                .typing(cfg.case.mode != crate::case::Mode::Off),
+        )
         .in_language(cfg.language);
     let mut k = Kiosk {
         cfg,
@@ -392,7 +423,8 @@ fn run_camera(
             cfg.auto_capture,
             cfg.steady_frames,
         )
-        .reporting_to(unit);
+        .reporting_to(unit)
+        .with_case_codes(cfg.case.clone());
         // A script must give the same screens every time, so it analyses in step.
         if opts.script.is_none() {
             kiosk = kiosk.with_worker(live::Worker::spawn(scope, clf));

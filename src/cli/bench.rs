@@ -245,6 +245,7 @@ fn film_stages(r: &mut Rows, i: &Inputs) {
                 outline: None,
                 hint: "Hold still.",
                 steady: true,
+                case: None,
             }),
             800,
             480,

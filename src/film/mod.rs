@@ -5,6 +5,7 @@
 //! quality checks apply ([`quality`]). [`simulate`] renders camera photos of digital films for
 //! the tests and the evaluation examples.
 
+pub mod barcode;
 mod candidates;
 pub mod filters;
 pub mod finder;

@@ -34,6 +34,10 @@ pub enum Button {
     Next,
     /// Step back through earlier results.
     Back,
+    /// A character typed for the case code (keyboards and keypads, while case codes are on).
+    Char(char),
+    /// Erase the last character of the case code (Backspace).
+    Erase,
 }
 
 impl Button {
@@ -47,12 +51,15 @@ impl Button {
             .find(|b| s.trim().eq_ignore_ascii_case(b.name()))
     }
 
-    /// The button's name in configs and scripts: `capture`, `next` or `back`.
+    /// The button's name in configs and scripts: `capture`, `next` or `back` (`type` and
+    /// `erase` for the case-code keys, which configs do not name).
     pub fn name(self) -> &'static str {
         match self {
             Button::Capture => "capture",
             Button::Next => "next",
             Button::Back => "back",
+            Button::Char(_) => "type",
+            Button::Erase => "erase",
         }
     }
 }

@@ -64,6 +64,10 @@ pub static TEXTS: Texts = Texts {
             title: "Could not analyse this image",
             advice: "Check the file (PNG, JPEG, BMP, TIFF or DICOM) and try another image.",
         },
+        case_code: ProblemWords {
+            title: "Case code needed",
+            advice: "Type the study's case code, or hold its barcode in view, then press capture.",
+        },
     },
     hints: HintWords {
         moving: "Film found; hold the camera still.",
@@ -77,6 +81,9 @@ pub static TEXTS: Texts = Texts {
         camera_silent: |s| format!("The camera sent no picture for {s:.0} s."),
         copy_into: |dir| format!("Copy chest X-ray images into {dir}"),
         inbox_unavailable: |why| format!("The inbox is not available: {why}. Retrying."),
+        case_code: "Case",
+        case_hint: "type it or show its barcode",
+        case_scanned: "from the barcode",
     },
     cli: CliWords {
         file: "FILE",

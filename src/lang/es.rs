@@ -63,6 +63,10 @@ pub static TEXTS: Texts = Texts {
             title: "No se pudo analizar esta imagen",
             advice: "Compruebe el archivo (PNG, JPEG, BMP, TIFF o DICOM) y pruebe con otra imagen.",
         },
+        case_code: ProblemWords {
+            title: "Falta el código de caso",
+            advice: "Escriba el código de caso del estudio, o muestre su código de barras, y pulse captura.",
+        },
     },
     hints: HintWords {
         moving: "Placa encontrada; mantenga la cámara quieta.",
@@ -76,6 +80,9 @@ pub static TEXTS: Texts = Texts {
         camera_silent: |s| format!("La cámara no ha enviado ninguna imagen en {s:.0} s."),
         copy_into: |dir| format!("Copie las radiografías de tórax en {dir}"),
         inbox_unavailable: |why| format!("La carpeta de entrada no está disponible: {why}. Reintentando."),
+        case_code: "Caso",
+        case_hint: "escríbalo o muestre su código de barras",
+        case_scanned: "del código de barras",
     },
     cli: CliWords {
         file: "ARCHIVO",

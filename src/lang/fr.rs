@@ -64,6 +64,10 @@ pub static TEXTS: Texts = Texts {
             title: "Impossible d'analyser cette image",
             advice: "Vérifiez le fichier (PNG, JPEG, BMP, TIFF ou DICOM) et essayez une autre image.",
         },
+        case_code: ProblemWords {
+            title: "Code du cas nécessaire",
+            advice: "Saisissez le code du cas de l'étude, ou présentez son code-barres, puis appuyez sur capture.",
+        },
     },
     hints: HintWords {
         moving: "Film trouvé ; tenez la caméra immobile.",
@@ -77,6 +81,9 @@ pub static TEXTS: Texts = Texts {
         camera_silent: |s| format!("La caméra n'a envoyé aucune image depuis {s:.0} s."),
         copy_into: |dir| format!("Copiez les radiographies thoraciques dans {dir}"),
         inbox_unavailable: |why| format!("Le dossier d'entrée n'est pas disponible : {why}. Nouvel essai."),
+        case_code: "Cas",
+        case_hint: "saisissez-le ou montrez son code-barres",
+        case_scanned: "lu sur le code-barres",
     },
     cli: CliWords {
         file: "FICHIER",

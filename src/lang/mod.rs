@@ -250,6 +250,8 @@ pub struct ScreenWords {
     pub model_failed: ProblemWords,
     /// The image could not be read or analysed.
     pub bad_image: ProblemWords,
+    /// Capture without the case code the study requires (or with one of another form).
+    pub case_code: ProblemWords,
 }
 
 /// Hints on the camera kiosk's preview and the watch folder's waiting screen.
@@ -276,6 +278,12 @@ pub struct HintWords {
     pub copy_into: fn(&str) -> String,
     /// The watch folder cannot be read, given why.
     pub inbox_unavailable: fn(&str) -> String,
+    /// Before the case code on the preview and the result: "Case: S01-0042".
+    pub case_code: &'static str,
+    /// After it while none is typed yet.
+    pub case_hint: &'static str,
+    /// After a code read from a barcode.
+    pub case_scanned: &'static str,
 }
 
 /// `cxr-edge classify`'s table and summary.

@@ -64,6 +64,10 @@ pub static TEXTS: Texts = Texts {
             title: "Não foi possível analisar esta imagem",
             advice: "Verifique o arquivo (PNG, JPEG, BMP, TIFF ou DICOM) e tente outra imagem.",
         },
+        case_code: ProblemWords {
+            title: "Código do caso necessário",
+            advice: "Digite o código do caso do estudo, ou mostre o código de barras, e pressione captura.",
+        },
     },
     hints: HintWords {
         moving: "Filme encontrado; mantenha a câmera parada.",
@@ -77,6 +81,9 @@ pub static TEXTS: Texts = Texts {
         camera_silent: |s| format!("A câmera não enviou nenhuma imagem por {s:.0} s."),
         copy_into: |dir| format!("Copie as radiografias de tórax para {dir}"),
         inbox_unavailable: |why| format!("A pasta de entrada não está disponível: {why}. Tentando novamente."),
+        case_code: "Caso",
+        case_hint: "digite-o ou mostre o código de barras",
+        case_scanned: "do código de barras",
     },
     cli: CliWords {
         file: "ARQUIVO",

@@ -44,6 +44,18 @@ pub struct PreviewView<'a> {
     pub hint: &'a str,
     /// Film found and still: the outline turns green.
     pub steady: bool,
+    /// The case code being typed or scanned, while case codes are on.
+    pub case: Option<CaseLine<'a>>,
+}
+
+/// The case-code line of the preview.
+pub struct CaseLine<'a> {
+    /// Typed or scanned so far (empty: none yet).
+    pub code: &'a str,
+    /// Read from a barcode.
+    pub scanned: bool,
+    /// The study requires one: shown in amber while there is none.
+    pub required: bool,
 }
 
 /// What a result screen shows, taken from the analysis record.
@@ -67,6 +79,8 @@ pub enum Problem {
     ModelFailed,
     /// The image could not be read or analysed.
     BadImage,
+    /// Capture without a valid case code where the study requires one.
+    CaseCode,
 }
 
 impl Problem {
@@ -79,6 +93,7 @@ impl Problem {
             Problem::NotChest => &s.not_chest,
             Problem::ModelFailed => &s.model_failed,
             Problem::BadImage => &s.bad_image,
+            Problem::CaseCode => &s.case_code,
         }
     }
 
@@ -231,7 +246,7 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
             }
         }
         Screen::Result(view) => draw_result(target, view, inner, &fonts, t)?,
-        Screen::Preview(view) => draw_preview(target, view, inner, &fonts)?,
+        Screen::Preview(view) => draw_preview(target, view, inner, &fonts, t)?,
         Screen::WithTouchButtons(_) | Screen::InLanguage(..) => {
             unreachable!("base() unwraps it")
         }
@@ -304,10 +319,26 @@ fn draw_preview<D: DrawTarget<Color = Rgb888>>(
     view: &PreviewView,
     inner: Rectangle,
     fonts: &Fonts,
+    words: &Texts,
 ) -> Result<(), D::Error> {
     let pad = fonts.pad();
     let colour = if view.steady { GOOD } else { AMBER };
-    let y = layout::paragraph(t, view.hint, inner, inner.top_left.y, fonts.title(colour))?;
+    let mut y = layout::paragraph(t, view.hint, inner, inner.top_left.y, fonts.title(colour))?;
+    if let Some(c) = &view.case {
+        let h = &words.hints;
+        let (text, c_colour) = match (c.code.is_empty(), c.scanned) {
+            (true, _) => (
+                format!("{}: _  ({})", h.case_code, h.case_hint),
+                if c.required { AMBER } else { DIM },
+            ),
+            (false, true) => (
+                format!("{}: {}  ({})", h.case_code, c.code, h.case_scanned),
+                GOOD,
+            ),
+            (false, false) => (format!("{}: {}_", h.case_code, c.code), FG),
+        };
+        y = layout::paragraph(t, &text, inner, y + pad / 2, fonts.body(c_colour))?;
+    }
     let bottom = inner.top_left.y + inner.size.height as i32;
     let area = Rectangle::new(
         Point::new(inner.top_left.x, y + pad / 2),
@@ -423,6 +454,10 @@ fn draw_result<D: DrawTarget<Color = Rgb888>>(
         y,
         fonts.title(if not_chest { AMBER } else { FG }),
     )?;
+    if let Some(code) = &rec.case_code {
+        let line = format!("{}: {code}", words.hints.case_code);
+        y = layout::paragraph(t, &line, text, y + pad / 2, fonts.body(FG))?;
+    }
     y += pad;
     if let Some(probs) = &rec.probs {
         for (label, p) in probs {

@@ -50,6 +50,7 @@ pub(crate) fn during_analysis(
                     outline: None,
                     hint: "Analysing; keep the film in place.",
                     steady: true,
+                    case: None,
                 }),
                 800,
                 480,
@@ -103,6 +104,7 @@ pub(crate) fn on_display(spec: &DisplaySpec, name: &str, seconds: f64) -> Result
             outline: None,
             hint: "Hold the film still.",
             steady: false,
+            case: None,
         }))?;
         frame_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }

@@ -169,6 +169,37 @@ pub fn key_name(code: u16) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyMap {
     keys: Vec<(u16, Button)>,
+    /// Case codes are typed: letter, digit and minus keys type (see [`typed_char`]) before the
+    /// map is asked, and Backspace erases.
+    typing: bool,
+}
+
+/// Backspace.
+const KEY_BACKSPACE: u16 = 14;
+
+/// The character a key types for a case code: letters (as capitals: no Shift is tracked),
+/// the digits of the top row and of the keypad, and the minus of the main keyboard. The
+/// keypad's minus and plus stay `back` and `next`, so a numeric keypad alone can still move
+/// through the screens while a code is typed on it.
+pub fn typed_char(code: u16) -> Option<char> {
+    const TOP: &[u8] = b"1234567890-";
+    const QWERTY: &[(u16, &[u8])] = &[(16, b"QWERTYUIOP"), (30, b"ASDFGHJKL"), (44, b"ZXCVBNM")];
+    if (2..=12).contains(&code) {
+        return Some(TOP[usize::from(code - 2)] as char);
+    }
+    for (first, row) in QWERTY {
+        if let Some(i) = code.checked_sub(*first).map(usize::from) {
+            if i < row.len() {
+                return Some(row[i] as char);
+            }
+        }
+    }
+    // KP7 KP8 KP9 . KP4 KP5 KP6 . KP1 KP2 KP3 KP0 (71..=82; 74 and 78 are minus and plus)
+    const KEYPAD: &[u8] = b"789_456_1230";
+    match code {
+        71..=82 => Some(KEYPAD[usize::from(code - 71)] as char).filter(|c| *c != '_'),
+        _ => None,
+    }
 }
 
 impl Default for KeyMap {
@@ -210,12 +241,29 @@ impl KeyMap {
         if keys.is_empty() {
             bail!("keys '{spec}': no keys (e.g. capture=ENTER+SPACE,next=RIGHT,back=LEFT)");
         }
-        Ok(KeyMap { keys })
+        Ok(KeyMap {
+            keys,
+            typing: false,
+        })
     }
 
     /// The button `code` presses, if any.
     pub fn button(&self, code: u16) -> Option<Button> {
+        if self.typing {
+            if let Some(c) = typed_char(code) {
+                return Some(Button::Char(c));
+            }
+            if code == KEY_BACKSPACE {
+                return Some(Button::Erase);
+            }
+        }
         self.keys.iter().find(|(c, _)| *c == code).map(|(_, b)| *b)
+    }
+
+    /// The same map, with case-code typing on or off.
+    pub fn typing(mut self, on: bool) -> KeyMap {
+        self.typing = on;
+        self
     }
 
     /// Every key code of the map.
@@ -322,6 +370,51 @@ mod tests {
                 None => v.parse().unwrap(),
             };
             assert_eq!(v, *code, "{full}");
+        }
+    }
+
+    #[test]
+    fn with_case_codes_on_letters_and_digits_type_and_the_rest_stay_buttons() {
+        let code = |n: &str| key_code(n).unwrap();
+        for (name, c) in [
+            ("A", 'A'),
+            ("Q", 'Q'),
+            ("M", 'M'),
+            ("1", '1'),
+            ("0", '0'),
+            ("MINUS", '-'),
+            ("KP7", '7'),
+            ("KP0", '0'),
+            ("KP5", '5'),
+        ] {
+            assert_eq!(typed_char(code(name)), Some(c), "{name}");
+        }
+        for name in [
+            "ENTER",
+            "KPENTER",
+            "KPPLUS",
+            "KPMINUS",
+            "SPACE",
+            "LEFT",
+            "BACKSPACE",
+        ] {
+            assert_eq!(typed_char(code(name)), None, "{name}");
+        }
+        let plain = KeyMap::default();
+        let typing = KeyMap::default().typing(true);
+        // C and KP6 press capture and next when codes are off, type when they are on.
+        assert_eq!(plain.button(code("C")), Some(Button::Capture));
+        assert_eq!(typing.button(code("C")), Some(Button::Char('C')));
+        assert_eq!(plain.button(code("KP6")), Some(Button::Next));
+        assert_eq!(typing.button(code("KP6")), Some(Button::Char('6')));
+        assert_eq!(typing.button(code("BACKSPACE")), Some(Button::Erase));
+        assert_eq!(plain.button(code("BACKSPACE")), None);
+        for (name, b) in [
+            ("ENTER", Button::Capture),
+            ("KPPLUS", Button::Next),
+            ("KPMINUS", Button::Back),
+        ] {
+            assert_eq!(typing.button(code(name)), Some(b), "{name}");
         }
     }
 }

@@ -15,6 +15,7 @@ use image::RgbImage;
 use super::Totals;
 use crate::analysis::{analyse, Analysis, How, Subject};
 use crate::capture::SourceError;
+use crate::case::{Entry, Mode as CaseMode, Policy};
 use crate::display::Output;
 use crate::film::steady::{corner_shift, Look, Steady};
 use crate::film::Quad;
@@ -24,7 +25,10 @@ use crate::pixels::Frame;
 use crate::record::Record;
 use crate::store::unit::{Camera, UnitState};
 use crate::store::{Origin, ResultsLog};
-use crate::ui::{PreviewView, Problem, ResultView, Screen};
+use crate::ui::{CaseLine, PreviewView, Problem, ResultView, Screen};
+
+mod script;
+pub use script::{parse_script, run_live, Step};
 
 /// Results kept for `back`.
 const HISTORY: usize = 20;
@@ -79,7 +83,22 @@ pub struct LiveKiosk<'a> {
     pub totals: Totals,
     /// Where the camera's state is told (the sync thread's status message).
     unit: Option<Arc<UnitState>>,
+    /// The study's case-code rule; off unless [`LiveKiosk::with_case_codes`].
+    case: Policy,
+    /// The case code typed or scanned for the next film.
+    entry: Entry,
+    /// The checked code of the film being analysed, for its record.
+    pending_code: Option<String>,
+    /// Frames seen, to look for a barcode in every [`SCAN_EVERY`]th.
+    frames_seen: u64,
+    /// The code the last film was recorded with: a card still in view is not taken again for
+    /// the next film until a look finds no code (the card was taken away).
+    last_code: Option<String>,
 }
+
+/// A barcode is looked for in one frame of this many (a look at a 720p frame takes tens of
+/// milliseconds on a Pi 4; the preview keeps its pace).
+const SCAN_EVERY: u64 = 6;
 
 /// A grey frame as a small RGB picture, and the factor its coordinates were scaled by.
 fn preview_picture(f: &Frame) -> (RgbImage, f32) {
@@ -127,6 +146,51 @@ impl<'a> LiveKiosk<'a> {
             quiet: false,
             totals: Totals::default(),
             unit: None,
+            case: Policy::default(),
+            entry: Entry::default(),
+            pending_code: None,
+            frames_seen: 0,
+            last_code: None,
+        }
+    }
+
+    /// Take case codes by `policy`: typed (keys arrive as [`Button::Char`]) or read from a
+    /// barcode in view, shown on the preview, checked at capture, kept in the record.
+    pub fn with_case_codes(mut self, policy: Policy) -> Self {
+        self.case = policy;
+        self
+    }
+
+    /// The case code typed or scanned so far.
+    pub fn case_entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// Whether a capture may go ahead as far as the case code is concerned.
+    fn case_ready(&self) -> bool {
+        self.case.check(Some(self.entry.text())).is_ok()
+    }
+
+    /// While codes are on and none is typed yet, look for a barcode in some frames.
+    fn scan_for_code(&mut self, frame: &Frame) {
+        self.frames_seen = self.frames_seen.wrapping_add(1);
+        if self.case.mode == CaseMode::Off
+            || !self.entry.is_empty()
+            || self.busy
+            || self.frames_seen % SCAN_EVERY != 1
+        {
+            return;
+        }
+        match crate::film::barcode::read_code(frame) {
+            // A code of another form (a product barcode on the light box) is not taken.
+            Some(text) => {
+                if let Ok(Some(code)) = self.case.check(Some(&text)) {
+                    if self.last_code.as_deref() != Some(code.as_str()) {
+                        self.entry.set_scanned(&code);
+                    }
+                }
+            }
+            None => self.last_code = None,
         }
     }
 
@@ -184,6 +248,7 @@ impl<'a> LiveKiosk<'a> {
     pub fn on_frame(&mut self, frame: Frame) {
         self.timeouts = 0;
         self.camera_is(Camera::Streaming);
+        self.scan_for_code(&frame);
         self.poll(false);
         if self.busy {
             // The preview goes on while the worker analyses; nothing else changes meanwhile.
@@ -209,7 +274,7 @@ impl<'a> LiveKiosk<'a> {
             return;
         }
         self.state = State::Live;
-        if ready && self.auto_capture && self.analysed.is_none() {
+        if ready && self.auto_capture && self.analysed.is_none() && self.case_ready() {
             self.capture();
         } else {
             self.show_current();
@@ -246,6 +311,21 @@ impl<'a> LiveKiosk<'a> {
     pub fn on_button(&mut self, b: Button) {
         if self.busy {
             return; // one analysis at a time; its result comes next
+        }
+        if let Button::Char(_) | Button::Erase = b {
+            if self.case.mode == CaseMode::Off {
+                return;
+            }
+            match b {
+                Button::Char(c) => self.entry.push(c),
+                _ => self.entry.erase(),
+            }
+            // Typing the next film's code leaves a result or problem screen.
+            if !matches!(self.state, State::CameraLost(_)) {
+                self.state = State::Live;
+            }
+            self.show_current();
+            return;
         }
         match (&self.state, b) {
             // Capture again from a problem screen is a retry.
@@ -290,6 +370,17 @@ impl<'a> LiveKiosk<'a> {
             | Look::Steadying { corners, .. }
             | Look::Ready { corners } => *corners,
         };
+        // The study's code before the film: nothing is analysed without a valid one where
+        // one is required (the message says what is wrong, never the code).
+        match self.case.check(Some(self.entry.text())) {
+            Ok(code) => self.pending_code = code,
+            Err(e) => {
+                self.state = State::Problem(Problem::CaseCode, e.to_string());
+                self.last = Some((frame, look));
+                self.show_current();
+                return;
+            }
+        }
         self.analysed = Some(corners);
         self.steady.reset();
         let mut frame = frame;
@@ -317,6 +408,9 @@ impl<'a> LiveKiosk<'a> {
     /// An analysis finished (here or on the worker): record it and show the outcome.
     fn finish(&mut self, mut done: Analysis) {
         self.busy = false;
+        done.record.case_code = self.pending_code.take();
+        self.last_code.clone_from(&done.record.case_code);
+        self.entry.clear();
         match self.log.record(&mut done, Origin::Camera, self.keep_images) {
             Ok(_) if self.quiet => {}
             Ok(_) => tracing::info!("{}", done.record.summary_line()),
@@ -388,6 +482,10 @@ impl<'a> LiveKiosk<'a> {
                     let words = self.out.language().texts();
                     let hint = match look {
                         _ if self.busy => words.hints.busy.to_string(),
+                        // Steady, but auto-capture waits for the study's code.
+                        Look::Ready { .. } if !self.case_ready() => {
+                            words.screen.case_code.title.to_string()
+                        }
                         Look::Ready { .. } if !self.auto_capture => {
                             words.hints.press_capture.to_string()
                         }
@@ -397,11 +495,17 @@ impl<'a> LiveKiosk<'a> {
                         _ => look.hint_in(words),
                     };
                     let steady = matches!(look, Look::Steadying { .. } | Look::Ready { .. });
+                    let case = (self.case.mode != CaseMode::Off).then(|| CaseLine {
+                        code: self.entry.text(),
+                        scanned: self.entry.scanned,
+                        required: self.case.mode == CaseMode::Required,
+                    });
                     self.out.show(&Screen::Preview(PreviewView {
                         picture: &pic,
                         outline,
                         hint: &hint,
                         steady,
+                        case,
                     }));
                 }
                 None => {
@@ -468,90 +572,4 @@ impl Worker {
         });
         Worker { jobs, done }
     }
-}
-
-/// One step of a scripted run (`--script capture,next,wait:3,back`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Take one frame, then press the button.
-    Press(Button),
-    /// Take this many frames, pressing nothing.
-    Frames(usize),
-}
-
-/// Parse a `--script` value: comma-separated `capture`, `next`, `back`, `wait` or `wait:N`.
-pub fn parse_script(s: &str) -> anyhow::Result<Vec<Step>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            if let Some(b) = Button::parse(w) {
-                return Ok(Step::Press(b));
-            }
-            match w.split_once(':') {
-                None if w == "wait" || w == "frame" => Ok(Step::Frames(1)),
-                Some(("wait" | "frame", n)) => n
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| (1..=100_000).contains(&n))
-                    .map(Step::Frames)
-                    .ok_or_else(|| anyhow::anyhow!("'{w}': wait:N needs N from 1 to 100000")),
-                _ => anyhow::bail!(
-                    "unknown script step '{w}': use capture, next, back, wait or wait:N"
-                ),
-            }
-        })
-        .collect()
-}
-
-/// Feed the kiosk: frames from `source`, presses from `buttons` (and from `script`, which ends
-/// the run when it is done). Without a script this runs until the source finishes, which a
-/// camera never does, or a stop is asked for ([`super::stop`]).
-pub fn run_live(
-    kiosk: &mut LiveKiosk,
-    source: &mut dyn crate::capture::FrameSource,
-    buttons: &mut dyn crate::input::Buttons,
-    script: Option<&[Step]>,
-    notifier: &super::notify::Notifier,
-) {
-    let mut one_frame = |kiosk: &mut LiveKiosk| -> bool {
-        if super::stop::requested() {
-            return false;
-        }
-        notifier.watchdog();
-        kiosk.poll(false);
-        kiosk.set_touch_buttons(buttons.touch_screen());
-        for b in buttons.poll() {
-            kiosk.on_button(b);
-        }
-        for b in kiosk.display_presses() {
-            kiosk.on_button(b);
-        }
-        match source.next_frame() {
-            Ok(f) => kiosk.on_frame(f),
-            Err(SourceError::Finished { .. }) => return false,
-            Err(e) => kiosk.on_source_error(&e),
-        }
-        true
-    };
-    match script {
-        Some(steps) => {
-            for step in steps {
-                match *step {
-                    Step::Press(b) => {
-                        one_frame(kiosk);
-                        kiosk.on_button(b);
-                    }
-                    Step::Frames(n) => {
-                        for _ in 0..n {
-                            one_frame(kiosk);
-                        }
-                    }
-                }
-            }
-        }
-        None => while one_frame(kiosk) {},
-    }
-    // An analysis still running is finished and recorded before the run ends.
-    kiosk.poll(true);
 }
