@@ -219,6 +219,23 @@ fn tampered_unsigned_replayed_and_failing_bundles_leave_the_model_alone() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not newer"), "{text}");
 
+    // The installed files are the service's to write: one changed after the install makes the
+    // bundle unused (the packaged model runs) until it is installed again.
+    let installed = store.join("bundles").join(&second).join("cxr-net.onnx");
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&installed, &bytes).unwrap();
+    let (code, text) = study.model(&store, &["status"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("NOT USED") && text.contains("changed after it was installed"),
+        "{text}"
+    );
+    bytes[1000] ^= 1;
+    std::fs::write(&installed, &bytes).unwrap();
+    let (_, text) = study.model(&store, &["status"]);
+    assert!(!text.contains("NOT USED"), "{text}");
+
     // Rollback: back to the first bundle, then to the packaged model.
     let (code, text) = study.model(&store, &["rollback"]);
     assert_eq!(code, 0, "{text}");
