@@ -53,12 +53,13 @@ pub fn run(args: FleetArgs) -> Result<i32> {
     } else {
         writeln!(
             o,
-            "{:<16} {:<16} {:<8} {:<8} {:<12} {:<20} {:<20} {:>6} {:>9}",
+            "{:<16} {:<16} {:<8} {:<8} {:<12} {:<9} {:<20} {:<20} {:>6} {:>9}",
             "site",
             "device",
             "state",
             "version",
             "model",
+            "camera",
             "last seen",
             "last result",
             "outbox",
@@ -69,7 +70,7 @@ pub fn run(args: FleetArgs) -> Result<i32> {
         for u in &units {
             writeln!(
                 o,
-                "{:<16} {:<16} {:<8} {:<8} {:<12} {:<20} {:<20} {:>6} {:>9}{}",
+                "{:<16} {:<16} {:<8} {:<8} {:<12} {:<9} {:<20} {:<20} {:>6} {:>9}{}",
                 u.site,
                 u.device,
                 u.state,
@@ -78,6 +79,7 @@ pub fn run(args: FleetArgs) -> Result<i32> {
                     .model_sha256
                     .as_ref()
                     .map(|s| s.chars().take(12).collect())),
+                opt(&u.camera),
                 opt(&u.last_seen),
                 opt(&u.last_result),
                 num(u.outbox),

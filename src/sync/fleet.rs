@@ -35,6 +35,8 @@ pub struct Unit {
     pub outbox: Option<u64>,
     /// Free disk space in MiB when it last spoke.
     pub disk_free_mb: Option<u64>,
+    /// Its camera when it last spoke (`none`, `starting`, `streaming`, `lost`).
+    pub camera: Option<String>,
     /// Not heard from for longer than the limit (or never said when).
     pub silent: bool,
 }
@@ -99,6 +101,7 @@ pub fn units(messages: &[(String, Vec<u8>)], now: SystemTime, silent_after: Dura
                 u.last_result = text("last_result");
                 u.outbox = v["outbox"].as_u64();
                 u.disk_free_mb = v["disk_free_mb"].as_u64();
+                u.camera = text("camera");
             }
             "seen" => {
                 u.last_seen = text("time").filter(|t| crate::store::parse_rfc3339(t).is_some())
