@@ -390,6 +390,25 @@ impl Kiosk {
     }
 }
 
+impl Kiosk {
+    /// Wait for the kiosk to say it reloads, then for a film recorded with the model whose
+    /// file's sha256 starts with `sha` (the film in hand may still get the old one). Films are
+    /// named `<prefix>1.png`, `<prefix>2.png`...
+    fn reloads_to(&self, sha: &str, prefix: &str) {
+        let log = || self.log();
+        wait_until("reload", 60, || log().contains("reloading the model"), &log);
+        let end = Instant::now() + Duration::from_secs(120);
+        let mut n = 0;
+        loop {
+            n += 1;
+            if self.analyse(&format!("{prefix}{n}.png")) == sha {
+                return;
+            }
+            assert!(Instant::now() < end, "still the old model; log:\n{}", log());
+        }
+    }
+}
+
 impl Drop for Kiosk {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -453,27 +472,8 @@ fn the_kiosk_takes_a_bundle_from_its_folder_and_reloads() {
         || folder.join("done/new.cxrb.txt").exists(),
         &|| k.log(),
     );
-    wait_until(
-        "reload",
-        60,
-        || k.log().contains("reloading the model"),
-        &|| k.log(),
-    );
     let f32_sha = sha12(&common::root().join("models/cxr-net.onnx"));
-    let end = Instant::now() + Duration::from_secs(120);
-    let mut n = 0;
-    // The film in hand may still be analysed with the old model; the next ones with the new.
-    loop {
-        n += 1;
-        if k.analyse(&format!("b{n}.png")) == f32_sha {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "still the old model; log:\n{}",
-            k.log()
-        );
-    }
+    k.reloads_to(&f32_sha, "b");
     // A bad bundle dropped in: refused, noted, and the kiosk keeps the new model.
     std::fs::write(folder.join("bad.cxrb"), b"not a bundle").unwrap();
     wait_until(
@@ -529,25 +529,7 @@ fn the_kiosk_takes_a_bundle_from_https_and_from_a_retained_mqtt_message() {
         || current(&dir.join("store")).is_some(),
         &|| k.log(),
     );
-    wait_until(
-        "reload",
-        60,
-        || k.log().contains("reloading the model"),
-        &|| k.log(),
-    );
-    let end = Instant::now() + Duration::from_secs(120);
-    let mut n = 0;
-    loop {
-        n += 1;
-        if k.analyse(&format!("h{n}.png")) == f32_sha {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "still the old model; log:\n{}",
-            k.log()
-        );
-    }
+    k.reloads_to(&f32_sha, "h");
     drop(k);
     let _ = server.kill();
     let _ = server.wait();
