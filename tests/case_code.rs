@@ -128,10 +128,9 @@ fn the_kiosk_requires_a_code_takes_it_typed_or_scanned_and_records_it() {
         State::Problem(Problem::CaseCode, why) => assert!(!why.contains("S1-42"), "{why}"),
         s => panic!("{s:?}"),
     }
-    // Typed on the keyboard, with a slip erased.
-    for _ in 0.."S1-42".len() {
-        k.on_button(Button::Erase);
-    }
+    // Typed on the keyboard, with a slip erased (Backspace).
+    k.on_button(Button::Clear); // Escape on a keyboard, `#` on the stdin keyboard
+    assert!(k.case_entry().is_empty());
     for c in "S01-00422".chars() {
         k.on_button(Button::Char(c));
     }

@@ -1,6 +1,7 @@
 //! Button presses typed on stdin, one per line: `c`, space or `capture` for
 //! [`Button::Capture`], `n` or `next` for [`Button::Next`], `b` or `back` for
-//! [`Button::Back`] (case-insensitive, then Enter). For a bench setup over SSH, or a board
+//! [`Button::Back`] (case-insensitive, then Enter); `#S01-0042` for a case code (it replaces
+//! the one typed so far; `#` alone forgets it). For a bench setup over SSH, or a board
 //! without buttons. Under systemd stdin is /dev/null: the reader sees end of file at once and
 //! ends quietly.
 
@@ -23,15 +24,27 @@ pub fn button_for_line(line: &str) -> Option<Button> {
     }
 }
 
+/// The presses a typed line stands for: a case code (`#CODE`: forget the code so far, then
+/// type each character), or one button (see [`button_for_line`]).
+pub fn presses_for_line(line: &str) -> Vec<Button> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if let Some(code) = line.trim_start().strip_prefix('#') {
+        let mut out = vec![Button::Clear];
+        out.extend(code.trim().chars().map(Button::Char));
+        return out;
+    }
+    button_for_line(line).into_iter().collect()
+}
+
 /// What to tell the user about a line that is no button (None: say nothing).
 pub fn hint_for_line(line: &str) -> Option<String> {
     let word = line.trim();
-    if word.is_empty() || button_for_line(line).is_some() {
+    if word.is_empty() || !presses_for_line(line).is_empty() {
         return None;
     }
     let word: String = word.chars().take(20).collect();
     Some(format!(
-        "cxr-edge: '{word}' is no button: type c (capture), n (next) or b (back), then Enter"
+        "cxr-edge: '{word}' is no button: type c (capture), n (next) or b (back), or #CODE for a case code, then Enter"
     ))
 }
 
@@ -62,16 +75,15 @@ impl Keyboard {
                         Err(_) => return,
                     }
                     let line = String::from_utf8_lossy(&buf);
-                    match button_for_line(&line) {
-                        Some(b) => {
-                            if tx.send(b).is_err() {
-                                return;
-                            }
+                    let presses = presses_for_line(&line);
+                    if presses.is_empty() {
+                        if let Some(hint) = hint_for_line(&line) {
+                            eprintln!("{hint}");
                         }
-                        None => {
-                            if let Some(hint) = hint_for_line(&line) {
-                                eprintln!("{hint}");
-                            }
+                    }
+                    for b in presses {
+                        if tx.send(b).is_err() {
+                            return;
                         }
                     }
                 }
@@ -117,6 +129,26 @@ mod tests {
         ] {
             assert_eq!(button_for_line(line), want, "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_hash_line_types_a_case_code() {
+        assert_eq!(
+            presses_for_line("#S01-42\n"),
+            [
+                Button::Clear,
+                Button::Char('S'),
+                Button::Char('0'),
+                Button::Char('1'),
+                Button::Char('-'),
+                Button::Char('4'),
+                Button::Char('2')
+            ]
+        );
+        assert_eq!(presses_for_line("  #\n"), [Button::Clear]);
+        assert_eq!(presses_for_line("n\n"), [Button::Next]);
+        assert!(presses_for_line("quit\n").is_empty());
+        assert_eq!(hint_for_line("#A1\n"), None);
     }
 
     #[test]

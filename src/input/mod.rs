@@ -38,6 +38,8 @@ pub enum Button {
     Char(char),
     /// Erase the last character of the case code (Backspace).
     Erase,
+    /// Forget the case code typed so far (Escape; `#` alone on the stdin keyboard).
+    Clear,
 }
 
 impl Button {
@@ -60,6 +62,7 @@ impl Button {
             Button::Back => "back",
             Button::Char(_) => "type",
             Button::Erase => "erase",
+            Button::Clear => "clear",
         }
     }
 }

@@ -312,13 +312,14 @@ impl<'a> LiveKiosk<'a> {
         if self.busy {
             return; // one analysis at a time; its result comes next
         }
-        if let Button::Char(_) | Button::Erase = b {
+        if let Button::Char(_) | Button::Erase | Button::Clear = b {
             if self.case.mode == CaseMode::Off {
                 return;
             }
             match b {
                 Button::Char(c) => self.entry.push(c),
-                _ => self.entry.erase(),
+                Button::Erase => self.entry.erase(),
+                _ => self.entry.clear(),
             }
             // Typing the next film's code leaves a result or problem screen.
             if !matches!(self.state, State::CameraLost(_)) {

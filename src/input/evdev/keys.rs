@@ -176,6 +176,8 @@ pub struct KeyMap {
 
 /// Backspace.
 const KEY_BACKSPACE: u16 = 14;
+/// Escape.
+const KEY_ESC: u16 = 1;
 
 /// The character a key types for a case code: letters (as capitals: no Shift is tracked),
 /// the digits of the top row and of the keypad, and the minus of the main keyboard. The
@@ -255,6 +257,9 @@ impl KeyMap {
             }
             if code == KEY_BACKSPACE {
                 return Some(Button::Erase);
+            }
+            if code == KEY_ESC {
+                return Some(Button::Clear);
             }
         }
         self.keys.iter().find(|(c, _)| *c == code).map(|(_, b)| *b)
@@ -408,6 +413,7 @@ mod tests {
         assert_eq!(plain.button(code("KP6")), Some(Button::Next));
         assert_eq!(typing.button(code("KP6")), Some(Button::Char('6')));
         assert_eq!(typing.button(code("BACKSPACE")), Some(Button::Erase));
+        assert_eq!(typing.button(code("ESC")), Some(Button::Clear));
         assert_eq!(plain.button(code("BACKSPACE")), None);
         for (name, b) in [
             ("ENTER", Button::Capture),
