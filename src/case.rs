@@ -8,10 +8,10 @@
 //! code. The code travels with the record (the results log, `classify --json`, the upload API,
 //! the MQTT message, the DICOM patient ID) and is never written into the service's log.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Whether films carry a case code.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// No case codes (the default).

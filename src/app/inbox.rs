@@ -229,7 +229,6 @@ fn recorded_leftover(path: &Path, log: &ResultsLog) -> Option<Record> {
         .map(|(_, stored)| stored.record)
 }
 
-/// Watch `dir` until stopped (`once`: take what is there now, then return).
 /// The case code a watch-folder file carries as its name (`S01-0042.png`): with codes off, or
 /// optional and a name that is no code, none; with codes required, a name that is no valid
 /// code is the reason the film is not analysed (the message does not repeat the name).
@@ -246,6 +245,7 @@ fn code_from_name(policy: &crate::case::Policy, path: &Path) -> Result<Option<St
     }
 }
 
+/// Watch `dir` until stopped (`once`: take what is there now, then return).
 pub(super) fn run_inbox(k: &mut Kiosk, clf: &Classifier, dir: &Path, once: bool) -> Result<()> {
     let poll = Duration::from_millis(k.cfg.poll_ms);
     let mut inbox = Inbox::new(dir.to_path_buf());

@@ -104,8 +104,8 @@ impl Kiosk<'_> {
         let case_code = match case_code {
             Ok(code) => code,
             Err(why) => {
-                let mut a = Analysis::failed(&input.display, clf.id(), &why);
-                return self.finish(&mut a, origin);
+                let a = Analysis::failed(&input.display, clf.id(), &why);
+                return self.finish(a, origin);
             }
         };
         let how = How {
@@ -150,12 +150,15 @@ impl Kiosk<'_> {
             )
         });
         a.record.case_code = case_code;
-        self.finish(&mut a, origin)
+        self.finish(a, origin)
     }
 
     /// Record an analysis, show it and return its record.
-    fn finish(&mut self, a: &mut Analysis, origin: Origin) -> Record {
-        match self.log.record(a, origin, self.cfg.storage.keep_images) {
+    fn finish(&mut self, mut a: Analysis, origin: Origin) -> Record {
+        match self
+            .log
+            .record(&mut a, origin, self.cfg.storage.keep_images)
+        {
             Ok(_) => tracing::info!("{}", a.record.summary_line()),
             Err(e) => tracing::error!("{e:#}"),
         }
@@ -171,7 +174,7 @@ impl Kiosk<'_> {
                 picture: a.heatmap.as_ref(),
             }));
         }
-        a.record.clone()
+        a.record
     }
 }
 
@@ -188,7 +191,7 @@ fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
         )
         .and_then(|m| {
             let variant = k.cfg.model.variant.as_deref();
-            let clf = match Classifier::load(&m, variant) {
+            let mut clf = match Classifier::load(&m, variant) {
                 Err(e) if from_bundle(k.cfg, &m) => {
                     let why = format!("does not load: {e:#}");
                     tracing::error!("model bundle {}; rolling back", why);
@@ -197,7 +200,6 @@ fn load_model(k: &mut Kiosk, once: bool) -> Result<Option<Classifier>> {
                 }
                 r => r?,
             };
-            let mut clf = clf;
             clf.use_profile(&k.cfg.model.profile(None))?;
             Ok(clf)
         });
@@ -319,7 +321,9 @@ impl Buttons for AllButtons {
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
     stop::install();
     let log = ResultsLog::open(&cfg.storage.dir)?;
-    let camera = match cfg.source.clone().resolve() {
+    // Resolved once (`auto` looks for a camera): the same source for every model loaded.
+    let source = cfg.source.clone().resolve();
+    let camera = match source {
         SourceSpec::Camera(_) | SourceSpec::Frames(_) => Camera::Starting,
         _ => Camera::None,
     };
@@ -360,12 +364,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
             break;
         };
         announce(&k, &clf);
-        match cfg.source.clone().resolve() {
-            source @ (SourceSpec::Camera(_) | SourceSpec::Frames(_)) => {
+        match &source {
+            SourceSpec::Camera(_) | SourceSpec::Frames(_) => {
                 run_camera(&mut k, &clf, &source, opts)?
             }
             SourceSpec::Samples => run_samples(&mut k, &clf, opts.once),
-            SourceSpec::Inbox(dir) => inbox::run_inbox(&mut k, &clf, &dir, opts.once)?,
+            SourceSpec::Inbox(dir) => inbox::run_inbox(&mut k, &clf, dir, opts.once)?,
             SourceSpec::Auto => unreachable!("resolve() leaves no auto"),
         }
         if !stop::take_reload() || stop::signalled() || opts.once {
@@ -380,12 +384,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<Totals> {
 /// Say which model runs: systemd's status line, the log and the sync thread's status.
 fn announce(k: &Kiosk, clf: &Classifier) {
     let id = clf.id();
-    k.unit.set_model(RunningModel {
-        name: id.name.clone(),
-        version: id.version.clone(),
-        variant: id.variant.clone(),
-        sha256: id.sha256.clone(),
-    });
+    k.unit.set_model(RunningModel::from(&id));
     k.notifier.status(&format!(
         "model {} {} ({}) loaded",
         id.name, id.version, id.variant

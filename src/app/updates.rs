@@ -47,16 +47,21 @@ impl Updates {
                 #[cfg(feature = "sync")]
                 let mut network = network;
                 let store = u.store();
-                let mut seen = store.current().map(|c| c.id);
+                let mut seen = store.current_id();
                 let mut next_network = Instant::now();
                 // After a source could not be reached: 30 s, doubling up to the interval.
                 let mut retry = RETRY_FIRST;
                 while !flag.load(Ordering::SeqCst) {
-                    let key = bundle::load_public_key(&u.public_key).ok();
+                    // Read only when something may need it (a folder to look at, a network look
+                    // due), and each time, so a key installed later is taken.
+                    let network_due = Instant::now() >= next_network;
+                    let key = (u.folder.is_some() || network_due)
+                        .then(|| bundle::load_public_key(&u.public_key).ok())
+                        .flatten();
                     if let (Some(key), Some(folder)) = (&key, &u.folder) {
                         take_folder(&u, key, folder);
                     }
-                    if Instant::now() >= next_network {
+                    if network_due {
                         let interval = Duration::from_secs(u.interval_s);
                         next_network = Instant::now() + interval;
                         #[cfg(feature = "sync")]
@@ -73,7 +78,7 @@ impl Updates {
                             }
                         }
                     }
-                    let now = store.current().map(|c| c.id);
+                    let now = store.current_id();
                     if now != seen {
                         tracing::info!(
                             "the current model bundle is now {}; reloading the model",
@@ -146,9 +151,8 @@ pub(super) fn take_folder(u: &UpdatesSection, key: &minisign_verify::PublicKey, 
         .collect();
     files.sort();
     for (_, path) in files {
-        let limit = (bundle::MAX_BUNDLE_BYTES + (1 << 20)) as u64;
         let source = format!("folder {}", folder.display());
-        let (ok, note) = match crate::capture::read_limited(&path, limit) {
+        let (ok, note) = match bundle::read_file(&path) {
             Ok(bytes) => {
                 let r = u.store().install(&bytes, key, &source, false);
                 let note = match &r {

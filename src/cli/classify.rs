@@ -155,8 +155,8 @@ fn mem_available() -> Option<u64> {
 /// The board's language (`language` in its config): the operator at its terminal reads the
 /// same words as on its screen. English without a config; a broken one is only reported, as
 /// `classify` needs nothing else from it.
-fn configured_language() -> Language {
-    match Config::find(None) {
+fn configured_language(board: &Result<Config>) -> Language {
+    match board {
         Ok(c) => c.language,
         Err(e) => {
             eprintln!("cxr-edge classify: {e:#}; writing in English");
@@ -168,11 +168,13 @@ fn configured_language() -> Language {
 /// The calibration to use: `--site-profile`, else the board config's `[model] site_profile`,
 /// else the default profile file when it exists. Unlike the language, a config that cannot be
 /// read is an error here: scoring with another calibration than the board's would be silent.
-fn configured_profile(option: Option<&str>) -> Result<ProfileChoice> {
+fn configured_profile(option: Option<&str>, board: &Result<Config>) -> Result<ProfileChoice> {
     if option.is_some() {
         return Ok(ProfileChoice::from_setting(option));
     }
-    let c = Config::find(None)
+    let c = board
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("cannot tell which site profile the board uses (or use --site-profile)")?;
     Ok(c.model.profile(None))
 }
@@ -180,12 +182,12 @@ fn configured_profile(option: Option<&str>) -> Result<ProfileChoice> {
 /// `--case-code`, checked against the board's config: one film only; the config's pattern; a
 /// code given by hand is taken even where the config has codes off (a person asked for it),
 /// and one is needed for a film stored while the config requires codes.
-fn case_code(args: &ClassifyArgs, inputs: usize) -> Result<Option<String>> {
+fn case_code(args: &ClassifyArgs, inputs: usize, board: &Result<Config>) -> Result<Option<String>> {
     use crate::case::{Mode, Policy};
     if args.case_code.is_some() && inputs != 1 {
         anyhow::bail!("--case-code names one film; give exactly one file");
     }
-    let policy = Config::find(None).map(|c| c.case).unwrap_or_default();
+    let policy = board.as_ref().map(|c| c.case.clone()).unwrap_or_default();
     let mode = match (policy.mode, args.store.is_some()) {
         (Mode::Required, true) => Mode::Required,
         _ => Mode::Optional,
@@ -211,12 +213,18 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create heatmap directory {}", dir.display()))?;
     }
+    // The board's config, read once: its installed model bundle, calibration, case-code rule
+    // and language.
+    let board = Config::find(None);
     let manifest_path = crate::config::locate_model(
         args.model.model.as_deref(),
-        &Config::find(None).map(|c| c.updates).unwrap_or_default(),
+        &board
+            .as_ref()
+            .map(|c| c.updates.clone())
+            .unwrap_or_default(),
         crate::model::manifest::Search::Anywhere,
     )?;
-    let profile = configured_profile(args.profile.site_profile.as_deref())?;
+    let profile = configured_profile(args.profile.site_profile.as_deref(), &board)?;
     let clf =
         Classifier::load_with_profile(&manifest_path, args.model.variant.as_deref(), &profile)?;
     let limits = Limits {
@@ -235,7 +243,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
             args.memory_mb
         );
     }
-    let case_code = case_code(&args, inputs.len())?;
+    let case_code = case_code(&args, inputs.len(), &board)?;
     let store = match &args.store {
         Some(dir) => Some(ResultsLog::open(dir)?),
         None => None,
@@ -260,7 +268,7 @@ pub fn run(args: ClassifyArgs) -> Result<i32> {
         )
         .expect("static template"),
     );
-    let language = args.lang.unwrap_or_else(configured_language);
+    let language = args.lang.unwrap_or_else(|| configured_language(&board));
     let mut summary = Summary::new(&clf.manifest.labels, language);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -186,10 +186,8 @@ fn install(u: &UpdatesSection, file: &Path, force: bool) -> Result<i32> {
 }
 
 /// Read a bundle file, no larger than a bundle may be.
-pub fn read_bundle(file: &Path) -> Result<Vec<u8>> {
-    let limit = (bundle::MAX_BUNDLE_BYTES + (1 << 20)) as u64;
-    crate::capture::read_limited(file, limit)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+fn read_bundle(file: &Path) -> Result<Vec<u8>> {
+    bundle::read_file(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 fn restart_hint() {

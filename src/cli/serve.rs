@@ -39,13 +39,7 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     let _sync = {
         use crate::store::unit::{Camera, RunningModel, UnitState};
         let unit = UnitState::new(Camera::None);
-        let id = clf.id();
-        unit.set_model(RunningModel {
-            name: id.name,
-            version: id.version,
-            variant: id.variant,
-            sha256: id.sha256,
-        });
+        unit.set_model(RunningModel::from(&clf.id()));
         crate::sync::Background::start(&cfg.sync, &cfg.storage.dir, unit)
     };
     // A model named by --model or [model] manifest is what the server runs, bundle or not.
@@ -64,9 +58,9 @@ fn bundle_watch(
     profile: crate::model::ProfileChoice,
 ) -> crate::serve::Reload {
     let updates = cfg.updates.clone();
-    let mut seen = updates.store().current().map(|c| c.id);
+    let mut seen = updates.store().current_id();
     Box::new(move || {
-        let now = updates.store().current().map(|c| c.id);
+        let now = updates.store().current_id();
         if now == seen {
             return None;
         }

@@ -90,11 +90,6 @@ impl UpdatesSection {
         }
         Ok(())
     }
-
-    /// Whether any source is set.
-    pub fn any_source(&self) -> bool {
-        self.folder.is_some() || !self.url.is_empty() || self.mqtt
-    }
 }
 
 impl UpdatesSection {
@@ -107,7 +102,7 @@ impl UpdatesSection {
     /// bundle is installed.
     pub fn current_manifest(&self) -> Result<Option<PathBuf>> {
         let store = self.store();
-        if store.current().is_none() {
+        if store.current_id().is_none() {
             return Ok(None);
         }
         let key = crate::model::bundle::load_public_key(&self.public_key)?;

@@ -43,11 +43,7 @@ pub fn read_code(frame: &Frame) -> Option<String> {
     } else {
         frame
     };
-    let luma: Vec<u8> = f
-        .data
-        .iter()
-        .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        .collect();
+    let luma = f.to_luma8().into_raw();
     let mut hints = DecodeHints {
         PossibleFormats: Some(HashSet::from(FORMATS)),
         TryHarder: Some(true),

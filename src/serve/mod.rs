@@ -208,11 +208,7 @@ async fn health(State(st): State<Shared>) -> Response {
         "model": worker::lock(&st.model).clone(),
         "queue": { "waiting": st.queue.waiting(), "capacity": st.queue.capacity },
         "token_required": st.token.is_some(),
-        "case_code": match st.case.mode {
-            crate::case::Mode::Off => "off",
-            crate::case::Mode::Optional => "optional",
-            crate::case::Mode::Required => "required",
-        },
+        "case_code": st.case.mode,
         "notice": crate::NOTICE,
     });
     (code, Json(body)).into_response()

@@ -33,6 +33,17 @@ pub struct RunningModel {
     pub sha256: String,
 }
 
+impl From<&crate::model::ModelId> for RunningModel {
+    fn from(id: &crate::model::ModelId) -> Self {
+        RunningModel {
+            name: id.name.clone(),
+            version: id.version.clone(),
+            variant: id.variant.clone(),
+            sha256: id.sha256.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     camera: Camera,

@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use super::mqtt::{Mqtt, Topics};
 use super::{broker, read_file, runtime, Broker};
 use crate::config::{ArchiveUrl, Config};
-use crate::model::bundle::MAX_BUNDLE_BYTES;
+use crate::model::bundle::MAX_FILE_BYTES;
 
 /// The site's model topic.
 pub fn model_topic(site: &str) -> String {
@@ -133,8 +133,7 @@ async fn get(
     }
     let req = req.body(Full::new(Bytes::new()))?;
     let (status, head, body) =
-        super::dicomweb::request_with_headers(url, Some(tls), req, MAX_BUNDLE_BYTES + (1 << 20))
-            .await?;
+        super::dicomweb::request_with_headers(url, Some(tls), req, MAX_FILE_BYTES).await?;
     match status.as_u16() {
         200 => Ok(Got::Bundle(body, head)),
         304 | 404 => Ok(Got::Nothing),
@@ -145,8 +144,7 @@ async fn get(
 /// The retained message on the model topic, if any.
 async fn retained_bundle(broker: &Broker, topic: &str, id: &str) -> Result<Option<Vec<u8>>> {
     let topics = Topics::new("updates", "reader");
-    let mut m =
-        Mqtt::connect_taking(broker, id, topics, None, MAX_BUNDLE_BYTES + (1 << 20)).await?;
+    let mut m = Mqtt::connect_taking(broker, id, topics, None, MAX_FILE_BYTES).await?;
     let got = m
         .retained(topic, Duration::from_secs(2))
         .await

@@ -37,6 +37,9 @@ pub use store::{Outcome, Store};
 
 /// Largest bundle accepted (all members together): today's model files are ~4 MB each.
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+/// Largest bundle file read, fetched or taken from the broker: the members and the tar's own
+/// headers and padding.
+pub const MAX_FILE_BYTES: usize = MAX_BUNDLE_BYTES + (1 << 20);
 /// Most members a bundle may have.
 const MAX_MEMBERS: usize = 16;
 /// The index's name in the tar.
@@ -133,6 +136,11 @@ pub fn plain_name(name: &str) -> bool {
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
+/// A bundle file's bytes, refused before reading when larger than [`MAX_FILE_BYTES`].
+pub fn read_file(path: &Path) -> Result<Vec<u8>, crate::capture::DecodeError> {
+    crate::capture::read_limited(path, MAX_FILE_BYTES as u64)
+}
+
 /// The study's public key, from its minisign `.pub` file.
 pub fn load_public_key(path: &Path) -> Result<minisign_verify::PublicKey> {
     let text = std::fs::read_to_string(path).with_context(|| {
@@ -203,6 +211,28 @@ fn ensure_len(name: &str, got: usize, want: usize) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// The index in `index_bytes`, parsed only once `signature` (minisign text) verifies it with
+/// `key`; the reason otherwise. Used for a bundle offered and for the installed one alike.
+pub fn verified_index(
+    index_bytes: &[u8],
+    signature: &str,
+    key: &minisign_verify::PublicKey,
+) -> Result<Index, String> {
+    let sig = minisign_verify::Signature::decode(signature)
+        .map_err(|e| format!("the signature is not a minisign signature ({e})"))?;
+    // Legacy (non-prehashed) signatures are accepted too: minisign before 0.10 wrote them, and
+    // they are just as strong for a file of a few hundred bytes.
+    key.verify(index_bytes, &sig, true).map_err(|e| {
+        format!(
+            "the signature does not verify with the study's public key ({e}): \
+             altered, or signed with another key"
+        )
+    })?;
+    let text =
+        std::str::from_utf8(index_bytes).map_err(|_| "the index is not UTF-8".to_string())?;
+    toml::from_str(text).map_err(|e| format!("the index is not valid ({e})"))
+}
+
 /// Read and verify a bundle: the index's signature against `key`, then every member against
 /// the index, then the manifest (valid, its variant files among the members, their hashes the
 /// index's). Nothing is written anywhere.
@@ -216,20 +246,8 @@ pub fn open(bytes: &[u8], key: &minisign_verify::PublicKey) -> Result<Bundle, Bu
         .ok_or_else(|| refused(format!("not signed: no {SIGNATURE} in the bundle")))?;
     let signature =
         String::from_utf8(sig_bytes).map_err(|_| refused("the signature is not text"))?;
-    let sig = minisign_verify::Signature::decode(&signature)
-        .map_err(|e| refused(format!("the signature is not a minisign signature ({e})")))?;
-    // Legacy (non-prehashed) signatures are accepted too: minisign before 0.10 wrote them, and
-    // they are just as strong for a file of a few hundred bytes.
-    key.verify(&index_bytes, &sig, true).map_err(|e| {
-        refused(format!(
-            "the signature does not verify with the study's public key ({e}): \
-             altered, or signed with another key"
-        ))
-    })?;
     // From here on the index is the study's own words.
-    let text = std::str::from_utf8(&index_bytes).map_err(|_| refused("the index is not UTF-8"))?;
-    let index: Index =
-        toml::from_str(text).map_err(|e| refused(format!("the index is not valid ({e})")))?;
+    let index = verified_index(&index_bytes, &signature, key).map_err(refused)?;
     check_members(&index, &files)?;
     check_manifest(&index, &files).map_err(|e| refused(format!("{e:#}")))?;
     Ok(Bundle {

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::check::{self, Expected};
-use super::{open, Bundle, BundleError, Index, EXPECTED, INDEX, SIGNATURE};
+use super::{open, verified_index, Bundle, BundleError, Index, EXPECTED, INDEX, SIGNATURE};
 use crate::model::manifest::sha256_hex;
 
 /// Where bundles are installed unless configured otherwise.
@@ -107,9 +107,20 @@ impl Store {
         &self.root
     }
 
-    fn link(&self, name: &str) -> Option<Installed> {
+    /// The id a link (`current`, `previous`) points at: the link alone is read, which makes
+    /// this cheap enough to poll.
+    fn link_id(&self, name: &str) -> Option<String> {
         let target = std::fs::read_link(self.root.join(name)).ok()?;
-        let id = target.file_name()?.to_str()?.to_string();
+        Some(target.file_name()?.to_str()?.to_string())
+    }
+
+    /// The current bundle's id, without reading its index (see [`Store::current`]).
+    pub fn current_id(&self) -> Option<String> {
+        self.link_id("current")
+    }
+
+    fn link(&self, name: &str) -> Option<Installed> {
+        let id = self.link_id(name)?;
         let dir = self.root.join("bundles").join(&id);
         let text = std::fs::read_to_string(dir.join(INDEX)).ok()?;
         let index = toml::from_str(&text).ok()?;
@@ -157,33 +168,28 @@ impl Store {
     /// signed index (the folder is the service's, so anything that can run as the service
     /// could have changed them). `Ok(None)`: no bundle installed.
     pub fn current_manifest(&self, key: &minisign_verify::PublicKey) -> Result<Option<PathBuf>> {
-        let Some(cur) = self.current() else {
+        let Some(id) = self.current_id() else {
             return Ok(None);
         };
+        let dir = self.root.join("bundles").join(&id);
         let read = |n: &str| {
-            std::fs::read(cur.dir.join(n))
-                .with_context(|| format!("installed bundle {}: cannot read {n}", cur.id))
+            std::fs::read(dir.join(n))
+                .with_context(|| format!("installed bundle {id}: cannot read {n}"))
         };
         let index_bytes = read(INDEX)?;
         let sig = String::from_utf8(read(SIGNATURE)?).context("signature is not text")?;
-        let sig = minisign_verify::Signature::decode(&sig)
-            .map_err(|e| anyhow::anyhow!("installed bundle {}: bad signature ({e})", cur.id))?;
-        key.verify(&index_bytes, &sig, true).map_err(|e| {
-            anyhow::anyhow!(
-                "installed bundle {} no longer verifies with the study's key ({e})",
-                cur.id
-            )
-        })?;
-        for m in &cur.index.files {
+        // The index used is the one just verified, not one read before.
+        let index = verified_index(&index_bytes, &sig, key)
+            .map_err(|e| anyhow::anyhow!("installed bundle {id} no longer verifies: {e}"))?;
+        for m in &index.files {
             let data = read(&m.name)?;
             anyhow::ensure!(
                 sha256_hex(&data) == m.sha256.to_ascii_lowercase(),
-                "installed bundle {}: {} was changed after it was installed",
-                cur.id,
+                "installed bundle {id}: {} was changed after it was installed",
                 m.name
             );
         }
-        Ok(Some(cur.dir.join(&cur.index.manifest)))
+        Ok(Some(dir.join(&index.manifest)))
     }
 
     /// Verify `bytes` as a bundle, check it on the sample films and make it current. `source`
