@@ -625,6 +625,26 @@ where
             _phantom: PhantomData,
         }
     }
+
+    /// The current panel's lane is full: move to the next panel, or to the next lane (k)
+    /// of the first panel after the last one. The same steps `write` takes.
+    #[inline(always)]
+    fn next_panel_after_full(&mut self) {
+        self.current_panel += 1;
+        unsafe {
+            if self.current_panel == self.panels {
+                self.ptr = self.ptr.offset(self.next_lane);
+                self.current_panel = 0;
+            } else {
+                self.ptr = self.ptr.offset(self.next_panel);
+            }
+        }
+        self.remain = if self.current_panel == self.panels - 1 {
+            self.last_panel_width
+        } else {
+            self.panel_width
+        };
+    }
 }
 
 impl<T> PackingWriter<T> for KOutWriter<'_, T>
@@ -656,51 +676,22 @@ where
 
     #[inline]
     fn write_slice(&mut self, ts: &[T]) {
-        // Fast path: the slice fits entirely within the current panel. Writes
-        // are then guaranteed to be `ts.len()` consecutive memory locations
-        // followed by the same panel/lane bookkeeping the per-element path
-        // performs. This produces byte-identical output to a per-element loop.
-        //
-        // When the slice would cross a panel boundary, fall back to the
-        // per-element path so all transition logic stays in one place.
-        let n = ts.len();
-        if n == 0 {
-            return;
-        }
-        if n < self.remain {
-            // Strictly inside the current panel: bulk copy, then advance.
+        // Copy the slice panel chunk by panel chunk: each chunk is contiguous in the
+        // destination, and the bookkeeping between chunks is exactly what `write` does on
+        // a panel's last element. Byte-identical to a per-element loop. (The convolution
+        // patchers hand over output rows of 5 to 80 values, which usually straddle panels
+        // of 8 or 16; falling back to per-element writes there made the whole row slow.)
+        let mut ts = ts;
+        while !ts.is_empty() {
+            let n = ts.len().min(self.remain);
             unsafe {
                 std::ptr::copy_nonoverlapping(ts.as_ptr(), self.ptr, n);
                 self.ptr = self.ptr.add(n);
             }
             self.remain -= n;
-        } else if n == self.remain {
-            // Exactly fills the current panel: bulk copy, then run the same
-            // panel-transition bookkeeping that `write` does on its final
-            // element. The transition is performed unconditionally here
-            // (rather than calling `write` for the last element) to keep the
-            // semantics identical even when the trait is inlined separately.
-            unsafe {
-                std::ptr::copy_nonoverlapping(ts.as_ptr(), self.ptr, n);
-                self.ptr = self.ptr.add(n);
-                self.current_panel += 1;
-                if self.current_panel == self.panels {
-                    self.ptr = self.ptr.offset(self.next_lane);
-                    self.current_panel = 0;
-                } else {
-                    self.ptr = self.ptr.offset(self.next_panel);
-                }
-                if self.current_panel == self.panels - 1 {
-                    self.remain = self.last_panel_width;
-                } else {
-                    self.remain = self.panel_width;
-                }
-            }
-        } else {
-            // Spans a panel boundary. Fall back to per-element writes so the
-            // panel-transition state machine handles every step.
-            for t in ts {
-                self.write(*t);
+            ts = &ts[n..];
+            if self.remain == 0 {
+                self.next_panel_after_full();
             }
         }
     }
@@ -1184,27 +1175,24 @@ where
 
     #[inline]
     fn write_slice(&mut self, ts: &[T]) {
-        let n = ts.len();
-        if n == 0 {
-            return;
-        }
-        let pw = self.panel_width();
-        if self.local_mn + n <= pw {
-            // Whole slice stays inside the current (panel, k): tight stride-4 store.
+        // Chunk by chunk inside one (panel, k): a tight stride-4 store per chunk, then the
+        // same `advance` as per-element writes, so the output is byte-identical to them.
+        // (Output rows of 5-80 values rarely fit one panel of 8 or 16; falling back to
+        // per-element writes for the whole row made the int8 im2col slow.)
+        let mut ts = ts;
+        while !ts.is_empty() {
+            let m = ts.len().min(self.panel_width() - self.local_mn);
             unsafe {
                 let mut d = self.base.add(
                     self.panel * self.panel_len + self.kb * self.r4 + self.local_mn * 4 + self.kr,
                 );
-                for &t in ts {
+                for &t in &ts[..m] {
                     *d = t;
                     d = d.add(4);
                 }
             }
-            self.advance(n);
-        } else {
-            for &t in ts {
-                self.write(t);
-            }
+            self.advance(m);
+            ts = &ts[m..];
         }
     }
 }
@@ -2137,6 +2125,102 @@ mod test {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    // ---- write_slice of the K-outer writers ---------------------------------
+    //
+    // The conv im2col patchers hand the K-outer writers slices of any length (an output
+    // row or part of one, 5-80 values for a small CNN); a slice may end inside a panel,
+    // straddle several panels, or run from the last panel of one k into the first panel
+    // of the next. Whatever the cuts, `write_slice` must leave the same bytes as writing
+    // every value with `write`.
+    #[derive(Debug, Clone)]
+    struct SliceFeedProblem {
+        k: usize,
+        mn: usize,
+        r: usize,
+        cuts: Vec<usize>,
+    }
+
+    impl SliceFeedProblem {
+        fn stream(&self) -> Vec<i8> {
+            (0..self.k * self.mn).map(|i| (i.wrapping_mul(37).wrapping_add(11)) as i8).collect()
+        }
+
+        // Feed the stream as slices: `cuts` are the slice lengths, used cyclically.
+        fn feed<W: super::PackingWriter<i8>>(&self, w: &mut W, sliced: bool) {
+            let stream = self.stream();
+            if !sliced {
+                for &t in &stream {
+                    w.write(t);
+                }
+                return;
+            }
+            let mut at = 0;
+            let mut i = 0;
+            while at < stream.len() {
+                let n = self.cuts[i % self.cuts.len()].min(stream.len() - at);
+                w.write_slice(&stream[at..at + n]);
+                at += n;
+                i += 1;
+            }
+        }
+
+        fn k_major(&self, sliced: bool) -> Vec<i8> {
+            let format = super::PackedFormat::new(DatumType::I8, self.r, 1);
+            let mut buf = vec![0i8; format.len(self.k, self.mn)];
+            let mut w = format.write_with_k_outer(buf.as_mut_ptr(), self.k, self.mn);
+            self.feed(&mut w, sliced);
+            buf
+        }
+
+        fn k4(&self, sliced: bool) -> Vec<i8> {
+            let format = super::PackedI8K4::new(self.r);
+            let mut buf = vec![0i8; format.len(self.k, self.mn)];
+            let mut w = format.write_with_k_outer(buf.as_mut_ptr(), self.k, self.mn);
+            self.feed(&mut w, sliced);
+            buf
+        }
+
+        fn check(&self) {
+            assert_eq!(self.k_major(true), self.k_major(false), "KOutWriter, {self:?}");
+            assert_eq!(self.k4(true), self.k4(false), "KOut4Writer, {self:?}");
+        }
+    }
+
+    impl Arbitrary for SliceFeedProblem {
+        type Parameters = ();
+        type Strategy = BoxedStrategy<SliceFeedProblem>;
+        fn arbitrary_with(_: ()) -> Self::Strategy {
+            (
+                prop::sample::select(vec![1usize, 4, 6, 8, 16, 32]),
+                1usize..20,
+                1usize..90,
+                prop::collection::vec(1usize..100, 1..6),
+            )
+                .prop_map(|(r, k, mn, cuts)| SliceFeedProblem { k, mn, r, cuts })
+                .boxed()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn write_slice_equals_writes_prop(pb in any::<SliceFeedProblem>()) {
+            pb.check();
+        }
+    }
+
+    #[test]
+    fn write_slice_rows_of_a_small_cnn() {
+        // The shapes that made the int8 im2col slow: output rows of 80, 40, 20, 10 and 5
+        // values (whole rows, and rows split at the padding column) into panels of 8 and 16.
+        for r in [8, 16] {
+            for w in [80usize, 40, 20, 10, 5] {
+                for cuts in [vec![w], vec![1, w - 1], vec![w - 1, 1]] {
+                    SliceFeedProblem { k: 9, mn: w * w, r, cuts }.check();
                 }
             }
         }
