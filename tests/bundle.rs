@@ -46,8 +46,11 @@ fn model_copy(dir: &Path, variant: &str) -> PathBuf {
     let m = dir.join(format!("model-{variant}"));
     std::fs::create_dir_all(&m).unwrap();
     let root = common::root().join("models");
-    for f in ["cxr-net.int8.onnx", "cxr-net.onnx"] {
-        std::fs::copy(root.join(f), m.join(f)).unwrap();
+    for f in std::fs::read_dir(&root).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "onnx") {
+            std::fs::copy(&f, m.join(f.file_name().unwrap())).unwrap();
+        }
     }
     let text = std::fs::read_to_string(root.join("cxr-net.toml")).unwrap();
     let text = text.replace(
