@@ -627,7 +627,7 @@ where
     }
 
     /// The current panel's lane is full: move to the next panel, or to the next lane (k)
-    /// of the first panel after the last one. The same steps `write` takes.
+    /// of the first panel after the last one. Shared by `write` and `write_slice`.
     #[inline(always)]
     fn next_panel_after_full(&mut self) {
         self.current_panel += 1;
@@ -657,20 +657,9 @@ where
             *self.ptr = t;
             self.remain -= 1;
             self.ptr = self.ptr.offset(1);
-            if self.remain == 0 {
-                self.current_panel += 1;
-                if self.current_panel == self.panels {
-                    self.ptr = self.ptr.offset(self.next_lane);
-                    self.current_panel = 0;
-                } else {
-                    self.ptr = self.ptr.offset(self.next_panel);
-                }
-                if self.current_panel == self.panels - 1 {
-                    self.remain = self.last_panel_width;
-                } else {
-                    self.remain = self.panel_width;
-                }
-            }
+        }
+        if self.remain == 0 {
+            self.next_panel_after_full();
         }
     }
 
