@@ -91,14 +91,6 @@ fn classifier() -> Classifier {
     Classifier::load(&common::root().join("models/cxr-net.toml"), Some("int8")).unwrap()
 }
 
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    cxr_edge::store::read_all(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
-        .collect()
-}
-
 #[test]
 fn the_kiosk_requires_a_code_takes_it_typed_or_scanned_and_records_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,7 +107,7 @@ fn the_kiosk_requires_a_code_takes_it_typed_or_scanned_and_records_it() {
         k.on_frame(plain.clone());
     }
     assert_eq!(k.state(), &State::Live);
-    assert!(records(&results).is_empty());
+    assert!(common::records(&results).is_empty());
     // Capture by hand without it: the case-code problem, nothing recorded.
     k.on_button(Button::Capture);
     assert!(matches!(k.state(), State::Problem(Problem::CaseCode, _)));
@@ -140,7 +132,7 @@ fn the_kiosk_requires_a_code_takes_it_typed_or_scanned_and_records_it() {
         k.on_frame(plain.clone());
     }
     assert_eq!(k.state(), &State::Result(0));
-    let r = records(&results);
+    let r = common::records(&results);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["case_code"], CODE);
     assert!(k.case_entry().is_empty(), "the code belongs to one film");
@@ -152,11 +144,11 @@ fn the_kiosk_requires_a_code_takes_it_typed_or_scanned_and_records_it() {
     let with_card = photo_with(Some(&qr), 40);
     for _ in 0..12 {
         k.on_frame(with_card.clone());
-        if records(&results).len() == 2 {
+        if common::records(&results).len() == 2 {
             break;
         }
     }
-    let r = records(&results);
+    let r = common::records(&results);
     assert_eq!(r.len(), 2, "{:?}", k.state());
     assert_eq!(r[1]["case_code"], "S02-0007");
     // The card still in view is not taken again for the next film.
@@ -199,7 +191,7 @@ fn the_watch_folder_takes_the_code_from_the_file_name() {
         !log.contains("S01-0042"),
         "the code is never logged:\n{log}"
     );
-    let r = records(&d.join("results"));
+    let r = common::records(&d.join("results"));
     assert_eq!(r.len(), 2, "{log}");
     let coded: Vec<_> = r.iter().filter(|r| r["case_code"] == "S01-0042").collect();
     assert_eq!(coded.len(), 1);

@@ -101,15 +101,6 @@ fn screens(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The results log, oldest first (the library's own reader; every record must parse).
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    cxr_edge::store::read_all(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
-        .collect()
-}
-
 #[test]
 fn auto_capture_result_camera_loss_recovery_and_a_second_film() {
     let clf = classifier();
@@ -178,7 +169,7 @@ fn auto_capture_result_camera_loss_recovery_and_a_second_film() {
     assert_eq!(k.state(), &State::Result(0));
     drop(k);
 
-    let recs = records(log.dir());
+    let recs = common::records(log.dir());
     assert_eq!(recs.len(), 2);
     for r in &recs {
         assert_eq!(r["source"], "camera");
@@ -271,7 +262,7 @@ fn capture_button_timeouts_and_a_scripted_run() {
     );
     assert_eq!(k.state(), &State::Result(0));
     assert_eq!(k.totals.analysed, 1);
-    assert_eq!(records(log.dir()).len(), 2);
+    assert_eq!(common::records(log.dir()).len(), 2);
 }
 
 /// With the analysis on its own thread, frames keep coming and the preview keeps being drawn
@@ -310,5 +301,5 @@ fn the_preview_goes_on_while_the_worker_analyses() {
         kinds[analysing + 1..result].iter().all(|k| k == "preview"),
         "{kinds:?}"
     );
-    assert_eq!(records(log.dir()).len(), 1);
+    assert_eq!(common::records(log.dir()).len(), 1);
 }

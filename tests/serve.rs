@@ -8,7 +8,7 @@ mod dicom_files;
 #[path = "common/served.rs"]
 mod served;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[path = "common/client.rs"]
@@ -26,15 +26,6 @@ fn exe() -> PathBuf {
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(common::root().join("tests/fixtures/samples").join(name)).unwrap()
-}
-
-/// The results log, oldest first (the library's own reader; every record must parse).
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    cxr_edge::store::read_all(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
-        .collect()
 }
 
 #[test]
@@ -89,7 +80,7 @@ fn uploads_are_classified_recorded_and_match_classify() {
     assert_eq!(d.json()["probs"], rec["probs"]);
     assert!(!d.text().contains("SECRET"));
 
-    let recs = records(&s.results);
+    let recs = common::records(&s.results);
     assert_eq!(recs.len(), 2);
     for r in &recs {
         assert_eq!(r["source"], "upload");
@@ -138,7 +129,7 @@ fn every_refusal_has_a_reason_and_the_server_goes_on() {
     assert_eq!(h.json()["status"], "ok");
     // Analysed uploads are recorded, refused ones too when they reached the model (with the
     // reason); the too-large one never did.
-    let recs = records(&s.results);
+    let recs = common::records(&s.results);
     assert_eq!(recs.len(), 4, "{recs:#?}");
     assert_eq!(recs.iter().filter(|r| r["error"].is_null()).count(), 1);
 }
@@ -160,7 +151,7 @@ fn a_token_is_needed_when_set_and_for_the_network() {
             .status,
         200
     );
-    assert_eq!(records(&s.results).len(), 1);
+    assert_eq!(common::records(&s.results).len(), 1);
 
     // Listening beyond loopback without a token: refused before anything listens.
     let out = common::command(&exe())
@@ -202,7 +193,7 @@ fn cross_site_and_rebinding_requests_are_refused() {
         .unwrap()
         .contains("X-Requested-With"));
     assert!(
-        records(&s.results).is_empty(),
+        common::records(&s.results).is_empty(),
         "nothing refused is recorded"
     );
 
@@ -227,7 +218,7 @@ fn cross_site_and_rebinding_requests_are_refused() {
     let heat = own.json()["heatmap"].as_str().unwrap().to_string();
     let pic = request(s.addr, "GET", &heat, None, None, T).unwrap();
     assert_eq!(pic.header("cache-control"), Some("no-store"));
-    assert_eq!(records(&s.results).len(), 1);
+    assert_eq!(common::records(&s.results).len(), 1);
 }
 
 /// With `case_code = "required"`: an upload without a code, or with one of another form, is
@@ -258,11 +249,11 @@ fn case_codes_are_required_checked_and_recorded() {
     let r = post(Some("DOE^JANE"));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(!r.text().contains("DOE"), "{}", r.text());
-    assert!(records(&s.results).is_empty());
+    assert!(common::records(&s.results).is_empty());
     let r = post(Some(" S01-0042 "));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["case_code"], "S01-0042");
-    let kept = records(&s.results);
+    let kept = common::records(&s.results);
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["case_code"], "S01-0042");
 }

@@ -21,3 +21,14 @@ pub fn command(exe: &Path) -> Command {
         _ => Command::new(exe),
     }
 }
+
+/// The results log in `dir`, oldest first, as JSON (the library's own reader; every record must
+/// parse). Not every test binary that shares this module reads the log.
+#[allow(dead_code)]
+pub fn records(dir: &Path) -> Vec<serde_json::Value> {
+    cxr_edge::store::read_all(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| serde_json::to_value(r.unwrap()).unwrap())
+        .collect()
+}
