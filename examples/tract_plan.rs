@@ -5,9 +5,11 @@
 //! becomes integer matrix products. Research use only - not a diagnosis.
 //!
 //! cargo run --release --example tract_plan -- FILE.onnx [FILE.onnx ...] [--runs 50] [--ops]
-//!     [--profile] [--no-requant]   (--ops lists the plan's nodes; --profile the 12 slowest nodes
-//!     per run; --no-requant leaves quantized convolutions to tract's own requantization chain
-//!     instead of cxr-edge's one-pass per-channel requantization, src/model/requant.rs)
+//!     [--profile] [--no-int8conv] [--no-requant]   (--ops lists the plan's nodes; --profile the
+//!     12 slowest nodes per run; --no-int8conv leaves quantized convolutions to tract instead of
+//!     cxr-edge's own integer convolution, src/model/qconv/; --no-requant, with it, leaves them
+//!     to tract's own requantization chain instead of the one-pass per-channel requantization,
+//!     src/model/requant.rs)
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
     let list_ops = args.iter().any(|a| a == "--ops");
     let profile = args.iter().any(|a| a == "--profile");
     let requant = !args.iter().any(|a| a == "--no-requant");
+    let int8conv = !args.iter().any(|a| a == "--no-int8conv");
     let files: Vec<&String> = args
         .iter()
         .enumerate()
@@ -47,6 +50,11 @@ fn main() -> Result<()> {
         let parse = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let mut typed = model.into_typed()?.into_decluttered()?;
+        let ours = if int8conv {
+            cxr_edge::model::qconv::rewrite(&mut typed)?
+        } else {
+            0
+        };
         let rewritten = if requant {
             cxr_edge::model::requant::rewrite(&mut typed)?
         } else {
@@ -90,6 +98,9 @@ fn main() -> Result<()> {
             q(0.1),
             q(0.9)
         );
+        if ours > 0 {
+            println!("    {ours} convolutions run by cxr-edge's Int8Conv (src/model/qconv/)");
+        }
         if rewritten > 0 {
             println!("    {rewritten} convolutions requantized in one pass (src/model/requant.rs)");
         }

@@ -71,8 +71,13 @@ impl Engine {
             .context("tract could not simplify the model")?;
         // Decluttering again is only needed when the rewrite added nodes (it is the costly part
         // of loading the QDQ file); `into_optimized` would do it unconditionally.
-        if super::requant::rewrite(&mut model)
-            .context("the one-pass requantization could not be wired")?
+        // Our integer convolution first (it takes the convolutions it can whole), then the
+        // one-pass requantization for those it left to tract.
+        let ours = super::qconv::rewrite(&mut model)
+            .context("the integer convolutions could not be wired")?;
+        if ours
+            + super::requant::rewrite(&mut model)
+                .context("the one-pass requantization could not be wired")?
             > 0
         {
             model

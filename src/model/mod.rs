@@ -6,6 +6,7 @@ pub mod fit;
 pub mod manifest;
 pub mod preprocess;
 pub mod profile;
+pub mod qconv;
 pub mod requant;
 
 use std::path::Path;

@@ -49,21 +49,8 @@ impl PartialEq for RequantPerChannel {
 }
 impl Eq for RequantPerChannel {}
 
-/// One value, exactly as tract's `Scale` → `Add(y0)` → `Min` → `Max` → `Cast` chain computes it.
-#[inline(always)]
-fn requant_one(acc: i32, scale: f32, zero_point: i32, lo: i32, hi: i32) -> i32 {
-    // 2^23: adding and subtracting it rounds a float below 2^22 to an integer, ties to even (the
-    // trick tract's own round_ties_to_even uses; `f32::round_ties_even` is a libm call per value
-    // on x86_64 without SSE4.1). Magnitudes are capped first: anything past 2^16 saturates below
-    // anyway (|zero point| <= 255), so the cap changes no result.
-    const TOINT: f32 = 8_388_608.0;
-    let v = acc as f32;
-    let m = (v.abs() * scale).min(65_536.0);
-    let r = (m + TOINT) - TOINT;
-    // tract's scale_by: round the magnitude, then put the sign back.
-    let scaled = if v < 0.0 { -(r as i32) } else { r as i32 };
-    scaled.saturating_add(zero_point).clamp(lo, hi)
-}
+// One value, exactly as tract's chain computes it: shared with our integer convolution.
+use super::qconv::gemm::requant_one;
 
 impl RequantPerChannel {
     fn eval_t<T: Datum + Copy>(&self, acc: &[i32], inner: usize, lo: i32, hi: i32) -> Vec<T>
