@@ -137,9 +137,10 @@ def main():
     print(f"tract (cxr-edge bench) vs onnxruntime {ort.__version__}, {a.rounds} alternating rounds "
           f"x {a.runs} runs, median per round, same files and input ({Path(a.sample).name})")
     print("Research use only - not a diagnosis.")
-    print(f"{'MODEL':<7} {'COMPARISON':<28} {'tract ms':>9} {'ORT ms':>8} {'tract/ORT':>10} {'range':>13}")
+    w = max([7] + [len(r["variant"]) for r in results])  # `int8-qlinear` needs 12
+    print(f"{'MODEL':<{w}} {'COMPARISON':<28} {'tract ms':>9} {'ORT ms':>8} {'tract/ORT':>10} {'range':>13}")
     for r in results:
-        print(f"{r['variant']:<7} {r['comparison']:<28} {r['tract_ms']:>9.2f} {r['ort_ms']:>8.2f} "
+        print(f"{r['variant']:<{w}} {r['comparison']:<28} {r['tract_ms']:>9.2f} {r['ort_ms']:>8.2f} "
               f"{r['ratio']:>10.2f} {r['ratio_min']:>6.2f}-{r['ratio_max']:<6.2f}")
 
 

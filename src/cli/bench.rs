@@ -366,15 +366,22 @@ fn print(rows: &[Stage], args: &BenchArgs, runs: usize, sample: &str) -> Result<
         "THREADS N > 1: N films at once, one thread each, ms per film (tract runs one \
          inference on one thread)"
     )?;
+    // The model column as wide as the longest variant name (`int8-qlinear`), at least 8.
+    let w = rows
+        .iter()
+        .map(|r| r.variant.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     writeln!(
         out,
-        "{:<8} {:<34} {:>7} {:>10} {:>19}",
+        "{:<w$} {:<34} {:>7} {:>10} {:>19}",
         "MODEL", "STAGE", "THREADS", "MEDIAN ms", "p10-p90 ms"
     )?;
     for r in rows {
         write!(
             out,
-            "{:<8} {:<34} {:>7} {:>10.2} {:>9.2}-{:<9.2}",
+            "{:<w$} {:<34} {:>7} {:>10.2} {:>9.2}-{:<9.2}",
             r.variant, r.stage, r.threads, r.median_ms, r.p10_ms, r.p90_ms
         )?;
         match r.fps {
