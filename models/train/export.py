@@ -119,7 +119,7 @@ def calib_tensors(n, size, mean, std, seed):
 
 def load_net(ckpt):
     ck = torch.load(ckpt, map_location="cpu", weights_only=False)
-    net = CxrNet()
+    net = CxrNet(**ck["meta"].get("net", {}))
     net.load_state_dict(ck["state"])
     return net.eval(), ck["meta"]
 

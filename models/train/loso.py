@@ -3,6 +3,7 @@
 usage: python loso.py --recipe v1 --out runs/loso [--folds ieee8023,nih,kermany] [--epochs 14]
                       [--photos DIR] [--reps 1000] [--eval-only]
        python loso.py --compare v1,v2 --out runs/loso [--card ../card/loso]
+       python loso.py --ablation v1,v1+eq,v1+cue --out runs/loso [--card ../card/loso]
 
 For each fold the recipe is trained from scratch without the held-out source - neither in train
 nor in val, so it cannot steer model selection, temperature or thresholds either - and then
@@ -54,6 +55,16 @@ RECIPES: dict[str, list[str]] = {
     "v1": [],
     "v2": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29", "--p-cue", "0.5",
            "--source-alpha", "0.5", "--adv-source", "0.3"],
+    # v2's four changes one at a time on top of v1 (the ablation the card reports): which of
+    # them helps on an unseen source and which hurts.
+    "v1+eq": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29"],
+    "v1+cue": ["--p-cue", "0.5"],
+    "v1+mix": ["--source-alpha", "0.5"],
+    "v1+adv": ["--adv-source", "0.3"],
+    # a milder contrast normalisation than v2's equalisation (percentile stretch, Python only)
+    "v1+pct": ["--preprocess", "cxr-pct-v2", "--mean", "0.58", "--std", "0.27"],
+    # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
+    "v1+cam10": ["--last-stride", "1"],
 }
 
 
@@ -194,6 +205,35 @@ def compare(root: Path, recipes, card: Path | None):
         write_card_files(card, "loso", {"folds": folds, "macro_auc": macro, "results": res}, text)
 
 
+def ablation(root: Path, recipes, card: Path | None):
+    """One row per recipe (the baseline first): AUC per fold with its CI, the macro AUC over the
+    folds every recipe has, and the change against the first recipe; plus the two failure shares
+    on the NIH fold. Writes CARD/ablation.{json,md} when asked."""
+    res = {r: {f: json.loads((root / r / f / "eval.json").read_text())
+               for f in FOLDS if (root / r / f / "eval.json").exists()} for r in recipes}
+    folds = [f for f in FOLDS if all(f in res[r] for r in recipes)]
+    if not folds:
+        sys.exit("no fold has been scored for every recipe")
+    macro = {r: float(np.mean([res[r][f]["auc"]["value"] for f in folds])) for r in recipes}
+    base = recipes[0]
+    md = ["| recipe | changes from v1 | " + " | ".join(f"AUC `{f}`" for f in folds)
+          + " | macro AUC | vs " + base + " | normals called covid (`nih`) | chest films called other (worst fold) |",
+          "|---|---|" + "---|" * (len(folds) + 4)]
+    for r in recipes:
+        args = " ".join(RECIPES[r]) or "(none)"
+        nih = fmt(res[r]["nih"]["normals_called_covid"], True) if "nih" in res[r] else "-"
+        worst = max(folds, key=lambda f: res[r][f]["chest_called_other"]["value"])
+        md.append(f"| `{r}` | `{args}` | " + " | ".join(fmt(res[r][f]["auc"]) for f in folds)
+                  + f" | **{macro[r]:.3f}** | {macro[r] - macro[base]:+.3f} | {nih} | "
+                  + f"{fmt(res[r][worst]['chest_called_other'], True)} (`{worst}`) |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    if card:
+        write_card_files(card, "ablation", {"folds": folds, "macro_auc": macro, "baseline": base,
+                                            "train_args": {r: RECIPES[r] for r in recipes},
+                                            "results": res}, text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default="v1", choices=sorted(RECIPES))
@@ -206,10 +246,16 @@ def main():
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--compare", default=None, metavar="R1,R2",
                     help="only print (and with --card write) the folds both recipes have, side by side")
-    ap.add_argument("--card", default=None, help="with --compare: write loso.{json,md} here")
+    ap.add_argument("--ablation", default=None, metavar="BASE,R1,...",
+                    help="only print (and with --card write ablation.{json,md}) one row per recipe")
+    ap.add_argument("--card", default=None,
+                    help="with --compare / --ablation: write loso.{json,md} / ablation.{json,md} here")
     ap.add_argument("--smoke", action="store_true",
                     help="plumbing check: 1 epoch on 300 images, 20 bootstrap reps (figures meaningless)")
     a = ap.parse_args()
+    if a.ablation:
+        ablation(Path(a.out), a.ablation.split(","), Path(a.card) if a.card else None)
+        return
     if a.compare:
         compare(Path(a.out), a.compare.split(","), Path(a.card) if a.card else None)
         return

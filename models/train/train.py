@@ -104,6 +104,8 @@ def main():
                     help="inside a class, draw each source as count**alpha (default: as v1, alpha 1)")
     ap.add_argument("--adv-source", type=float, default=0.0,
                     help="weight of the class-conditional source adversary (gradient reversal)")
+    ap.add_argument("--last-stride", type=int, default=2, choices=(1, 2),
+                    help="1: the last stage keeps the third's resolution (10x10 CAM at 160 px)")
     ap.add_argument("--exclude-source", default="",
                     help="comma-separated sources left out of train AND val (leave-one-source-out "
                          "folds: the held-out source must not steer model selection either)")
@@ -145,7 +147,8 @@ def main():
                                      collate_fn=collate, drop_last=True,
                                      persistent_workers=a.workers > 0,
                                      prefetch_factor=4 if a.workers > 0 else None)
-    net = CxrNet().to(memory_format=torch.channels_last)
+    net_args = {} if a.last_stride == 2 else {"last_stride": a.last_stride}
+    net = CxrNet(**net_args).to(memory_format=torch.channels_last)
     params = list(net.parameters())
     adv, src_index = None, {}
     if a.adv_source > 0:
@@ -161,7 +164,7 @@ def main():
     meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue,
                 source_alpha=a.source_alpha, adv_source=a.adv_source, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
-                photos=(a.p_photo if photos else None))
+                photos=(a.p_photo if photos else None), net=net_args)
     best = -1.0
     log = open(out / "log.jsonl", "a")
     step = 0

@@ -2,6 +2,8 @@
 
 stem conv3x3 s2 1->16, stages [32, 64, 128, 256] each conv3x3 s2 + conv3x3 s1,
 dropout, 1x1 conv -> 4 channels = `cam`, global average pool -> `logits` (= mean(cam)).
+`last_stride=1` keeps the last stage at the third stage's resolution: a 10x10 CAM at 160 px
+instead of 5x5 (issue 20, item 5), for 155 M MACs instead of 89 M.
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ def cbr(cin, cout, stride):
 
 
 class CxrNet(nn.Module):
-    def __init__(self, n_classes=4, stem=16, widths=WIDTHS, dropout=0.2):
+    def __init__(self, n_classes=4, stem=16, widths=WIDTHS, dropout=0.2, last_stride=2):
         super().__init__()
         layers = cbr(1, stem, 2)
         c = stem
-        for w in widths:
-            layers += cbr(c, w, 2) + cbr(w, w, 1)
+        for i, w in enumerate(widths):
+            layers += cbr(c, w, last_stride if i == len(widths) - 1 else 2) + cbr(w, w, 1)
             c = w
         self.features = nn.Sequential(*layers)
         self.drop = nn.Dropout(dropout)
@@ -75,7 +77,7 @@ class ExportNet(nn.Module):
         return logits, cam
 
 
-def count_macs(size: int, stem=16, widths=WIDTHS, n_classes=4):
+def count_macs(size: int, stem=16, widths=WIDTHS, n_classes=4, last_stride=2):
     s = size
     macs = 0
     params = 0
@@ -83,8 +85,9 @@ def count_macs(size: int, stem=16, widths=WIDTHS, n_classes=4):
     macs += 9 * 1 * stem * s * s
     params += 9 * stem
     c = stem
-    for w in widths:
-        s = (s + 1) // 2
+    for i, w in enumerate(widths):
+        if i < len(widths) - 1 or last_stride == 2:
+            s = (s + 1) // 2
         macs += 9 * c * w * s * s + 9 * w * w * s * s
         params += 9 * c * w + 9 * w * w + 4 * w
         c = w

@@ -131,7 +131,24 @@ def equalise01(resized: np.ndarray) -> np.ndarray:
     return r.astype(np.float32).reshape(resized.shape)
 
 
-PREPROCESS_IDS = ("cxr-area-v1", "cxr-eq-v2")
+def stretch01(resized: np.ndarray) -> np.ndarray:
+    """"cxr-pct-v2" step 3 (fold experiments only: the Rust side does not implement it, so a model
+    trained with it cannot be shipped until it does): a linear stretch between the image's own
+    1st and 99th percentile, clipped to [0, 1]. Milder than `equalise01`: it removes a
+    collection's brightness and contrast but keeps the shape of its histogram (gamma stays).
+    Values are put on the same 1/16 grey grid as `equalise01` first; the percentiles are the
+    sorted grid values at index k = (n - 1) // 100 and n - 1 - k. A flat image gives 0.5."""
+    v = np.ascontiguousarray(resized, dtype=np.float32)
+    q = np.floor(v * np.float32(16.0) + np.float32(0.5)).astype(np.float32)
+    order = np.sort(q.ravel())
+    k = (order.size - 1) // 100
+    lo, hi = order[k], order[order.size - 1 - k]
+    if hi <= lo:
+        return np.full(v.shape, 0.5, dtype=np.float32)
+    return np.clip((q - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+PREPROCESS_IDS = ("cxr-area-v1", "cxr-eq-v2", "cxr-pct-v2")
 
 
 def finish(preprocess_id: str, resized: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -142,6 +159,8 @@ def finish(preprocess_id: str, resized: np.ndarray, mean: float, std: float) -> 
         return normalise(resized, mean, std)
     if preprocess_id == "cxr-eq-v2":
         return ((equalise01(resized) - np.float32(mean)) / np.float32(std)).astype(np.float32)
+    if preprocess_id == "cxr-pct-v2":
+        return ((stretch01(resized) - np.float32(mean)) / np.float32(std)).astype(np.float32)
     raise ValueError(f"unknown preprocessing id {preprocess_id!r}")
 
 
