@@ -12,9 +12,10 @@
 //! dilation, a concrete input shape, constant quantization parameters with one scale per
 //! output channel, 8-bit input and output — with one [`Int8Conv`] node. The result is the same
 //! as tract's, bit for bit: the accumulators are exact integers either way, and the
-//! requantization is [`super::requant::requant_one`], which is tract's arithmetic step for step
-//! (tests below, on the QLinearConv fixtures, against tract's own plan). Everything else is
-//! left to tract (and to `requant::rewrite`).
+//! requantization is [`gemm::requant_one`], which is tract's arithmetic step for step (tests
+//! below, on the QLinearConv fixtures, against tract's own plan). Everything else is left to
+//! tract (and to `requant::rewrite`), and so is everything on a CPU without a kernel of ours
+//! (so far: all but x86_64 with AVX2; [`Kernel::detect`]).
 
 pub mod gemm;
 
