@@ -197,6 +197,25 @@ fn select<'a>(work: &Work, cands: &'a [Candidate], cfg: &FinderConfig) -> Option
         .copied()
         .filter(|a| !valid.iter().any(|b| film_within(work, cfg, a, b)))
         .collect();
+    // RUST_LOG=cxr_edge::film=trace lists every candidate with its measures, for finder work on
+    // a frame that goes wrong (`examples/finder_photosim2.rs --only NAME`).
+    if tracing::enabled!(tracing::Level::TRACE) {
+        for c in cands {
+            let state = if keep.iter().any(|k| std::ptr::eq(*k, c)) {
+                "kept"
+            } else if valid.iter().any(|k| std::ptr::eq(*k, c)) {
+                "holds a film"
+            } else {
+                "invalid"
+            };
+            tracing::trace!(
+                "{state}: quad {:?} area {:.0} iou {:.2} cut {} bright {} texture {:.1} spread {:.0} contrast {:.0} min_side {:.0}",
+                c.quad.map(|p| [p[0].round(), p[1].round()]),
+                c.area, c.iou, c.cut, c.bright, c.texture, c.spread, c.contrast, c.min_side
+            );
+        }
+        tracing::trace!("noise floor {:.2}", work.noise_floor);
+    }
     let largest = keep
         .iter()
         .copied()
