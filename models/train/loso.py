@@ -61,6 +61,9 @@ RECIPES: dict[str, list[str]] = {
     "v1+cue": ["--p-cue", "0.5"],
     "v1+mix": ["--source-alpha", "0.5"],
     "v1+adv": ["--adv-source", "0.3"],
+    # the two image-side changes together, without the two that act on the source label
+    # (mixing and the adversary each collapsed the paediatric fold on their own)
+    "v1+eq+cue": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29", "--p-cue", "0.5"],
     # a milder contrast normalisation than v2's equalisation (percentile stretch, Python only)
     "v1+pct": ["--preprocess", "cxr-pct-v2", "--mean", "0.58", "--std", "0.27"],
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
