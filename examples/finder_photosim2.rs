@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cxr_edge::capture::{decode_image, read_limited, Limits};
+use cxr_edge::film::filters::quantile;
 use cxr_edge::film::{find_film, FindError};
 use cxr_edge::pixels::Frame;
 use image::{Rgb, RgbImage};
@@ -169,11 +170,13 @@ fn main() -> Result<()> {
             )?;
         }
     }
-    errs.sort_by(f32::total_cmp);
+    // The finder's own quantile; NaN rather than its 0 when nothing was found.
     let q = |f: f32| {
-        errs.get(((errs.len().max(1) - 1) as f32 * f) as usize)
-            .copied()
-            .unwrap_or(f32::NAN)
+        if errs.is_empty() {
+            f32::NAN
+        } else {
+            quantile(&mut errs.clone(), f)
+        }
     };
     let total_refused: usize = refused.values().sum();
     println!(

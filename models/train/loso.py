@@ -51,19 +51,23 @@ FOLDS = {
 # v2 = remove source cues instead of learning them: rank equalisation (cxr-eq-v2), borders /
 # burned-in text / flips / turns (cue_augment), sources mixed within each class (alpha 0.5),
 # and a class-conditional source adversary.
+# v2's four changes, each on its own so that v2 and the combinations are built from them.
+RECIPES_EQ = ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29"]
+RECIPES_CUE = ["--p-cue", "0.5"]
+RECIPES_MIX = ["--source-alpha", "0.5"]
+RECIPES_ADV = ["--adv-source", "0.3"]
 RECIPES: dict[str, list[str]] = {
     "v1": [],
-    "v2": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29", "--p-cue", "0.5",
-           "--source-alpha", "0.5", "--adv-source", "0.3"],
+    "v2": RECIPES_EQ + RECIPES_CUE + RECIPES_MIX + RECIPES_ADV,
     # v2's four changes one at a time on top of v1 (the ablation the card reports): which of
     # them helps on an unseen source and which hurts.
-    "v1+eq": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29"],
-    "v1+cue": ["--p-cue", "0.5"],
-    "v1+mix": ["--source-alpha", "0.5"],
-    "v1+adv": ["--adv-source", "0.3"],
+    "v1+eq": RECIPES_EQ,
+    "v1+cue": RECIPES_CUE,
+    "v1+mix": RECIPES_MIX,
+    "v1+adv": RECIPES_ADV,
     # the two image-side changes together, without the two that act on the source label
     # (mixing and the adversary each collapsed the paediatric fold on their own)
-    "v1+eq+cue": ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29", "--p-cue", "0.5"],
+    "v1+eq+cue": RECIPES_EQ + RECIPES_CUE,
     # a milder contrast normalisation than v2's equalisation (percentile stretch, Python only)
     "v1+pct": ["--preprocess", "cxr-pct-v2", "--mean", "0.58", "--std", "0.27"],
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
