@@ -263,6 +263,8 @@ def main():
     ap.add_argument("--photos", default=None, help="device-path photos (run.sh makes them)")
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="train.py's seed (default: train.py's own); give each seed its own --out")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--compare", default=None, metavar="R1,R2",
                     help="only print (and with --card write) the folds both recipes have, side by side")
@@ -282,9 +284,11 @@ def main():
     extra = []
     if a.smoke:
         a.epochs, a.reps, extra = 1, 20, ["--subset", "300", "--val-subset", "200"]
+    if a.seed is not None:
+        extra += ["--seed", str(a.seed)]
     root = Path(a.out) / a.recipe
     rows = load_manifest()
-    res = {"recipe": a.recipe, "train_args": RECIPES[a.recipe], "epochs": a.epochs,
+    res = {"recipe": a.recipe, "train_args": RECIPES[a.recipe], "epochs": a.epochs, "seed": a.seed,
            "photos": bool(a.photos), "folds": {}}
     for fold in [f for f in a.folds.split(",") if f]:
         if fold not in FOLDS:

@@ -7,14 +7,18 @@
 //! is kept only if it really is a quadrilateral region with film-like texture (median band-pass
 //! level, so a finger or a clip on an empty light box does not count) and a visible edge. Among
 //! nested candidates the film alone wins over the film plus whatever touches it (the light box
-//! around it, a hand and arm reaching out of the frame, a vignetted corner). The chosen quad's
-//! corners are finally refined to sub-pixel precision on the full-resolution image. A film
-//! region that runs into the frame border is a cut-off film, never a guessed quad.
+//! around it, a hand and arm reaching out of the frame, a vignetted corner). When the sweep saw
+//! a light box, the edge stage (`edges.rs`) also looks for the film's four straight sides on it
+//! at twice the resolution; it overrules the sweep where the two disagree and the sweep did not
+//! pick a darker region around the edges' film (it took the box, part of the film, or refused).
+//! The chosen quad's corners are finally refined to sub-pixel precision on the full-resolution
+//! image. A film region that runs into the frame border is a cut-off film, never a guessed quad.
 
 use crate::pixels::resize_area;
 use crate::pixels::Frame;
 
 use super::candidates::{candidates, Candidate, Work};
+use super::edges;
 use super::filters::{box_blur, quantile};
 use super::geometry::Quad;
 use super::geometry::{
@@ -77,7 +81,9 @@ pub struct FoundFilm {
     pub corners: Quad,
     /// Share of the frame the film covers.
     pub area_frac: f32,
-    /// Overlap between the segmented region and the fitted quad, in `[0, 1]`.
+    /// How well the quad is supported, in `[0, 1]`: the overlap between the segmented region
+    /// and the fitted quad, or, for a film found by its edges on a light box, the share of its
+    /// weakest side that shows the step up to the box.
     pub fit: f32,
 }
 
@@ -117,21 +123,31 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
     };
 
     let cands = candidates(&work, cfg.detect_area_frac);
-    let best = select(&work, &cands, cfg).ok_or(FindError::NoFilm)?;
-    if best.cut {
-        return Err(FindError::CutOff);
-    }
-    let n = (ww * wh) as f32;
-    let area_frac = best.area / n;
-    if area_frac < cfg.min_area_frac {
-        return Err(FindError::TooSmall { area_frac });
-    }
+    let best = select(&work, &cands, cfg);
     let (fx, fy) = (
         frame.width as f32 / ww as f32,
         frame.height as f32 / wh as f32,
     );
-    let coarse = best.quad.map(|p| [p[0] * fx, p[1] * fy]);
-    let corners = super::refine::refine_corners(frame, &coarse, fx.max(fy));
+    let n = (ww * wh) as f32;
+    let to_frame = |q: &Quad| q.map(|p| [p[0] * fx, p[1] * fy]);
+    // The film's straight edges on the light box, where the sweep took the box, part of the
+    // film or nothing (module notes of `edges.rs`).
+    let on_box = light_box(&cands, n)
+        .and_then(|b| edges::film_on_light_box(frame, &to_frame(&b.quad)))
+        .map(|(q, support)| (q.map(|p| [p[0] / fx, p[1] / fy]), support))
+        .filter(|(e, _)| best.is_none_or(|b| !sweep_agrees(b, e)));
+    let (quad, area, fit, scale) = match (on_box, best) {
+        (Some((e, support)), _) => (e, signed_area(&e), support, 0.5 * fx.max(fy)),
+        (None, Some(b)) if b.cut => return Err(FindError::CutOff),
+        (None, Some(b)) => (b.quad, b.area, b.iou, fx.max(fy)),
+        (None, None) => return Err(FindError::NoFilm),
+    };
+    let area_frac = area / n;
+    if area_frac < cfg.min_area_frac {
+        return Err(FindError::TooSmall { area_frac });
+    }
+    let coarse = to_frame(&quad);
+    let corners = super::refine::refine_corners(frame, &coarse, scale);
     // The refined quad must still be a sane film inside the frame; otherwise keep the coarse one.
     let inside = |q: &Quad| {
         q.iter().all(|p| {
@@ -150,8 +166,31 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
     Ok(FoundFilm {
         corners,
         area_frac,
-        fit: best.iou,
+        fit,
     })
+}
+
+/// The light box, if the sweep saw one: the largest bright region of at least a fifth of the
+/// frame that its quad fits fairly well (it may run out of the frame).
+fn light_box(cands: &[Candidate], n: f32) -> Option<&Candidate> {
+    cands
+        .iter()
+        .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= 0.6)
+        .max_by(|a, b| a.area.total_cmp(&b.area))
+}
+
+/// The sweep's choice is the film the edge stage found (a whole film, every corner close), or a
+/// darker region around it, which the edges alone must not overrule (a film with a bright
+/// border of its own, whose inner edge is a step up too).
+fn sweep_agrees(b: &Candidate, e: &Quad) -> bool {
+    if b.cut {
+        return false;
+    }
+    let diag = dist(e[0], e[2]).max(dist(e[1], e[3]));
+    (0..4).all(|i| dist(b.quad[i], e[i]) < 0.04 * diag)
+        || (!b.bright
+            && b.area > signed_area(e)
+            && share_inside(e, &scale_about_centroid(&b.quad, 1.05)) >= 0.95)
 }
 
 /// Pick the film among the candidates, or none.

@@ -7,6 +7,7 @@
 
 pub mod barcode;
 mod candidates;
+mod edges;
 pub mod filters;
 pub mod finder;
 pub mod gates;
