@@ -55,12 +55,7 @@ pub fn candidates(work: &Work, detect_area_frac: f32) -> Vec<Candidate> {
     // largest bright quad that fits its region well, or, when the film and the arm bite deep
     // into the box's region, the largest that fits it at all.
     let n = (work.w * work.h) as f32;
-    let largest_box = |min_iou: f32| {
-        out.iter()
-            .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= min_iou)
-            .max_by(|a, b| a.area.total_cmp(&b.area))
-            .map(|c| (c.quad, c.area))
-    };
+    let largest_box = |min_iou: f32| largest_light_box(&out, n, min_iou).map(|c| (c.quad, c.area));
     let boxes = [largest_box(0.8), largest_box(0.4)];
     for (k, b) in boxes.iter().enumerate() {
         let Some((box_quad, box_area)) = *b else {
@@ -85,6 +80,16 @@ pub fn candidates(work: &Work, detect_area_frac: f32) -> Vec<Candidate> {
         );
     }
     out
+}
+
+/// The light box among the candidates, if the sweep saw one: the largest bright region of at
+/// least a fifth of the frame (`n` pixels) whose quad fits it with an overlap of `min_iou` or
+/// more (it may run out of the frame).
+pub fn largest_light_box(cands: &[Candidate], n: f32, min_iou: f32) -> Option<&Candidate> {
+    cands
+        .iter()
+        .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= min_iou)
+        .max_by(|a, b| a.area.total_cmp(&b.area))
 }
 
 /// Dark regions inside a light box's quad: whole films only, clear of the box's edge and of the

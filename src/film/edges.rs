@@ -20,6 +20,7 @@
 
 use crate::pixels::{resize_area, Frame};
 
+use super::candidates::bbox_px;
 use super::filters::{box_blur, quantile};
 use super::geometry::{
     angles_within, centroid, in_quad, lerp, offset_quad, signed_area, Line, Pt, Quad,
@@ -124,6 +125,12 @@ fn hough_lines(img: &Frame, mask: &Quad, normals: &[f32; 4]) -> [Vec<Line>; 4] {
     // The strongest two fifths of the box's gradients (the step from a bright abdomen up to the
     // box is weaker than much of the lung texture), and never the box's own glow or noise.
     let t = quantile(&mut mags, 0.6).max(1.5);
+    // Position and direction of each strong gradient, once for all four sides.
+    let strong: Vec<(f32, f32, f32)> = grads
+        .iter()
+        .filter(|g| g.2.hypot(g.3) >= t)
+        .map(|&(x, y, gx, gy)| (x, y, gy.atan2(gx)))
+        .collect();
     let diag = ((w * w + h * h) as f32).sqrt().ceil() as usize;
     let (nt, nr) = ((2 * SPREAD_DEG + 1) as usize, 2 * diag + 1);
     std::array::from_fn(|side| {
@@ -131,12 +138,9 @@ fn hough_lines(img: &Frame, mask: &Quad, normals: &[f32; 4]) -> [Vec<Line>; 4] {
         let angle = |k: usize| phi + ((k as i32 - SPREAD_DEG) as f32).to_radians();
         let trig: Vec<(f32, f32)> = (0..nt).map(|k| (angle(k).cos(), angle(k).sin())).collect();
         let mut acc = vec![0u32; nt * nr];
-        for &(x, y, gx, gy) in &grads {
-            if gx.hypot(gy) < t {
-                continue;
-            }
+        for &(x, y, psi) in &strong {
             // Only the angle bins within the tolerance of this pixel's own direction.
-            let d = wrap(gy.atan2(gx) - phi).to_degrees() + SPREAD_DEG as f32;
+            let d = wrap(psi - phi).to_degrees() + SPREAD_DEG as f32;
             if !(-2.0..=nt as f32 + 1.0).contains(&d) {
                 continue;
             }
@@ -279,8 +283,10 @@ fn film_inside_bare_box(img: &Frame, bq: &Quad, q: &Quad) -> bool {
     let inner_box = offset_quad(bq, -2.0);
     let core = offset_quad(q, -4.0);
     let (mut ring, mut film): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
-    for y in 0..img.height {
-        for x in 0..img.width {
+    // Ring and core both lie inside `far`.
+    let (x0, y0, x1, y1) = bbox_px(&far, img.width, img.height);
+    for y in y0..y1 {
+        for x in x0..x1 {
             let p: Pt = [x as f32 + 0.5, y as f32 + 0.5];
             let v = img.data[y * img.width + x];
             if in_quad(&far, p) && !in_quad(&near, p) && in_quad(&inner_box, p) {

@@ -17,7 +17,7 @@
 use crate::pixels::resize_area;
 use crate::pixels::Frame;
 
-use super::candidates::{candidates, Candidate, Work};
+use super::candidates::{candidates, largest_light_box, Candidate, Work};
 use super::edges;
 use super::filters::{box_blur, quantile};
 use super::geometry::Quad;
@@ -132,7 +132,7 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
     let to_frame = |q: &Quad| q.map(|p| [p[0] * fx, p[1] * fy]);
     // The film's straight edges on the light box, where the sweep took the box, part of the
     // film or nothing (module notes of `edges.rs`).
-    let on_box = light_box(&cands, n)
+    let on_box = largest_light_box(&cands, n, 0.6)
         .and_then(|b| edges::film_on_light_box(frame, &to_frame(&b.quad)))
         .map(|(q, support)| (q.map(|p| [p[0] / fx, p[1] / fy]), support))
         .filter(|(e, _)| best.is_none_or(|b| !sweep_agrees(b, e)));
@@ -168,15 +168,6 @@ pub fn find_film_with(frame: &Frame, cfg: &FinderConfig) -> Result<FoundFilm, Fi
         area_frac,
         fit,
     })
-}
-
-/// The light box, if the sweep saw one: the largest bright region of at least a fifth of the
-/// frame that its quad fits fairly well (it may run out of the frame).
-fn light_box(cands: &[Candidate], n: f32) -> Option<&Candidate> {
-    cands
-        .iter()
-        .filter(|c| c.bright && c.area >= 0.2 * n && c.iou >= 0.6)
-        .max_by(|a, b| a.area.total_cmp(&b.area))
 }
 
 /// The sweep's choice is the film the edge stage found (a whole film, every corner close), or a
