@@ -205,6 +205,8 @@ def report_md(res):
     ce = res["corner_error_px"]
     L += ["", f"Finder corner error on classified fully-in-frame photos (worst corner, px): median {fmt(ce['median'])}, "
           f"90th percentile {fmt(ce['p90'])}, share over 20 px {fmt(ce['over_20px'])}.", "",
+          "Agreement among those photos by the finder's worst-corner error: " + ", ".join(
+              f"{k}: {fmt(x['agree'])} of {x['n']}" for k, x in res.get("agreement_by_corner_error", {}).items()) + ".", "",
           "Photo warnings on classified photos: " + ", ".join(f"{k} {v}" for k, v in res["warnings"].items()), ""]
     return "\n".join(L)
 
@@ -227,7 +229,8 @@ def main():
     root = str(Path(a.manifest).resolve().parent)
     rows = [r for r in csv.DictReader(open(a.manifest)) if r["split"] == a.split]
     rows = select(rows, a.limit)
-    pdir = Path(a.scratch) / f"seed{a.seed}"
+    # Absolute: classify runs in the data root, where a relative render path would not resolve.
+    pdir = Path(a.scratch).resolve() / f"seed{a.seed}"
     pdir.mkdir(parents=True, exist_ok=True)
     photos = {r["path"]: str(pdir / (Path(r["path"]).stem + f"-{film_index(r['path']):08x}.jpg")) for r in rows}
     t0 = time.time()
@@ -278,6 +281,12 @@ def main():
     res["corner_error_px"] = dict(n=len(errs), median=float(np.median(errs)) if errs else float("nan"),
                                   p90=float(np.percentile(errs, 90)) if errs else float("nan"),
                                   over_20px=float(np.mean(np.array(errs) > 20)) if errs else float("nan"))
+    # How much of the gap is the finder's: agreement among classified photos by how close the
+    # found film is. Where the finder is within a few pixels, what is left is the model's.
+    res["agreement_by_corner_error"] = {}
+    for name, lo, hi in (("<= 5 px", -1.0, 5.0), ("5-20 px", 5.0, 20.0), ("> 20 px", 20.0, float("inf"))):
+        sel = [x for x in both if lo < (corner_error(x, photo_res[x["path"]]) or float("inf")) <= hi]
+        res["agreement_by_corner_error"][name] = agreement(pairs(sel))
     res["warnings"] = dict(Counter(q["code"] for r in photo_res.values() if r.get("label") is not None
                                    for q in r.get("quality") or []).most_common())
     out = Path(a.out)
@@ -292,6 +301,7 @@ def main():
                                     fully_in_frame=x["fully_in_frame"], corners_in_frame=x["corners_in_frame"],
                                     digital=digital[x["path"]]["label"], photo=ph.get("label"),
                                     refusal=None if ph.get("label") else refusal_reason(ph or None),
+                                    corner_error_px=corner_error(x, ph),
                                     effects=[k for k, v in effects(x).items() if v])) + "\n")
     montage(recs, photos, digital, photo_res, out / "montage.png")
     print(report_md(res))

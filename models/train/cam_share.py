@@ -1,6 +1,12 @@
 """Where the class activation map puts its mass: a measured shortcut figure for the model card.
 
-usage: python cam_share.py --model-dir models [--out models/card/cam] [--split test]
+usage: python cam_share.py --model-dir models [--out models/card/cam] [--split test] [--dense]
+                           [--montage PATH]
+
+`--dense` measures the 10x10 map the same weights give when the last stride is taken out
+(`cxr/densecam.py`: its even rows and columns are the shipped 5x5 map, checked on every film);
+the predicted class still comes from the shipped graph. `--montage` draws the maps of 16 fixed
+test films (the picks of `evaluate.py`'s montage).
 
 For every chest film of the split (labels covid, pneumonia, normal), the CAM of the predicted
 chest class is clipped at 0, upsampled bilinearly to the input size and normalised to a total of 1.
@@ -29,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cxr.augment import _random_text  # noqa: E402
 from cxr.data import load_images, load_manifest, split_rows  # noqa: E402
+from cxr.densecam import check_even, densify  # noqa: E402
 from cxr.ortrun import session  # noqa: E402
 from cxr.preprocess import tensor_for  # noqa: E402
 from cxr.report import write_card_files  # noqa: E402
@@ -72,12 +79,19 @@ def main():
     ap.add_argument("--model-dir", default=str(HERE.parent))
     ap.add_argument("--split", default="test")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--dense", action="store_true", help="the 10x10 map of the same weights (module notes)")
+    ap.add_argument("--montage", default=None, help="write a montage of 16 fixed films' maps here")
     a = ap.parse_args()
     md = Path(a.model_dir)
     man = tomllib.loads((md / "cxr-net.toml").read_text())
     labels, inp = man["labels"], man["input"]
     s = inp["width"]
-    sess = session(md / man["variants"]["f32"]["file"], threads=2)
+    f32 = md / man["variants"]["f32"]["file"]
+    sess = session(f32, threads=2)
+    dense = None
+    if a.dense:
+        import onnx
+        dense = session(densify(onnx.load(str(f32))).SerializeToString(), threads=2)
     rows = [r for r in split_rows(load_manifest(), a.split) if r["label"] != "other"]
     imgs = load_images(rows)
     reg = regions(s)
@@ -85,6 +99,8 @@ def main():
     acc = {k: [] for k in reg}
     text_in, text_area = [], []
     cam_side = None
+    even_diff = 0.0
+    kept_x, kept_cam, kept_p = [], [], []
     for i, im in enumerate(imgs):
         for stamped in (False, True):
             g = im.astype(np.float32)
@@ -93,6 +109,13 @@ def main():
             x = tensor_for(inp["preprocess"], g, s, inp["mean"], inp["std"])
             z, cam = sess.run(["logits", "cam"], {"image": x})
             k = chest[int(np.argmax(z[0][chest]))]
+            if dense is not None:
+                (dc,) = dense.run(["cam"], {"image": x})
+                even_diff = max(even_diff, check_even(dc, cam))
+                cam = dc
+            if a.montage and not stamped:
+                p = np.exp(z[0] - z[0].max())
+                kept_x.append(x[0]), kept_cam.append(cam[0]), kept_p.append(p / p.sum())
             c = np.maximum(cam[0][k], 0)
             cam_side = c.shape[-1]
             m = upsample(c, s)
@@ -111,6 +134,13 @@ def main():
                     text_area.append(float(mk.mean()))
     res = {"model": man["variants"]["f32"]["sha256"][:12], "cam": f"{cam_side}x{cam_side}", "films": len(rows),
            "split": a.split}
+    if dense is not None:
+        res["dense"] = dict(method="last stride removed, later convs dilated (cxr/densecam.py)",
+                            max_diff_even_positions=even_diff)
+    if a.montage:
+        from evaluate import montage
+        res["montage"] = montage(rows, np.stack(kept_x), np.stack(kept_cam), np.stack(kept_p), inp["mean"],
+                                 inp["std"], a.montage)
     for name, r in reg.items():
         res[name] = dict(cam_share=float(np.mean(acc[name])), area_share=float(r.mean()))
     res["burned-in text"] = dict(cam_share=float(np.mean(text_in)), area_share=float(np.mean(text_area)),
@@ -122,7 +152,7 @@ def main():
     table = "\n".join(md_) + "\n"
     print(table)
     if a.out:
-        write_card_files(a.out, "cam_share", res, table)
+        write_card_files(a.out, "cam_share_dense" if a.dense else "cam_share", res, table)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ usage: python loso.py --recipe v1 --out runs/loso [--folds ieee8023,nih,kermany]
                       [--photos DIR] [--reps 1000] [--eval-only]
        python loso.py --compare v1,v2 --out runs/loso [--card ../card/loso]
        python loso.py --ablation v1,v1+eq,v1+cue --out runs/loso [--card ../card/loso]
+       python loso.py --runs v1,v1+pct --roots runs/loso,runs/loso-seed2 [--card ../card/loso]
 
 For each fold the recipe is trained from scratch without the held-out source - neither in train
 nor in val, so it cannot steer model selection, temperature or thresholds either - and then
@@ -254,6 +255,64 @@ def ablation(root: Path, recipes, card: Path | None):
                                             "results": res}, text)
 
 
+def runs_table(roots, recipes, card: Path | None):
+    """Repeat runs (one `--out` root per seed or host) pooled per recipe and fold: each fold's
+    AUC as mean +- sd over the runs that have it, the runs themselves, and each recipe's change
+    against the first recipe per fold and over the folds both have, with its standard error
+    (sd/sqrt(n) per recipe and fold, combined as independent). A single run's bootstrap CI says
+    how well one model is measured; the spread between runs says how much another training run
+    would move it, which is what a recipe comparison has to beat. Writes CARD/runs.{json,md}."""
+    aucs = {r: {f: [] for f in FOLDS} for r in recipes}
+    where = {r: {f: [] for f in FOLDS} for r in recipes}
+    for root in roots:
+        for r in recipes:
+            for f in FOLDS:
+                p = Path(root) / r / f / "eval.json"
+                if p.exists():
+                    aucs[r][f].append(json.loads(p.read_text())["auc"]["value"])
+                    where[r][f].append(str(root))
+    folds = [f for f in FOLDS if any(aucs[r][f] for r in recipes)]
+    if not folds:
+        sys.exit("no fold has been scored under these roots")
+    base = recipes[0]
+
+    def stats(v):
+        n = len(v)
+        m = float(np.mean(v)) if n else float("nan")
+        sd = float(np.std(v, ddof=1)) if n > 1 else float("nan")
+        return m, sd, n
+
+    md = ["| recipe | " + " | ".join(f"AUC `{f}`: mean +- sd (runs)" for f in folds)
+          + f" | mean over folds | change vs `{base}` (+- SE), folds with >= 2 runs of both |",
+          "|---|" + "---|" * (len(folds) + 2)]
+    summary = {}
+    for r in recipes:
+        cells, means, diffs, ses = [], {}, [], []
+        for f in folds:
+            m, sd, n = stats(aucs[r][f])
+            means[f] = m
+            runs = ", ".join(f"{v:.3f}" for v in aucs[r][f])
+            cells.append("-" if n == 0 else f"{m:.3f} +- {sd:.3f} ({runs})" if n > 1 else f"{m:.3f} ({runs})")
+            mb, sdb, nb = stats(aucs[base][f])
+            if r != base and n > 1 and nb > 1:
+                diffs.append(m - mb)
+                ses.append((sd ** 2 / n + sdb ** 2 / nb) ** 0.5)
+        have = [f for f in folds if aucs[r][f]]
+        macro = float(np.mean([means[f] for f in have])) if have else float("nan")
+        d = float(np.mean(diffs)) if diffs else float("nan")
+        se = float(np.sqrt(np.sum(np.square(ses))) / len(ses)) if ses else float("nan")
+        summary[r] = dict(mean_auc_per_fold=means, macro=macro, folds=have, delta=d, delta_se=se,
+                          delta_folds=len(diffs), runs={f: aucs[r][f] for f in folds},
+                          roots={f: where[r][f] for f in folds})
+        md.append(f"| `{r}` | " + " | ".join(cells) + f" | {macro:.3f} ({len(have)}) | "
+                  + (f"{d:+.3f} +- {se:.3f} ({len(diffs)})" if diffs else "-") + " |")
+    text = "\n".join(md) + "\n"
+    print(text)
+    if card:
+        write_card_files(card, "runs", {"roots": [str(x) for x in roots], "folds": folds, "baseline": base,
+                                        "summary": summary}, text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default="v1", choices=sorted(RECIPES))
@@ -270,11 +329,19 @@ def main():
                     help="only print (and with --card write) the folds both recipes have, side by side")
     ap.add_argument("--ablation", default=None, metavar="BASE,R1,...",
                     help="only print (and with --card write ablation.{json,md}) one row per recipe")
+    ap.add_argument("--runs", default=None, metavar="BASE,R1,...",
+                    help="pool repeat runs: one row per recipe over every --roots root (mean +- sd)")
+    ap.add_argument("--roots", default=None, metavar="DIR1,DIR2,...",
+                    help="with --runs: the --out roots of the repeat runs (default: --out only)")
     ap.add_argument("--card", default=None,
-                    help="with --compare / --ablation: write loso.{json,md} / ablation.{json,md} here")
+                    help="with --compare / --ablation / --runs: write loso / ablation / runs.{json,md} here")
     ap.add_argument("--smoke", action="store_true",
                     help="plumbing check: 1 epoch on 300 images, 20 bootstrap reps (figures meaningless)")
     a = ap.parse_args()
+    if a.runs:
+        roots = [Path(x) for x in (a.roots or a.out).split(",") if x]
+        runs_table(roots, a.runs.split(","), Path(a.card) if a.card else None)
+        return
     if a.ablation:
         ablation(Path(a.out), a.ablation.split(","), Path(a.card) if a.card else None)
         return

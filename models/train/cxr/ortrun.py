@@ -11,7 +11,9 @@ def session(path, threads=1):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    # A path, or a serialised model (bytes) such as a rewritten graph.
+    src = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
 
 def run_logits(sess, xs, want_cam=False):
