@@ -87,3 +87,60 @@ fn the_samples_answer_within_a_bundles_tolerance_of_the_x86_answers() {
     let compared = verify(&manifest_path(), &expected).unwrap();
     assert_eq!(compared, expected.answers.len());
 }
+
+/// The dense map (`model::dense`) must not change a single answer: on every variant and every
+/// bundled sample, its even cells are the shipped map and its logits the shipped logits, and it
+/// has twice the rows and columns.
+#[test]
+fn the_dense_map_holds_the_shipped_map_and_keeps_every_answer() {
+    use cxr_edge::capture::{decode_image, Limits};
+    use cxr_edge::model::Engine;
+    let plain = {
+        let mut m = Manifest::load(&manifest_path()).unwrap();
+        m.outputs.dense_cam = false;
+        m
+    };
+    let mut dense = plain.clone();
+    dense.outputs.dense_cam = true;
+    let samples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+    let clf = Classifier::load(&manifest_path(), Some("f32")).unwrap();
+    let tensors: Vec<Vec<f32>> = cxr_edge::capture::samples::all()
+        .iter()
+        .map(|s| {
+            let bytes = std::fs::read(samples.join(s.name)).unwrap();
+            clf.preprocess(&decode_image(&bytes, &Limits::default()).unwrap())
+        })
+        .collect();
+    for (name, v) in &plain.variants {
+        let bytes = std::fs::read(plain.dir.join(&v.file)).unwrap();
+        let (a, b) = (
+            Engine::load(&plain, &bytes).unwrap(),
+            Engine::load(&dense, &bytes).unwrap(),
+        );
+        let (mut worst_map, mut worst_logit) = (0.0f32, 0.0f32);
+        for t in &tensors {
+            let (p, d) = (a.run(t).unwrap(), b.run(t).unwrap());
+            assert_eq!(
+                (d.cam.height, d.cam.width),
+                (2 * p.cam.height, 2 * p.cam.width),
+                "{name}"
+            );
+            for c in 0..p.cam.classes {
+                let (pm, dm) = (p.cam.map(c), d.cam.map(c));
+                for y in 0..p.cam.height {
+                    for x in 0..p.cam.width {
+                        let e = pm[y * p.cam.width + x] - dm[2 * y * d.cam.width + 2 * x];
+                        worst_map = worst_map.max(e.abs());
+                    }
+                }
+            }
+            for (x, y) in p.logits.iter().zip(&d.logits) {
+                worst_logit = worst_logit.max((x - y).abs());
+            }
+            let top = |l: &[f32]| (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j]));
+            assert_eq!(top(&p.logits), top(&d.logits), "{name}: top-1");
+        }
+        eprintln!("{name}: largest difference, map {worst_map:.2e}, logits {worst_logit:.2e}");
+        assert!(worst_map <= 1e-4 && worst_logit <= 1e-4, "{name}");
+    }
+}

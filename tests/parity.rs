@@ -127,8 +127,20 @@ fn preprocessing_and_probabilities_match_the_python_pipeline() {
             .iter()
             .map(|v| v.as_u64().unwrap())
             .collect();
+        // The file's own map (onnxruntime's shape), or twice its rows and columns when the
+        // manifest asks for the dense map (`model::dense`).
+        let k = if f32_model.manifest.outputs.dense_cam {
+            2
+        } else {
+            1
+        };
         assert_eq!(
-            cam_shape,
+            vec![
+                cam_shape[0],
+                cam_shape[1],
+                k * cam_shape[2],
+                k * cam_shape[3]
+            ],
             vec![
                 1,
                 got.cam.classes as u64,
@@ -197,9 +209,16 @@ fn logits_are_the_mean_of_the_cam() {
     let pred = clf
         .classify(&decode_image(&bytes, &Limits::default()).unwrap())
         .unwrap();
+    // A dense map (`model::dense`) holds the network's own map at its even cells.
+    let step = if clf.manifest.outputs.dense_cam { 2 } else { 1 };
+    let (w, h) = (pred.cam.width, pred.cam.height);
     for c in 0..pred.cam.classes {
         let m = pred.cam.map(c);
-        let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;
+        let cells: Vec<f64> = (0..h)
+            .step_by(step)
+            .flat_map(|y| (0..w).step_by(step).map(move |x| m[y * w + x] as f64))
+            .collect();
+        let mean = cells.iter().sum::<f64>() / cells.len() as f64;
         close(&format!("class {c}"), mean, pred.logits[c] as f64, 1e-3);
     }
 }

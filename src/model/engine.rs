@@ -46,6 +46,8 @@ pub struct Engine {
     width: usize,
     height: usize,
     classes: usize,
+    /// The graph was densified (`dense.rs`): logits come from the map's even cells.
+    dense: bool,
 }
 
 impl Engine {
@@ -53,8 +55,17 @@ impl Engine {
     pub fn load(manifest: &Manifest, onnx_bytes: &[u8]) -> Result<Engine> {
         let (w, h) = (manifest.input.width, manifest.input.height);
         let classes = manifest.labels.len();
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(onnx_bytes))
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx
+            .proto_model_for_read(&mut Cursor::new(onnx_bytes))
+            .context("the ONNX file could not be parsed")?;
+        let dense = manifest.outputs.dense_cam;
+        if dense {
+            super::dense::densify(&mut proto)
+                .context("the manifest asks for a dense map (outputs.dense_cam)")?;
+        }
+        let model = onnx
+            .model_for_proto_model(&proto)
             .context("the ONNX file could not be parsed")?;
         let mut model = model
             .with_input_names([manifest.input.name.as_str()])
@@ -93,6 +104,7 @@ impl Engine {
             width: w,
             height: h,
             classes,
+            dense,
         };
         // One run on a blank image proves the shapes before the first real film arrives.
         let probe = engine
@@ -135,6 +147,13 @@ impl Engine {
             height: shape[2],
             width: shape[3],
             data: cam_view.iter().copied().collect(),
+        };
+        // The densified graph's own pooling averages the odd cells too; the decision is the
+        // shipped network's, the mean over the even ones.
+        let logits = if self.dense {
+            super::dense::even_mean(&cam.data, cam.classes, cam.height, cam.width)
+        } else {
+            logits
         };
         Ok(RawOutput { logits, cam })
     }

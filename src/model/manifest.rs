@@ -75,6 +75,10 @@ pub struct OutputSpec {
     pub logits: String,
     /// Name of the class activation map output.
     pub cam: String,
+    /// Give the map at twice the rows and columns, from the same weights (`dense.rs`): the
+    /// logits stay exactly the shipped network's. Off unless the manifest asks.
+    #[serde(default)]
+    pub dense_cam: bool,
 }
 
 /// Probability calibration fitted at training time.

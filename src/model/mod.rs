@@ -1,6 +1,7 @@
 //! The model: its manifest, the shared preprocessing, inference and the calibrated answer.
 
 pub mod bundle;
+pub mod dense;
 mod engine;
 pub mod fit;
 pub mod manifest;
