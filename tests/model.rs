@@ -94,7 +94,7 @@ fn the_samples_answer_within_a_bundles_tolerance_of_the_x86_answers() {
 #[test]
 fn the_dense_map_holds_the_shipped_map_and_keeps_every_answer() {
     use cxr_edge::capture::{decode_image, Limits};
-    use cxr_edge::model::Engine;
+    use cxr_edge::model::{Engine, Prediction};
     let plain = {
         let mut m = Manifest::load(&manifest_path()).unwrap();
         m.outputs.dense_cam = false;
@@ -137,8 +137,13 @@ fn the_dense_map_holds_the_shipped_map_and_keeps_every_answer() {
             for (x, y) in p.logits.iter().zip(&d.logits) {
                 worst_logit = worst_logit.max((x - y).abs());
             }
-            let top = |l: &[f32]| (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j]));
-            assert_eq!(top(&p.logits), top(&d.logits), "{name}: top-1");
+            // The device's own answer: top label and operating-point flags.
+            let (p, d) = (
+                Prediction::from_raw(&plain, p),
+                Prediction::from_raw(&dense, d),
+            );
+            assert_eq!(p.top, d.top, "{name}: top-1");
+            assert_eq!(p.decision.flags, d.decision.flags, "{name}: flags");
         }
         eprintln!("{name}: largest difference, map {worst_map:.2e}, logits {worst_logit:.2e}");
         assert!(worst_map <= 1e-4 && worst_logit <= 1e-4, "{name}");

@@ -277,7 +277,9 @@ def main():
         aw, awo = agreement(pairs(w)), agreement(pairs(wo))
         res["by_effect"][name] = dict(n_with=len(w), agree_with=aw["agree"], n_without=len(wo), agree_without=awo["agree"],
                                       refused_with=1 - aw["classified"] / len(w) if w else float("nan"))
-    errs = [e for e in (corner_error(x, photo_res.get(x["path"]) or {}) for x in both) if e is not None]
+    # Each found film's worst-corner error, once (`None` where the photo gave no corners).
+    cerr = {x["path"]: corner_error(x, photo_res.get(x["path"]) or {}) for x in recs}
+    errs = [cerr[x["path"]] for x in both if cerr[x["path"]] is not None]
     res["corner_error_px"] = dict(n=len(errs), median=float(np.median(errs)) if errs else float("nan"),
                                   p90=float(np.percentile(errs, 90)) if errs else float("nan"),
                                   over_20px=float(np.mean(np.array(errs) > 20)) if errs else float("nan"))
@@ -285,7 +287,7 @@ def main():
     # found film is. Where the finder is within a few pixels, what is left is the model's.
     res["agreement_by_corner_error"] = {}
     for name, lo, hi in (("<= 5 px", -1.0, 5.0), ("5-20 px", 5.0, 20.0), ("> 20 px", 20.0, float("inf"))):
-        sel = [x for x in both if lo < (corner_error(x, photo_res[x["path"]]) or float("inf")) <= hi]
+        sel = [x for x in both if lo < (cerr[x["path"]] or float("inf")) <= hi]
         res["agreement_by_corner_error"][name] = agreement(pairs(sel))
     res["warnings"] = dict(Counter(q["code"] for r in photo_res.values() if r.get("label") is not None
                                    for q in r.get("quality") or []).most_common())
@@ -301,7 +303,7 @@ def main():
                                     fully_in_frame=x["fully_in_frame"], corners_in_frame=x["corners_in_frame"],
                                     digital=digital[x["path"]]["label"], photo=ph.get("label"),
                                     refusal=None if ph.get("label") else refusal_reason(ph or None),
-                                    corner_error_px=corner_error(x, ph),
+                                    corner_error_px=cerr[x["path"]],
                                     effects=[k for k, v in effects(x).items() if v])) + "\n")
     montage(recs, photos, digital, photo_res, out / "montage.png")
     print(report_md(res))
