@@ -1,6 +1,9 @@
 """Fit temperature + operating thresholds on the VAL split and write the model manifest.
 
-usage: python calibrate.py --model-dir ../ --size 160 [--val-subset N] [--default int8]
+usage: python calibrate.py --model-dir ../ [--val-subset N] [--default int8]
+The input (size, preprocessing id, mean, std) comes from MODEL_DIR/export.json, written by
+export.py from the checkpoint; without that file, from --size/--preprocess/--mean/--std (defaults
+160, cxr-area-v1, 0.5, 0.25). Both given and different: refused (exit 2).
 Temperature: minimises val NLL of softmax(logits / T) of the default variant (onnxruntime).
 Thresholds (on calibrated val probabilities of the default variant, class positive if p >= t):
   covid     highest t with val sensitivity >= 0.90
@@ -19,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cxr import LABELS, PREPROCESS_ID  # noqa: E402
+from cxr import LABELS  # noqa: E402
+from cxr.preprocess import DEVICE_PREPROCESS_IDS  # noqa: E402
 from cxr.data import clean_tensors, load_images, load_manifest, split_rows, subset_rows  # noqa: E402
 from cxr.metrics import ece, fit_temperature, nll, op_metrics, softmax  # noqa: E402
 from cxr.ortrun import run_logits, session, sha256  # noqa: E402
@@ -47,7 +51,8 @@ def thr_youden(y, p):
     return floor4(bt)
 
 
-def write_manifest(path, size, mean, std, temperature, thr, notes, version="1", default="int8"):
+def write_manifest(path, size, mean, std, temperature, thr, notes, version="1", default="int8",
+                   preprocess="cxr-area-v1"):
     d = Path(path).parent
     lines = [
         'name = "cxr-net"',
@@ -62,7 +67,7 @@ def write_manifest(path, size, mean, std, temperature, thr, notes, version="1", 
         f"height = {size}",
         "channels = 1",
         'layout = "NCHW"',
-        f'preprocess = "{PREPROCESS_ID}"',
+        f'preprocess = "{preprocess}"',
         f"mean = {mean}",
         f"std = {std}",
         "",
@@ -86,6 +91,33 @@ def write_manifest(path, size, mean, std, temperature, thr, notes, version="1", 
     import tomllib
     t = tomllib.loads(Path(path).read_text())
     assert t["labels"] == LABELS and t["input"]["width"] == size
+    assert t["input"]["preprocess"] == preprocess
+
+
+def refuse(msg):
+    print(f"calibrate.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+LEGACY_INPUT = dict(size=160, preprocess="cxr-area-v1", mean=0.5, std=0.25)
+
+
+def model_input(model_dir, given):
+    """The input description: export.json beside the files, else the options, else the legacy
+    defaults. An option that contradicts export.json is an error, not a silent override."""
+    f = Path(model_dir) / "export.json"
+    recorded = json.loads(f.read_text()) if f.exists() else {}
+    out = {}
+    for k, legacy in LEGACY_INPUT.items():
+        g, r = given.get(k), recorded.get(k)
+        if g is not None and r is not None and g != r:
+            refuse(f"--{k} {g} contradicts {f} ({k} = {r}), which export.py "
+                             "wrote from the checkpoint; drop the option or re-export")
+        out[k] = g if g is not None else (r if r is not None else legacy)
+    if out["preprocess"] not in DEVICE_PREPROCESS_IDS:
+        refuse(f"preprocessing {out['preprocess']!r} is not one the device implements "
+                         f"({', '.join(DEVICE_PREPROCESS_IDS)}; src/model/preprocess.rs)")
+    return out
 
 
 def operating_points(z, y):
@@ -110,16 +142,18 @@ def operating_points(z, y):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", required=True)
-    ap.add_argument("--size", type=int, default=160)
-    ap.add_argument("--mean", type=float, default=0.5)
-    ap.add_argument("--std", type=float, default=0.25)
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--preprocess", default=None)
+    ap.add_argument("--mean", type=float, default=None)
+    ap.add_argument("--std", type=float, default=None)
     ap.add_argument("--val-subset", type=int, default=None)
     ap.add_argument("--default", default="int8")
     ap.add_argument("--seed", type=int, default=20241130)
     a = ap.parse_args()
     md = Path(a.model_dir)
+    inp = model_input(md, dict(size=a.size, preprocess=a.preprocess, mean=a.mean, std=a.std))
     rows = subset_rows(split_rows(load_manifest(), "val"), a.val_subset, a.seed)
-    x = clean_tensors(rows, load_images(rows), a.size, a.mean, a.std)
+    x = clean_tensors(rows, load_images(rows), inp["size"], inp["mean"], inp["std"], inp["preprocess"])
     y = np.array([r["y"] for r in rows])
     files = {"int8": md / "cxr-net.int8.onnx", "f32": md / "cxr-net.onnx"}
     z = {v: run_logits(session(f), x) for v, f in files.items()}
@@ -131,7 +165,8 @@ def main():
         k = LABELS.index(l)
         se, sp, ppv = op_metrics(y == k, p[:, k], thr[l])
         res[l] = dict(threshold=thr[l], val_sens=se, val_spec=sp, val_ppv=ppv)
-    write_manifest(md / "cxr-net.toml", a.size, a.mean, a.std, t, thr, notes, default=a.default)
+    write_manifest(md / "cxr-net.toml", inp["size"], inp["mean"], inp["std"], t, thr, notes,
+                   default=a.default, preprocess=inp["preprocess"])
     info = dict(temperature=t, fitted_on=f"val ({len(y)} images), variant {a.default}",
                 val_nll_before=nll(zd, y, 1.0), val_nll_after=nll(zd, y, t),
                 val_ece_before=ece(softmax(zd, 1.0), y), val_ece_after=ece(p, y),

@@ -27,15 +27,15 @@ from cxr.augment import camera_augment  # noqa: E402
 from cxr.data import load_images, load_manifest, split_rows, subset_rows  # noqa: E402
 from cxr.metrics import auc, softmax  # noqa: E402
 from cxr.ortrun import run_logits, session  # noqa: E402
-from cxr.preprocess import to_tensor  # noqa: E402
+from cxr.preprocess import tensor_for  # noqa: E402
 from cxr.report import (confusion, ece_pair, md_confusion, md_per_class, md_per_source,  # noqa: E402
                         per_class, per_source, fmt)
 
 ROBUST_SEED = 4242
 
 
-def tensors(imgs, size, mean, std):
-    return np.concatenate([to_tensor(im.astype(np.float32), size, mean, std) for im in imgs], 0)
+def tensors(imgs, pre, size, mean, std):
+    return np.concatenate([tensor_for(pre, im.astype(np.float32), size, mean, std) for im in imgs], 0)
 
 
 def features_session(f32_path):
@@ -128,6 +128,7 @@ def main():
     card.mkdir(parents=True, exist_ok=True)
     man = tomllib.loads((md / "cxr-net.toml").read_text())
     size, mean, std = man["input"]["width"], man["input"]["mean"], man["input"]["std"]
+    pre = man["input"]["preprocess"]
     T = man["calibration"]["temperature"]
     thr = man["thresholds"]
     dv = man["default_variant"]
@@ -138,7 +139,7 @@ def main():
     va = subset_rows(split_rows(rows, "val"), a.test_subset, a.seed)
     tr = subset_rows(split_rows(rows, "train"), a.train_subset, a.seed)
     te_imgs, va_imgs = load_images(te), load_images(va)
-    xte, xva = tensors(te_imgs, size, mean, std), tensors(va_imgs, size, mean, std)
+    xte, xva = tensors(te_imgs, pre, size, mean, std), tensors(va_imgs, pre, size, mean, std)
     yte, yva = np.array([r["y"] for r in te]), np.array([r["y"] for r in va])
     gte, gva = np.array([r["patient_id"] for r in te]), np.array([r["patient_id"] for r in va])
     R = {"model": {"toml": man, "size_bytes": {v: f.stat().st_size for v, f in files.items()}},
@@ -210,8 +211,8 @@ def main():
                 for l in LABELS) + " |")
         md_out += ["", f"Sizes: int8 {R['model']['size_bytes']['int8']/1e6:.2f} MB, f32 {R['model']['size_bytes']['f32']/1e6:.2f} MB.", ""]
     # robustness
-    xr = np.concatenate([to_tensor(camera_augment(im.astype(np.float32), np.random.default_rng([ROBUST_SEED, i])),
-                                   size, mean, std) for i, im in enumerate(te_imgs)], 0)
+    xr = np.concatenate([tensor_for(pre, camera_augment(im.astype(np.float32), np.random.default_rng([ROBUST_SEED, i])),
+                                    size, mean, std) for i, im in enumerate(te_imgs)], 0)
     zr = run_logits(sess[dv], xr)
     pr = softmax(zr, T)
     R["robust"] = per_class(yte, pr, thr, gte, a.reps)
@@ -226,7 +227,7 @@ def main():
     # shortcut audit: linear probe
     fs = features_session(files["f32"])
     tr_imgs = load_images(tr)
-    ftr = feats(fs, tensors(tr_imgs, size, mean, std))
+    ftr = feats(fs, tensors(tr_imgs, pre, size, mean, std))
     del tr_imgs
     fte = feats(fs, xte)
     s_tr, s_te = np.array([r["source"] for r in tr]), np.array([r["source"] for r in te])

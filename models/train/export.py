@@ -5,11 +5,15 @@ Writes OUT/cxr-net.onnx and OUT/cxr-net.int8.onnx. The graph is written directly
 onnx.helper (opset 13, fixed shapes, input `image` [1,1,S,S], outputs `logits` [1,4] and
 `cam` [1,4,h,w], logits = GlobalAveragePool(cam)).
 Calibration for int8: `--calib N` training images (deterministic stratified subset) through
-the same cxr-area-v1 preprocessing (no augmentation).
+the checkpoint's own preprocessing (its meta's `preprocess`, cxr-area-v1 for older ones; no
+augmentation). Also writes OUT/export.json: the input size, preprocessing id, mean and std the
+network was trained with, which calibrate.py puts into the manifest (a model trained on
+equalised films and described as cxr-area-v1 would be fed the wrong input on the device).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -111,10 +115,10 @@ def quantize(f32_path: Path, int8_path: Path, calib_x: np.ndarray, method="minma
     assert m.graph.input[0].name == "image"
 
 
-def calib_tensors(n, size, mean, std, seed):
+def calib_tensors(n, size, mean, std, seed, preprocess="cxr-area-v1"):
     from cxr.data import load_images, load_manifest, split_rows, subset_rows, clean_tensors
     rows = subset_rows(split_rows(load_manifest(), "train"), n, seed + 1)
-    return clean_tensors(rows, load_images(rows), size, mean, std)
+    return clean_tensors(rows, load_images(rows), size, mean, std, preprocess)
 
 
 def load_net(ckpt):
@@ -152,14 +156,17 @@ def main():
     else:
         net, meta = load_net(a.ckpt)
     size, mean, std = meta["size"], meta["mean"], meta["std"]
+    pre = meta.get("preprocess", "cxr-area-v1")  # checkpoints before cxr-eq-v2 had no field
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "export.json").write_text(json.dumps(
+        dict(size=size, preprocess=pre, mean=mean, std=std, ckpt=str(a.ckpt or "random")), indent=1) + "\n")
     exp = ExportNet(net)
     f32 = out / "cxr-net.onnx"
     build_onnx(exp, size, f32)
     # check against torch
     import onnxruntime as ort
-    x = calib_tensors(8, size, mean, std, a.seed)
+    x = calib_tensors(8, size, mean, std, a.seed, pre)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(f32), so, providers=["CPUExecutionProvider"])
@@ -170,7 +177,7 @@ def main():
             assert np.allclose(ol, zl.numpy(), atol=1e-3, rtol=1e-3), (ol, zl)
             assert np.allclose(oc.mean(axis=(2, 3)), ol, atol=1e-5)
     print("f32 export matches torch")
-    xc = calib_tensors(a.calib, size, mean, std, a.seed)
+    xc = calib_tensors(a.calib, size, mean, std, a.seed, pre)
     quantize(f32, out / "cxr-net.int8.onnx", xc, a.method, a.exclude_head, a.act, a.weights)
     for p in (f32, out / "cxr-net.int8.onnx"):
         print(p, p.stat().st_size, "bytes")

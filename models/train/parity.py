@@ -22,11 +22,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cxr import LABELS, PREPROCESS_ID  # noqa: E402
+from cxr import LABELS  # noqa: E402
 from cxr.data import DATA_ROOT, load_manifest  # noqa: E402
 from cxr.metrics import softmax  # noqa: E402
 from cxr.ortrun import session  # noqa: E402
-from cxr.preprocess import decode, to_tensor  # noqa: E402
+from cxr.preprocess import decode, tensor_for  # noqa: E402
 
 STRIDE = 97
 
@@ -118,13 +118,14 @@ def main():
     md, fx = Path(a.model_dir), Path(a.fixtures)
     man = tomllib.loads((md / "cxr-net.toml").read_text())
     size, mean, std = man["input"]["width"], man["input"]["mean"], man["input"]["std"]
+    pre = man["input"]["preprocess"]
     t = man["calibration"]["temperature"]
     chosen = make_fixtures(fx)
     sess = {"f32": session(md / "cxr-net.onnx"), "int8": session(md / "cxr-net.int8.onnx")}
     out = []
     for name, f in chosen:
         g = decode(fx / "samples" / f)
-        x = to_tensor(g, size, mean, std)
+        x = tensor_for(pre, g, size, mean, std)
         flat = x.reshape(-1)
         s = {"file": f"samples/{f}",
              "gray": {"width": int(g.shape[1]), "height": int(g.shape[0]), "mean": float(g.astype(np.float64).mean()),
@@ -140,7 +141,7 @@ def main():
                 d["cam_sum"] = float(cam.astype(np.float64).sum())
             s[v] = d
         out.append(s)
-    doc = {"preprocess": PREPROCESS_ID, "manifest": a.manifest_rel, "width": size, "height": man["input"]["height"],
+    doc = {"preprocess": pre, "manifest": a.manifest_rel, "width": size, "height": man["input"]["height"],
            "mean": mean, "std": std, "temperature": t, "labels": LABELS,
            "jpeg": {"file": "samples/nih-normal-1.jpg", "decoded_png": "samples/nih-normal-1.png",
                     "note": "PIL/libjpeg decode of the JPEG == the PNG; other decoders may differ by a few levels"},

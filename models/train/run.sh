@@ -17,7 +17,9 @@
 #            --sweep (also redo the input-size comparison),
 #            --skip-train (reuse the work folder's best.pt: export ... card only; the work folder
 #                          is runs/final/, or DIR/work with --out),
-#            --export-only (stop after export: no calibrate/evaluate/parity/card)
+#            --export-only (stop after export: no calibrate/evaluate/parity/card),
+#            --recipe NAME (train with one of loso.py's recipes, e.g. v1+eq; default v1, the
+#                           shipped one: the same options the unseen-source folds used)
 #   env: CXR_REQUIREMENTS (lock used when the venv is created: requirements.txt, the default, or
 #        requirements-cpu.txt: torch's CPU wheel, no CUDA packages), CXR_DATA (data set root, default /work/shared/cxr), CXR_EPOCHS (default 14), CXR_SIZE,
 #        CXR_PHOTOS (1 by default, 0 with --quick): also train on device-path camera photos of the
@@ -26,7 +28,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-QUICK=0; SWEEP=0; SKIP_TRAIN=0; EXPORT_ONLY=0; QOUT=""; SHIP=0
+QUICK=0; SWEEP=0; SKIP_TRAIN=0; EXPORT_ONLY=0; QOUT=""; SHIP=0; RECIPE=v1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -34,6 +36,8 @@ while [ $# -gt 0 ]; do
     --sweep) SWEEP=1 ;;
     --skip-train) SKIP_TRAIN=1 ;;
     --export-only) EXPORT_ONLY=1 ;;
+    --recipe) [ $# -ge 2 ] || { echo "--recipe needs a name (loso.py --help lists them)" >&2; exit 2; }
+              RECIPE="$2"; shift ;;
     --out) [ $# -ge 2 ] || { echo "--out needs a folder" >&2; exit 2; }
            QOUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -54,6 +58,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 export PYTHONHASHSEED=0 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+# The recipe's training options, from the one table the folds use (an unknown name: exit 2).
+RECIPE_TEXT="$(cd "$HERE" && "$PY" -c '
+import sys; from loso import RECIPES
+r = sys.argv[1]
+if r not in RECIPES: sys.exit(f"run.sh: unknown recipe {r!r}; known: {chr(44).join(RECIPES)}")
+sys.stdout.write("".join(a + chr(10) for a in RECIPES[r]))' "$RECIPE")" || exit 2
+RECIPE_ARGS=()
+[ -z "$RECIPE_TEXT" ] || mapfile -t RECIPE_ARGS <<< "$RECIPE_TEXT"
 SIZE="${CXR_SIZE:-160}"
 DATA="${CXR_DATA:-/work/shared/cxr}"
 SHIPPED=0
@@ -92,14 +104,14 @@ if [ "$SKIP_TRAIN" = 0 ] && [ "${CXR_PHOTOS:-$((1 - QUICK))}" = 1 ]; then
   PHOTO_ARGS=(--photos "$WORK/photos" --p-photo "${CXR_P_PHOTO:-0.3}")
 fi
 if [ "$SKIP_TRAIN" = 0 ]; then
-  echo "== train (size $SIZE, $EPOCHS epochs) -> $WORK"; rm -f "$WORK/log.jsonl"
-  "$PY" train.py --size "$SIZE" --epochs "$EPOCHS" --out "$WORK" "${TRAIN_ARGS[@]}" "${PHOTO_ARGS[@]}" 2>&1 | grep --line-buffered -v -E "UserWarning|detach|tl \+=" | tee "$WORK/train.log"
+  echo "== train (size $SIZE, $EPOCHS epochs, recipe $RECIPE) -> $WORK"; rm -f "$WORK/log.jsonl"
+  "$PY" train.py --size "$SIZE" --epochs "$EPOCHS" --out "$WORK" "${TRAIN_ARGS[@]}" "${PHOTO_ARGS[@]}" "${RECIPE_ARGS[@]}" 2>&1 | grep --line-buffered -v -E "UserWarning|detach|tl \+=" | tee "$WORK/train.log"
 fi
 echo "== export f32 + int8 -> $OUT"
 "$PY" export.py --ckpt "$WORK/best.pt" --out-dir "$OUT" 2>&1 | grep -v "pre-processing\|pre-process"
 if [ "$EXPORT_ONLY" = 1 ]; then echo "done (export only): $OUT"; exit 0; fi
 echo "== calibrate (val) + manifest"
-"$PY" calibrate.py --model-dir "$OUT" --size "$SIZE" "${CAL_ARGS[@]}" > "$WORK/calibrate.log"
+"$PY" calibrate.py --model-dir "$OUT" "${CAL_ARGS[@]}" > "$WORK/calibrate.log"
 echo "== evaluate (test; val shown too)"
 "$PY" evaluate.py --model-dir "$OUT" "${EVAL_ARGS[@]}" --cmd "models/train/run.sh $([ $QUICK = 1 ] && echo --quick) (evaluate.py --model-dir models ${EVAL_ARGS[*]})" > "$WORK/evaluate.log"
 echo "== parity fixtures"

@@ -149,6 +149,9 @@ def stretch01(resized: np.ndarray) -> np.ndarray:
 
 
 PREPROCESS_IDS = ("cxr-area-v1", "cxr-eq-v2", "cxr-pct-v2")
+# The ones the device implements (src/model/preprocess.rs, `Preprocess::IDS`); cxr-pct-v2 was an
+# experiment (the card) and never reached Rust.
+DEVICE_PREPROCESS_IDS = ("cxr-area-v1", "cxr-eq-v2")
 
 
 def finish(preprocess_id: str, resized: np.ndarray, mean: float, std: float) -> np.ndarray:
