@@ -71,6 +71,9 @@ RECIPES: dict[str, list[str]] = {
     "v1+eq+cue": RECIPES_EQ + RECIPES_CUE,
     # a milder contrast normalisation than v2's equalisation (percentile stretch, Python only)
     "v1+pct": ["--preprocess", "cxr-pct-v2", "--mean", "0.58", "--std", "0.27"],
+    # a phone's own processing on the camera-augmented items (local tone map, sharpening, haze,
+    # banding), for the photo path; judged on photosim2 val renders
+    "v1+phone": ["--p-phone", "0.5"],
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
     "v1+cam10": ["--last-stride", "1"],
 }

@@ -143,6 +143,36 @@ def light_augment(img: np.ndarray, rng: np.random.Generator, out_side: int | Non
     return np.clip(x, 0, 255).astype(np.float32)
 
 
+def _gauss(x, sigma):
+    from scipy.ndimage import gaussian_filter
+    return gaussian_filter(np.asarray(x, dtype=np.float32), float(sigma), mode="nearest")
+
+
+def phone_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a phone's own processing does to a photo of a film (a candidate for the photo path,
+    chosen on photosim2 val renders only): local tone mapping (the image minus a wide blur,
+    amplified or flattened), sharpening halos (unsharp mask at a small radius), veiling haze from
+    a smudged lens (the picture pulled towards its mean), and faint banding from flickering
+    light. On a gray float32 image in [0, 255]; deterministic given rng; size unchanged."""
+    x = img.astype(np.float32)
+    h, w = x.shape
+    if rng.random() < 0.6:  # local tone map
+        base = _gauss(x, max(2.0, min(h, w) * rng.uniform(0.04, 0.15)))
+        # the wide-scale light is compressed, the detail on top of it amplified
+        m = np.float32(base.mean())
+        x = m + (base - m) * np.float32(rng.uniform(0.5, 1.0)) + (x - base) * np.float32(rng.uniform(0.8, 2.2))
+    if rng.random() < 0.5:  # sharpening halos
+        x = x + (x - _gauss(x, rng.uniform(0.6, 1.6))) * np.float32(rng.uniform(0.3, 1.5))
+    if rng.random() < 0.3:  # veiling haze
+        k = np.float32(rng.uniform(0.05, 0.35))
+        x = x * (1 - k) + k * np.float32(rng.uniform(x.mean(), 255.0))
+    if rng.random() < 0.2:  # banding
+        period = rng.uniform(6, 40)
+        rows = np.sin(2 * np.pi * np.arange(h, dtype=np.float32) / np.float32(period) + np.float32(rng.uniform(0, 6.3)))
+        x = x * (1 + np.float32(rng.uniform(0.01, 0.05)) * rows[:, None])
+    return np.ascontiguousarray(np.clip(x, 0, 255), dtype=np.float32)
+
+
 # Burned-in text a chest film may carry: side markers, projection, ward stamps, dates and ids.
 _TEXT = ["L", "R", "AP", "PA", "PORTABLE", "SUPINE", "ERECT", "ICU", "AP SUPINE", "MOBILE",
          "L UPRIGHT", "INSP", "EXP", "SITTING", "1", "2", "ER"]

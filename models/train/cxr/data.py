@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import LABELS
-from .augment import camera_augment, cue_augment, light_augment
+from .augment import camera_augment, cue_augment, light_augment, phone_augment
 from .preprocess import decode, finish, tensor_for
 
 DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
@@ -77,12 +77,12 @@ class TrainSet:
     device-path photos (p_photo, when `photos` are given), or the Python camera augmentation."""
 
     def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0,
-                 preprocess="cxr-area-v1", p_cue=0.0):
+                 preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0):
         self.rows, self.imgs = rows, imgs
         self.size, self.mean, self.std, self.seed = size, mean, std, seed
         self.p_clean = p_clean
         self.photos, self.p_photo = photos or {}, p_photo
-        self.preprocess, self.p_cue = preprocess, p_cue
+        self.preprocess, self.p_cue, self.p_phone = preprocess, p_cue, p_phone
 
     def __len__(self):
         return len(self.rows)
@@ -102,6 +102,9 @@ class TrainSet:
             img = light_augment(img, rng, self.size)
         else:
             img = camera_augment(img, rng, out_side=self.size)
+            # as with p_cue: no number drawn when off, so other recipes' streams are unchanged
+            if self.p_phone and rng.random() < self.p_phone:
+                img = phone_augment(img, rng)
         x = tensor_for(self.preprocess, img, self.size, self.mean, self.std)[0]
         return x, self.rows[i]["y"], i
 
