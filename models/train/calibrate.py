@@ -112,11 +112,11 @@ def model_input(model_dir, given):
         g, r = given.get(k), recorded.get(k)
         if g is not None and r is not None and g != r:
             refuse(f"--{k} {g} contradicts {f} ({k} = {r}), which export.py "
-                             "wrote from the checkpoint; drop the option or re-export")
+                   "wrote from the checkpoint; drop the option or re-export")
         out[k] = g if g is not None else (r if r is not None else legacy)
     if out["preprocess"] not in DEVICE_PREPROCESS_IDS:
         refuse(f"preprocessing {out['preprocess']!r} is not one the device implements "
-                         f"({', '.join(DEVICE_PREPROCESS_IDS)}; src/model/preprocess.rs)")
+               f"({', '.join(DEVICE_PREPROCESS_IDS)}; src/model/preprocess.rs)")
     return out
 
 

@@ -3,4 +3,3 @@
 Research use only - not a diagnosis.
 """
 LABELS = ["covid", "pneumonia", "normal", "other"]
-PREPROCESS_ID = "cxr-area-v1"
