@@ -6,9 +6,12 @@ Each DIR is a photo_eval.py --out folder made on the SAME renders (e.g. --split 
 model and only the model's answers differ. For each model: agreement (photo label = digital
 label) on films fully in frame (a refused photo counts as disagreement), among the photos the
 finder classified, among those whose worst corner is within 5 px, per source, and how often a
-film read "normal" digitally reads "covid" on its photo. For each --pair A,B: the films both
-classified, and the discordant ones (only A agrees / only B agrees) with an exact two-sided
-McNemar p-value. Val renders only: photosim2 is never used for training, and choices are made on
+film read "normal" digitally reads "covid" on its photo; and, on the classified photos, how many
+answers match the collection's label on each path (agreement alone rewards a model that leans
+the same way on both paths: one that calls more films "covid" digitally agrees more with photos
+that push towards "covid"). For each --pair A,B: the films both classified, and the discordant
+ones (only A agrees / only B agrees) with an exact two-sided McNemar p-value, and the same for
+photo answers that match the label. Val renders only: photosim2 is never used for training, and choices are made on
 val renders, never on test renders (models/eval/README.md).
 """
 from __future__ import annotations
@@ -43,7 +46,13 @@ def summary(films):
     return dict(fully_in_frame=[sum(map(agrees, fi)), len(fi)], classified=[sum(map(agrees, cl)), len(cl)],
                 within_5px=[sum(map(agrees, near)), len(near)],
                 by_source={s: by_src[s] for s in SOURCES if s in by_src},
-                normal_to_covid=flips[("normal", "covid")])
+                normal_to_covid=flips[("normal", "covid")],
+                digital_right=[sum(r["digital"] == r["label"] for r in cl), len(cl)],
+                photo_right=[sum(map(photo_right, cl)), len(cl)])
+
+
+def photo_right(r):
+    return r["photo"] is not None and r["photo"] == r["label"]
 
 
 def mcnemar_p(b, c):
@@ -61,8 +70,13 @@ def paired(a, b):
             and p in b and b[p]["photo"] is not None]
     only_a = sum(agrees(a[p]) and not agrees(b[p]) for p in both)
     only_b = sum(agrees(b[p]) and not agrees(a[p]) for p in both)
+    right_a = sum(photo_right(a[p]) and not photo_right(b[p]) for p in both)
+    right_b = sum(photo_right(b[p]) and not photo_right(a[p]) for p in both)
     return dict(films=len(both), agree_a=sum(agrees(a[p]) for p in both), agree_b=sum(agrees(b[p]) for p in both),
-                only_a=only_a, only_b=only_b, mcnemar_p=mcnemar_p(only_a, only_b))
+                only_a=only_a, only_b=only_b, mcnemar_p=mcnemar_p(only_a, only_b),
+                photo_right_a=sum(photo_right(a[p]) for p in both), photo_right_b=sum(photo_right(b[p]) for p in both),
+                photo_right_only_a=right_a, photo_right_only_b=right_b,
+                photo_right_mcnemar_p=mcnemar_p(right_a, right_b))
 
 
 def frac(x):
@@ -87,18 +101,22 @@ def main():
         if x not in films or y not in films:
             ap.error(f"--pair {p}: both names must be among the models")
         res["pairs"][p] = paired(films[x], films[y])
-    md = ["| model | fully in frame | classified | within 5 px | " + " | ".join(SOURCES) + " | normal -> covid |",
-          "|---|---|---|---|" + "---|" * len(SOURCES) + "---|"]
+    md = ["| model | fully in frame | classified | within 5 px | " + " | ".join(SOURCES)
+          + " | normal -> covid | digital = label | photo = label |",
+          "|---|---|---|---|" + "---|" * len(SOURCES) + "---|---|---|"]
     for n, s in res["models"].items():
         md.append(f"| {n} | {frac(s['fully_in_frame'])} | {frac(s['classified'])} | {frac(s['within_5px'])} | "
                   + " | ".join(f"{s['by_source'][k][0]}/{s['by_source'][k][1]}" if k in s["by_source"] else "-"
-                               for k in SOURCES) + f" | {s['normal_to_covid']} |")
+                               for k in SOURCES)
+                  + f" | {s['normal_to_covid']} | {s['digital_right'][0]} | {s['photo_right'][0]} |")
     if res["pairs"]:
-        md += ["", "| pair A, B | films both classified | A agrees | B agrees | only A | only B | McNemar p |",
-               "|---|---|---|---|---|---|---|"]
+        md += ["", "| pair A, B | films both classified | A agrees | B agrees | only A | only B | McNemar p "
+               "| photo = label: A / B (only A / only B) | McNemar p |",
+               "|---|---|---|---|---|---|---|---|---|"]
         for p, r in res["pairs"].items():
             md.append(f"| {p} | {r['films']} | {r['agree_a']} | {r['agree_b']} | {r['only_a']} | {r['only_b']} | "
-                      f"{r['mcnemar_p']:.3g} |")
+                      f"{r['mcnemar_p']:.3g} | {r['photo_right_a']} / {r['photo_right_b']} "
+                      f"({r['photo_right_only_a']} / {r['photo_right_only_b']}) | {r['photo_right_mcnemar_p']:.3g} |")
     text = "\n".join(md) + "\n"
     print(text)
     if a.out:

@@ -74,6 +74,9 @@ RECIPES: dict[str, list[str]] = {
     # a phone's own processing on the camera-augmented items (local tone map, sharpening, haze,
     # banding), for the photo path; judged on photosim2 val renders
     "v1+phone": ["--p-phone", "0.5"],
+    # each chest film given another collection's grey levels, sharpness and grain (half the
+    # items), so a collection's look stops telling the class; judged on photosim2 val renders
+    "v1+style": ["--p-style", "0.5"],
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
     "v1+cam10": ["--last-stride", "1"],
 }

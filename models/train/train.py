@@ -103,6 +103,9 @@ def main():
     ap.add_argument("--p-phone", type=float, default=0.0,
                     help="share of camera-augmented items also through phone_augment (local tone "
                          "map, sharpening, haze, banding)")
+    ap.add_argument("--p-style", type=float, default=0.0,
+                    help="share of chest items given another source's grey levels, sharpness and "
+                         "grain (style_augment) before the other augmentation")
     ap.add_argument("--source-alpha", type=float, default=None,
                     help="inside a class, draw each source as count**alpha (default: as v1, alpha 1)")
     ap.add_argument("--adv-source", type=float, default=0.0,
@@ -145,7 +148,7 @@ def main():
               f"train rows, p_photo {a.p_photo}", flush=True)
     ds = TrainSet(tr, tr_imgs, a.size, a.mean, a.std, a.seed, photos=photos,
                   p_photo=a.p_photo if photos else 0.0, preprocess=a.preprocess, p_cue=a.p_cue,
-                  p_phone=a.p_phone)
+                  p_phone=a.p_phone, p_style=a.p_style)
     sampler = BalancedSampler(tr, a.seed, source_alpha=a.source_alpha)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.bs, sampler=sampler, num_workers=a.workers,
                                      collate_fn=collate, drop_last=True,
@@ -165,7 +168,7 @@ def main():
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
-    meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue, p_phone=a.p_phone,
+    meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue, p_phone=a.p_phone, p_style=a.p_style,
                 source_alpha=a.source_alpha, adv_source=a.adv_source, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None), net=net_args)

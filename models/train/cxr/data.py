@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import LABELS
-from .augment import camera_augment, cue_augment, light_augment, phone_augment
+from .augment import camera_augment, cue_augment, grey_cdf, light_augment, phone_augment, style_augment
 from .preprocess import decode, finish, tensor_for
 
 DATA_ROOT = Path(os.environ.get("CXR_DATA", "/work/shared/cxr"))
@@ -77,12 +77,20 @@ class TrainSet:
     device-path photos (p_photo, when `photos` are given), or the Python camera augmentation."""
 
     def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0,
-                 preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0):
+                 preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0, p_style=0.0):
         self.rows, self.imgs = rows, imgs
         self.size, self.mean, self.std, self.seed = size, mean, std, seed
         self.p_clean = p_clean
         self.photos, self.p_photo = photos or {}, p_photo
         self.preprocess, self.p_cue, self.p_phone = preprocess, p_cue, p_phone
+        self.p_style = p_style
+        self.style_pool: dict = {}
+        if p_style:
+            # chest films only: each is given the grey levels of a chest film of another source
+            chest = [j for j, r in enumerate(rows) if r["label"] != "other"]
+            self.cdfs = {j: grey_cdf(imgs[j]) for j in chest}
+            for src in {rows[j]["source"] for j in chest}:
+                self.style_pool[src] = np.array([j for j in chest if rows[j]["source"] != src])
 
     def __len__(self):
         return len(self.rows)
@@ -95,6 +103,10 @@ class TrainSet:
             v = ph[int(rng.integers(len(ph)))].astype(np.float32) / np.float32(256.0)
             return finish(self.preprocess, v, self.mean, self.std)[None], self.rows[i]["y"], i
         img = self.imgs[i].astype(np.float32)
+        pool = self.style_pool.get(self.rows[i]["source"]) if self.rows[i]["label"] != "other" else None
+        # no number drawn when off (or for `other`), so other recipes' streams are unchanged
+        if pool is not None and len(pool) and rng.random() < self.p_style:
+            img = style_augment(img, self.cdfs[int(pool[int(rng.integers(len(pool)))])], rng)
         # v1 draws no number here, so its augmentation streams stay as they were
         if self.p_cue and rng.random() < self.p_cue:
             img = cue_augment(img, rng)
