@@ -295,13 +295,17 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     json.dump(res, open(out / "results.json", "w"), indent=1, default=float)
     (out / "results.md").write_text(report_md(res))
-    # per-film lines (small) so any figure can be recomputed or broken down differently
+    # per-film lines (small) so any figure can be recomputed or broken down differently;
+    # probabilities in LABELS order
     with open(out / "per_film.jsonl", "w") as f:
         for x in recs:
             ph = photo_res.get(x["path"]) or {}
             f.write(json.dumps(dict(path=x["path"], label=meta[x["path"]]["label"], source=meta[x["path"]]["source"],
                                     fully_in_frame=x["fully_in_frame"], corners_in_frame=x["corners_in_frame"],
                                     digital=digital[x["path"]]["label"], photo=ph.get("label"),
+                                    digital_probs=[round(float(v), 6) for v in probs(digital[x["path"]])],
+                                    photo_probs=([round(float(v), 6) for v in probs(ph)]
+                                                 if ph.get("label") is not None else None),
                                     refusal=None if ph.get("label") else refusal_reason(ph or None),
                                     corner_error_px=cerr[x["path"]],
                                     effects=[k for k, v in effects(x).items() if v])) + "\n")
