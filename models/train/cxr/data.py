@@ -74,7 +74,10 @@ class TrainSet:
     """Item key = (epoch, position, row index); rng = default_rng([seed, epoch, position]).
 
     Each item is, by chance: a clean image with light augmentation (p_clean), one of the row's
-    device-path photos (p_photo, when `photos` are given), or the Python camera augmentation."""
+    device-path photos (p_photo, when `photos` are given), or the Python camera augmentation.
+    Recipes add, before that: another source's grey levels, sharpness and grain on a chest film
+    (p_style), borders, text, flips and turns (p_cue); and a phone's own processing after the
+    camera augmentation (p_phone)."""
 
     def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0,
                  preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0, p_style=0.0):
