@@ -11,8 +11,8 @@ answers match the collection's label on each path (agreement alone rewards a mod
 the same way on both paths: one that calls more films "covid" digitally agrees more with photos
 that push towards "covid"). For each --pair A,B: the films both classified, and the discordant
 ones (only A agrees / only B agrees) with an exact two-sided McNemar p-value, and the same for
-photo answers that match the label. Val renders only: photosim2 is never used for training, and choices are made on
-val renders, never on test renders (models/eval/README.md).
+photo answers that match the label. Val renders only: photosim2 is never used for training, and
+choices are made on val renders, never on test renders (models/eval/README.md).
 """
 from __future__ import annotations
 
@@ -65,18 +65,22 @@ def mcnemar_p(b, c):
     return min(1.0, 2 * tail)
 
 
+def versus(test, a, b, both):
+    """Counts of `test` for A and for B on the films `both`, the discordant ones and McNemar's p."""
+    only_a = sum(test(a[p]) and not test(b[p]) for p in both)
+    only_b = sum(test(b[p]) and not test(a[p]) for p in both)
+    return (sum(test(a[p]) for p in both), sum(test(b[p]) for p in both), only_a, only_b,
+            mcnemar_p(only_a, only_b))
+
+
 def paired(a, b):
     both = [p for p in a if a[p]["fully_in_frame"] and a[p]["photo"] is not None
             and p in b and b[p]["photo"] is not None]
-    only_a = sum(agrees(a[p]) and not agrees(b[p]) for p in both)
-    only_b = sum(agrees(b[p]) and not agrees(a[p]) for p in both)
-    right_a = sum(photo_right(a[p]) and not photo_right(b[p]) for p in both)
-    right_b = sum(photo_right(b[p]) and not photo_right(a[p]) for p in both)
-    return dict(films=len(both), agree_a=sum(agrees(a[p]) for p in both), agree_b=sum(agrees(b[p]) for p in both),
-                only_a=only_a, only_b=only_b, mcnemar_p=mcnemar_p(only_a, only_b),
-                photo_right_a=sum(photo_right(a[p]) for p in both), photo_right_b=sum(photo_right(b[p]) for p in both),
-                photo_right_only_a=right_a, photo_right_only_b=right_b,
-                photo_right_mcnemar_p=mcnemar_p(right_a, right_b))
+    keys = ("agree_a", "agree_b", "only_a", "only_b", "mcnemar_p")
+    right = ("photo_right_a", "photo_right_b", "photo_right_only_a", "photo_right_only_b",
+             "photo_right_mcnemar_p")
+    return dict(films=len(both), **dict(zip(keys, versus(agrees, a, b, both))),
+                **dict(zip(right, versus(photo_right, a, b, both))))
 
 
 def frac(x):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 import photosim2  # noqa: E402
+from photo_eval import classify  # noqa: E402
 
 # effect -> parameter overrides that switch it off (None: the render did not have it)
 OFF = {
@@ -39,16 +39,6 @@ OFF = {
     "sharpen": lambda p: dict(sharpen=[0.0, p["sharpen"][1]]),
     "denoise": lambda p: dict(denoise=0.0) if p["denoise"] > 0.1 else None,
 }
-
-
-def render_with(img, params):
-    """photosim2.render with the given parameters instead of sampled ones."""
-    orig = photosim2.sample_params
-    photosim2.sample_params = lambda rng, w, h: params
-    try:
-        return photosim2.render(img, 0, 0)[0]
-    finally:
-        photosim2.sample_params = orig
 
 
 def main():
@@ -78,19 +68,10 @@ def main():
             if o is None:
                 continue
             dst = out / f"{eff}__{name}"
-            dst.write_bytes(render_with(img, {**p0, **o}))
+            dst.write_bytes(photosim2.render(img, 0, 0, params={**p0, **o})[0])
             jobs.append((r["path"], eff, str(dst)))
-    cmd = ["nice", "-n", "10", a.bin, "classify", "--json", "-j", "2", "--input", "film-photo", "--model", a.model]
-    got = {}
-    paths = [j[2] for j in jobs]
-    for i in range(0, len(paths), 400):
-        res = subprocess.run(cmd + paths[i:i + 400], capture_output=True, text=True)
-        if res.returncode == 2:
-            sys.exit(f"classify could not run: {res.stderr[-2000:]}")
-        for line in res.stdout.splitlines():
-            if line.startswith("{"):
-                x = json.loads(line)
-                got[x["path"]] = x.get("label")
+    got = {path: r.get("label") for path, r in
+           classify(a.bin, a.model, None, "film-photo", [j[2] for j in jobs], None, 2).items()}
     on = {r["path"]: r["photo"] for r in films}
     tab: dict = defaultdict(Counter)
     for path, eff, dst in jobs:

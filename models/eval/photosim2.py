@@ -550,10 +550,10 @@ def _jpeg(arr_or_img, q):
     return buf.getvalue()
 
 
-def render(img, seed, index):
-    """Photo of the grey film `img` (uint8 HxW). Returns (jpeg bytes, record dict)."""
-    rng = np.random.default_rng([seed, index])
-    p = sample_params(rng, img.shape[1], img.shape[0])
+def render(img, seed, index, params=None):
+    """Photo of the grey film `img` (uint8 HxW). Returns (jpeg bytes, record dict). `params`
+    (a render record's "params", possibly edited) replaces the ones drawn from (seed, index)."""
+    p = params if params is not None else sample_params(np.random.default_rng([seed, index]), img.shape[1], img.shape[0])
     srng = np.random.default_rng(p["noise_seed"])
     cam = camera(p)
     W, H = p["frame"]
