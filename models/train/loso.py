@@ -57,6 +57,7 @@ RECIPES_EQ = ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29"]
 RECIPES_CUE = ["--p-cue", "0.5"]
 RECIPES_MIX = ["--source-alpha", "0.5"]
 RECIPES_ADV = ["--adv-source", "0.3"]
+RECIPES_PAIR = ["--pair", "10"]
 RECIPES: dict[str, list[str]] = {
     "v1": [],
     "v2": RECIPES_EQ + RECIPES_CUE + RECIPES_MIX + RECIPES_ADV,
@@ -77,6 +78,9 @@ RECIPES: dict[str, list[str]] = {
     # each chest film given another collection's grey levels, sharpness and grain (half the
     # items), so a collection's look stops telling the class; judged on photosim2 val renders
     "v1+style": ["--p-style", "0.5"],
+    # a photo's or camera augmentation's prediction pulled towards a clean view of the same film
+    # (AugMix's Jensen-Shannon consistency), for the photo path; judged on photosim2 val renders
+    "v1+pair": RECIPES_PAIR,
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
     "v1+cam10": ["--last-stride", "1"],
 }

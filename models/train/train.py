@@ -60,7 +60,19 @@ def collate(batch):
     xs = torch.from_numpy(np.stack([b[0] for b in batch]))
     ys = torch.tensor([b[1] for b in batch], dtype=torch.long)
     idx = torch.tensor([b[2] for b in batch], dtype=torch.long)
-    return xs, ys, idx
+    if len(batch[0]) == 3:
+        return xs, ys, idx, None, None
+    mask = torch.tensor([b[4] for b in batch], dtype=torch.bool)
+    xc = torch.from_numpy(np.stack([b[3] for b in batch if b[4]])) if mask.any() else None
+    return xs, ys, idx, xc, mask
+
+
+def js_divergence(za, zb):
+    """Mean Jensen-Shannon divergence between the softmax of two logit batches (AugMix's
+    consistency term, Hendrycks et al. 2020), bounded by ln 2."""
+    pa, pb = F.softmax(za, 1), F.softmax(zb, 1)
+    m = ((pa + pb) / 2).clamp(1e-7, 1).log()
+    return (F.kl_div(m, pa, reduction="batchmean") + F.kl_div(m, pb, reduction="batchmean")) / 2
 
 
 def evaluate(net, xv, yv, bs=128):
@@ -115,9 +127,17 @@ def main():
     ap.add_argument("--exclude-source", default="",
                     help="comma-separated sources left out of train AND val (leave-one-source-out "
                          "folds: the held-out source must not steer model selection either)")
+    ap.add_argument("--pair", type=float, default=0.0,
+                    help="recipe v1+pair: weight of the Jensen-Shannon term pulling a photo's or "
+                         "camera augmentation's prediction towards a clean view of the same film")
+    ap.add_argument("--pair-loss", default="js", choices=("js", "kl"),
+                    help="js: symmetric Jensen-Shannon (both views move); kl: KL from the clean "
+                         "view's prediction, held fixed, to the photo's (only the photo moves)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
+    if a.pair > 0 and a.adv_source > 0:
+        sys.exit("--pair and --adv-source cannot be combined (one training step each)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed % 2**32)
@@ -148,7 +168,7 @@ def main():
               f"train rows, p_photo {a.p_photo}", flush=True)
     ds = TrainSet(tr, tr_imgs, a.size, a.mean, a.std, a.seed, photos=photos,
                   p_photo=a.p_photo if photos else 0.0, preprocess=a.preprocess, p_cue=a.p_cue,
-                  p_phone=a.p_phone, p_style=a.p_style)
+                  p_phone=a.p_phone, p_style=a.p_style, pair=a.pair > 0)
     sampler = BalancedSampler(tr, a.seed, source_alpha=a.source_alpha)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.bs, sampler=sampler, num_workers=a.workers,
                                      collate_fn=collate, drop_last=True,
@@ -169,7 +189,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
     meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue, p_phone=a.p_phone, p_style=a.p_style,
-                source_alpha=a.source_alpha, adv_source=a.adv_source, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
+                source_alpha=a.source_alpha, adv_source=a.adv_source, pair=a.pair, pair_loss=a.pair_loss, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None), net=net_args)
     best = -1.0
@@ -181,9 +201,20 @@ def main():
         net.train()
         te = time.time()
         tl, n = 0.0, 0
-        for xb, yb, ib in dl:
+        for xb, yb, ib, xc, mask in dl:
             xb = xb.contiguous(memory_format=torch.channels_last)
-            if adv is None:
+            if xc is not None:
+                # one pass over both views, so batch statistics see them together
+                z, _ = net(torch.cat([xb, xc]).contiguous(memory_format=torch.channels_last))
+                logits = z[:len(xb)]
+                zc = z[len(xb):]
+                if a.pair_loss == "js":
+                    cons = js_divergence(logits[mask], zc)
+                else:
+                    cons = F.kl_div(F.log_softmax(logits[mask], 1), F.log_softmax(zc.detach(), 1),
+                                    reduction="batchmean", log_target=True)
+                loss = F.cross_entropy(logits, yb, label_smoothing=0.05) + a.pair * cons
+            elif adv is None:
                 logits, _ = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
             else:

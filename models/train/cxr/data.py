@@ -77,11 +77,17 @@ class TrainSet:
     device-path photos (p_photo, when `photos` are given), or the Python camera augmentation.
     Recipes add, before that: another source's grey levels, sharpness and grain on a chest film
     (p_style), borders, text, flips and turns (p_cue); and a phone's own processing after the
-    camera augmentation (p_phone)."""
+    camera augmentation (p_phone).
+
+    With `pair` (recipe v1+pair), each item also carries a second, clean view of the same film
+    (light augmentation, from its own rng stream so the first view's stream is unchanged) and a
+    flag that is 1 when the first view is a photo or a camera augmentation: the training loop
+    pulls the two views' predictions together."""
 
     def __init__(self, rows, imgs, size, mean, std, seed, p_clean=0.2, photos=None, p_photo=0.0,
-                 preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0, p_style=0.0):
+                 preprocess="cxr-area-v1", p_cue=0.0, p_phone=0.0, p_style=0.0, pair=False):
         self.rows, self.imgs = rows, imgs
+        self.pair = pair
         self.size, self.mean, self.std, self.seed = size, mean, std, seed
         self.p_clean = p_clean
         self.photos, self.p_photo = photos or {}, p_photo
@@ -99,12 +105,26 @@ class TrainSet:
         return len(self.rows)
 
     def __getitem__(self, key):
+        if not self.pair:
+            return self._item(key)[:3]
+        epoch, pos, i = key
+        x, y, i, film, clean = self._item(key)
+        if clean:
+            return x, y, i, x, 0
+        prng = np.random.default_rng([self.seed, epoch, pos, 1])
+        xc = tensor_for(self.preprocess, light_augment(film, prng, self.size), self.size, self.mean,
+                        self.std)[0]
+        return x, y, i, xc, 1
+
+    def _item(self, key):
+        """(tensor, label, row, the film before the camera or photo step, whether the view is clean)"""
         epoch, pos, i = key
         rng = np.random.default_rng([self.seed, epoch, pos])
         if self.photos and rng.random() < self.p_photo and i in self.photos:
             ph = self.photos[i]
             v = ph[int(rng.integers(len(ph)))].astype(np.float32) / np.float32(256.0)
-            return finish(self.preprocess, v, self.mean, self.std)[None], self.rows[i]["y"], i
+            return (finish(self.preprocess, v, self.mean, self.std)[None], self.rows[i]["y"], i,
+                    self.imgs[i], False)
         img = self.imgs[i].astype(np.float32)
         pool = self.style_pool.get(self.rows[i]["source"]) if self.rows[i]["label"] != "other" else None
         # no number drawn when off (or for `other`), so other recipes' streams are unchanged
@@ -113,7 +133,9 @@ class TrainSet:
         # v1 draws no number here, so its augmentation streams stay as they were
         if self.p_cue and rng.random() < self.p_cue:
             img = cue_augment(img, rng)
-        if rng.random() < self.p_clean:
+        film = img
+        clean = rng.random() < self.p_clean
+        if clean:
             img = light_augment(img, rng, self.size)
         else:
             img = camera_augment(img, rng, out_side=self.size)
@@ -121,7 +143,7 @@ class TrainSet:
             if self.p_phone and rng.random() < self.p_phone:
                 img = phone_augment(img, rng)
         x = tensor_for(self.preprocess, img, self.size, self.mean, self.std)[0]
-        return x, self.rows[i]["y"], i
+        return x, self.rows[i]["y"], i, film, clean
 
 
 class BalancedSampler:
