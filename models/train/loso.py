@@ -81,6 +81,8 @@ RECIPES: dict[str, list[str]] = {
     # a photo's or camera augmentation's prediction pulled towards a clean view of the same film
     # (AugMix's Jensen-Shannon consistency), for the photo path; judged on photosim2 val renders
     "v1+pair": RECIPES_PAIR,
+    # online group DRO over (class, source) cells: the worst-off cells weigh most
+    "v1+dro": ["--group-dro", "0.01"],
     # item 5's 10x10 CAM (last stage at stride 16), nothing else changed
     "v1+cam10": ["--last-stride", "1"],
 }

@@ -75,6 +75,31 @@ def js_divergence(za, zb):
     return (F.kl_div(m, pa, reduction="batchmean") + F.kl_div(m, pb, reduction="batchmean")) / 2
 
 
+class GroupDRO:
+    """Online group DRO (Sagawa et al. 2020, "Distributionally robust neural networks"): one
+    group per (class, source) cell of the training rows; each step raises the weight of every
+    group in the batch by exp(eta * its mean loss), and the loss is the weighted mean of the
+    groups' losses in the batch, so the cells the net does worst on (say, the few adult
+    pneumonia films among the paediatric ones) count most."""
+
+    def __init__(self, rows, eta):
+        cells = sorted({(r["y"], r["source"]) for r in rows})
+        self.index = {c: i for i, c in enumerate(cells)}
+        self.names = [f"{LABELS[y]}/{s}" for y, s in cells]
+        self.group_of = torch.tensor([self.index[(r["y"], r["source"])] for r in rows])
+        self.q = torch.full((len(cells),), 1.0 / len(cells), dtype=torch.float64)
+        self.eta = eta
+
+    def loss(self, per_item, rows_idx):
+        g = self.group_of[rows_idx]
+        present = torch.unique(g)
+        means = torch.stack([per_item[g == k].mean() for k in present])
+        self.q[present] *= torch.exp(self.eta * means.detach().double())
+        self.q /= self.q.sum()
+        w = self.q[present].float()
+        return (w * means).sum() / w.sum()
+
+
 def evaluate(net, xv, yv, bs=128):
     net.eval()
     out = []
@@ -133,11 +158,14 @@ def main():
     ap.add_argument("--pair-loss", default="js", choices=("js", "kl"),
                     help="js: symmetric Jensen-Shannon (both views move); kl: KL from the clean "
                          "view's prediction, held fixed, to the photo's (only the photo moves)")
+    ap.add_argument("--group-dro", type=float, default=0.0,
+                    help="recipe v1+dro: online group DRO over (class, source) cells with this "
+                         "step size (0 = off)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
-    if a.pair > 0 and a.adv_source > 0:
-        sys.exit("--pair and --adv-source cannot be combined (one training step each)")
+    if sum(x > 0 for x in (a.pair, a.adv_source, a.group_dro)) > 1:
+        sys.exit("--pair, --adv-source and --group-dro cannot be combined (one training step each)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed % 2**32)
@@ -183,13 +211,14 @@ def main():
         adv = SourceAdversary(net.n_feat, len(LABELS), len(src_index))
         params += list(adv.parameters())
     src_of = torch.tensor([src_index.get(r["source"], 0) for r in tr], dtype=torch.long)
+    dro = GroupDRO(tr, a.group_dro) if a.group_dro > 0 else None
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = len(sampler) // a.bs
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
     meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue, p_phone=a.p_phone, p_style=a.p_style,
-                source_alpha=a.source_alpha, adv_source=a.adv_source, pair=a.pair, pair_loss=a.pair_loss, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
+                source_alpha=a.source_alpha, adv_source=a.adv_source, pair=a.pair, pair_loss=a.pair_loss, group_dro=a.group_dro, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None), net=net_args)
     best = -1.0
@@ -214,6 +243,9 @@ def main():
                     cons = F.kl_div(F.log_softmax(logits[mask], 1), F.log_softmax(zc.detach(), 1),
                                     reduction="batchmean", log_target=True)
                 loss = F.cross_entropy(logits, yb, label_smoothing=0.05) + a.pair * cons
+            elif dro is not None:
+                logits, _ = net(xb)
+                loss = dro.loss(F.cross_entropy(logits, yb, label_smoothing=0.05, reduction="none"), ib)
             elif adv is None:
                 logits, _ = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=0.05)
@@ -241,6 +273,8 @@ def main():
         rec = dict(epoch=ep, train_loss=tl / max(n, 1), val_auc=dict(zip(LABELS, aucs)), val_acc=acc,
                    val_nll=vloss, val_macro_auc=score, epoch_s=dt, img_s=n / dt,
                    lr=sched.get_last_lr()[0], elapsed_s=time.time() - t_train)
+        if dro is not None:
+            rec["dro_weights"] = {n: round(float(w), 4) for n, w in zip(dro.names, dro.q)}
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
         log.flush()
