@@ -161,6 +161,10 @@ def main():
     ap.add_argument("--group-dro", type=float, default=0.0,
                     help="recipe v1+dro: online group DRO over (class, source) cells with this "
                          "step size (0 = off)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="recipe v1+ema: keep an exponential moving average of the weights and "
+                         "batch-norm statistics with this decay per step, and select, save and "
+                         "export the average instead of the last weights (0 = off)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -212,13 +216,17 @@ def main():
         params += list(adv.parameters())
     src_of = torch.tensor([src_index.get(r["source"], 0) for r in tr], dtype=torch.long)
     dro = GroupDRO(tr, a.group_dro) if a.group_dro > 0 else None
+    ema = None
+    if a.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(a.ema), use_buffers=True)
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
     steps_per_epoch = len(sampler) // a.bs
     total = steps_per_epoch * a.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15,
                                                 div_factor=20, final_div_factor=200)
     meta = dict(size=a.size, mean=a.mean, std=a.std, preprocess=a.preprocess, p_cue=a.p_cue, p_phone=a.p_phone, p_style=a.p_style,
-                source_alpha=a.source_alpha, adv_source=a.adv_source, pair=a.pair, pair_loss=a.pair_loss, group_dro=a.group_dro, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
+                source_alpha=a.source_alpha, adv_source=a.adv_source, pair=a.pair, pair_loss=a.pair_loss, group_dro=a.group_dro, ema=a.ema, seed=a.seed, epochs=a.epochs, bs=a.bs, lr=a.lr,
                 subset=a.subset, labels=LABELS, excluded_sources=sorted(excluded),
                 photos=(a.p_photo if photos else None), net=net_args)
     best = -1.0
@@ -260,6 +268,8 @@ def main():
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             tl += float(loss) * len(yb)
             n += len(yb)
             step += 1
@@ -268,7 +278,9 @@ def main():
             if a.max_steps and step >= a.max_steps:
                 break
         dt = time.time() - te
-        aucs, acc, vloss = evaluate(net, xv, yv)
+        # with --ema the average is what is judged, kept and exported
+        kept = ema.module if ema is not None else net
+        aucs, acc, vloss = evaluate(kept, xv, yv)
         score = float(np.nanmean(aucs))
         rec = dict(epoch=ep, train_loss=tl / max(n, 1), val_auc=dict(zip(LABELS, aucs)), val_acc=acc,
                    val_nll=vloss, val_macro_auc=score, epoch_s=dt, img_s=n / dt,
@@ -278,7 +290,7 @@ def main():
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
         log.flush()
-        ck = dict(state=net.state_dict(), meta=meta, epoch=ep, val=rec)  # adversary not kept
+        ck = dict(state=kept.state_dict(), meta=meta, epoch=ep, val=rec)  # adversary not kept
         torch.save(ck, out / "last.pt")
         if score > best:
             best = score
