@@ -57,7 +57,6 @@ RECIPES_EQ = ["--preprocess", "cxr-eq-v2", "--mean", "0.5", "--std", "0.29"]
 RECIPES_CUE = ["--p-cue", "0.5"]
 RECIPES_MIX = ["--source-alpha", "0.5"]
 RECIPES_ADV = ["--adv-source", "0.3"]
-RECIPES_PAIR = ["--pair", "10"]
 RECIPES: dict[str, list[str]] = {
     "v1": [],
     "v2": RECIPES_EQ + RECIPES_CUE + RECIPES_MIX + RECIPES_ADV,
@@ -80,7 +79,7 @@ RECIPES: dict[str, list[str]] = {
     "v1+style": ["--p-style", "0.5"],
     # a photo's or camera augmentation's prediction pulled towards a clean view of the same film
     # (AugMix's Jensen-Shannon consistency), for the photo path; judged on photosim2 val renders
-    "v1+pair": RECIPES_PAIR,
+    "v1+pair": ["--pair", "10"],
     # online group DRO over (class, source) cells: the worst-off cells weigh most
     "v1+dro": ["--group-dro", "0.01"],
     # the weights' moving average (about the last two epochs) instead of the last weights:

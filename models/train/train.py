@@ -84,9 +84,9 @@ class GroupDRO:
 
     def __init__(self, rows, eta):
         cells = sorted({(r["y"], r["source"]) for r in rows})
-        self.index = {c: i for i, c in enumerate(cells)}
+        index = {c: i for i, c in enumerate(cells)}
         self.names = [f"{LABELS[y]}/{s}" for y, s in cells]
-        self.group_of = torch.tensor([self.index[(r["y"], r["source"])] for r in rows])
+        self.group_of = torch.tensor([index[(r["y"], r["source"])] for r in rows])
         self.q = torch.full((len(cells),), 1.0 / len(cells), dtype=torch.float64)
         self.eta = eta
 
@@ -153,8 +153,8 @@ def main():
                     help="comma-separated sources left out of train AND val (leave-one-source-out "
                          "folds: the held-out source must not steer model selection either)")
     ap.add_argument("--pair", type=float, default=0.0,
-                    help="recipe v1+pair: weight of the Jensen-Shannon term pulling a photo's or "
-                         "camera augmentation's prediction towards a clean view of the same film")
+                    help="recipe v1+pair: weight of the divergence (--pair-loss) pulling a photo's "
+                         "or camera augmentation's prediction towards a clean view of the same film")
     ap.add_argument("--pair-loss", default="js", choices=("js", "kl"),
                     help="js: symmetric Jensen-Shannon (both views move); kl: KL from the clean "
                          "view's prediction, held fixed, to the photo's (only the photo moves)")
@@ -286,7 +286,7 @@ def main():
                    val_nll=vloss, val_macro_auc=score, epoch_s=dt, img_s=n / dt,
                    lr=sched.get_last_lr()[0], elapsed_s=time.time() - t_train)
         if dro is not None:
-            rec["dro_weights"] = {n: round(float(w), 4) for n, w in zip(dro.names, dro.q)}
+            rec["dro_weights"] = {name: round(float(w), 4) for name, w in zip(dro.names, dro.q)}
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
         log.flush()
